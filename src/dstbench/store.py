@@ -1,0 +1,224 @@
+"""Run folders on disk: the one record of a run, written by training and read by sweeps, collect and analysis.
+
+Layout of ``<out>/runs/<run_id>/`` (see docs/run-format.md):
+
+- ``config.json``      the resolved `RunConfig`
+- ``metrics.jsonl``    one JSON object per epoch
+- ``history.jsonl``    one JSON object per topology update and layer
+- ``checkpoint.pt``    everything needed to resume (atomic replace)
+- ``masks/<tag>.npz``  bit-packed masks: ``init``, ``final``, ``step_0000800``, ...
+- ``probes/step_<n>.npz``  what each probe criterion would prune at step n
+- ``summary.json``     written last, atomically: its presence with status "done" means the run is done
+
+This module only reads and writes files; it imports neither torch training code nor analysis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+HISTORY = "history.jsonl"
+CHECKPOINT = "checkpoint.pt"
+SUMMARY = "summary.json"
+MASKS = "masks"
+PROBES = "probes"
+RUNS = "runs"
+
+# One key separator for probe files; criterion names with parameters use ':' and '=', never '|'.
+_SEP = "|"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the whole new one, never a part.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, and replace the target with one
+    rename. A full disk or a permission error raises here and leaves the old file (or no file) in place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n").encode())
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def append_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Append rows, one JSON object a line, and flush them to disk."""
+    text = "".join(json.dumps(dict(r), sort_keys=True) + "\n" for r in rows)
+    if not text:
+        return
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """All complete lines of a JSON-lines file; a last line cut short by a killed writer is ignored."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break
+            rows.append(json.loads(line))
+    return rows
+
+
+def truncate_jsonl(path: Path, keep: int) -> None:
+    """Keep the first `keep` complete lines (used when a run resumes from an earlier checkpoint)."""
+    rows = read_jsonl(path)[:keep]
+    atomic_write_bytes(Path(path), "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
+
+
+def pack_masks(masks: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Bool arrays -> {name: packed bits, name + '|shape': shape} (1 bit per weight)."""
+    out: dict[str, np.ndarray] = {}
+    for name, mask in masks.items():
+        mask = np.asarray(mask, dtype=bool)
+        out[name] = np.packbits(mask.reshape(-1))
+        out[name + _SEP + "shape"] = np.asarray(mask.shape, dtype=np.int64)
+    return out
+
+
+def unpack_masks(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {}
+    for key, bits in arrays.items():
+        if key.endswith(_SEP + "shape"):
+            continue
+        shape = tuple(int(s) for s in arrays[key + _SEP + "shape"])
+        count = int(np.prod(shape)) if shape else 1
+        out[key] = np.unpackbits(bits, count=count).astype(bool).reshape(shape)
+    return out
+
+
+def _save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def save_masks(path: Path, masks: Mapping[str, np.ndarray]) -> None:
+    """Save {param_name: bool array} bit-packed to an .npz file (atomic)."""
+    _save_npz(Path(path), pack_masks(masks))
+
+
+def load_masks(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return unpack_masks({k: data[k] for k in data.files})
+
+
+def save_probe(path: Path, probe: Mapping[tuple[str, float], Mapping[str, np.ndarray]]) -> None:
+    """Save {(criterion, fraction): {param_name: bool 'would prune' mask}} to one .npz file."""
+    flat = {
+        f"{criterion}{_SEP}{fraction!r}{_SEP}{name}": mask
+        for (criterion, fraction), masks in probe.items()
+        for name, mask in masks.items()
+    }
+    _save_npz(Path(path), pack_masks(flat))
+
+
+def load_probe(path: Path) -> dict[tuple[str, float], dict[str, np.ndarray]]:
+    flat = load_masks(path)
+    out: dict[tuple[str, float], dict[str, np.ndarray]] = {}
+    for key, mask in flat.items():
+        criterion, fraction, name = key.split(_SEP, 2)
+        out.setdefault((criterion, float(fraction)), {})[name] = mask
+    return out
+
+
+class RunDir:
+    """Paths and readers for one run folder."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def mask_path(self, tag: str) -> Path:
+        return self.path / MASKS / f"{tag}.npz"
+
+    def probe_path(self, step: int) -> Path:
+        return self.path / PROBES / f"step_{step:07d}.npz"
+
+    def config(self) -> dict[str, Any]:
+        return read_json(self.file(CONFIG))
+
+    def summary(self) -> dict[str, Any] | None:
+        """The summary, or None while the run is not finished (or its summary is unreadable)."""
+        try:
+            return read_json(self.file(SUMMARY))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def status(self) -> str:
+        """'done', 'failed', 'started' (has files, no summary) or 'pending'."""
+        summary = self.summary()
+        if summary is not None:
+            return str(summary.get("status", "done"))
+        return "started" if self.file(CONFIG).exists() else "pending"
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.file(METRICS))
+
+    def history(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.file(HISTORY))
+
+    def masks(self, tag: str) -> dict[str, np.ndarray]:
+        return load_masks(self.mask_path(tag))
+
+    def mask_tags(self) -> list[str]:
+        folder = self.path / MASKS
+        return sorted(p.stem for p in folder.glob("*.npz")) if folder.exists() else []
+
+    def probe_steps(self) -> list[int]:
+        folder = self.path / PROBES
+        if not folder.exists():
+            return []
+        return sorted(int(p.stem.split("_")[1]) for p in folder.glob("step_*.npz"))
+
+    def probe(self, step: int) -> dict[tuple[str, float], dict[str, np.ndarray]]:
+        return load_probe(self.probe_path(step))
+
+
+def iter_runs(out: Path | str) -> Iterator[RunDir]:
+    """Every run folder under ``<out>/runs``, in id order."""
+    root = Path(out) / RUNS
+    if not root.exists():
+        return
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and not child.name.startswith("."):
+            yield RunDir(child)
