@@ -9,7 +9,7 @@ import sys
 
 # Each module defines `register(subparsers: argparse._SubParsersAction) -> None` and sets `func` on its parsers.
 COMMAND_MODULES = [
-    "dstbench.sparsity.commands",
+    "dstbench.listing",
 ]
 
 

@@ -1,0 +1,384 @@
+"""The DST object: masks over a model's weights, kept exact through training and updated by prune-and-grow.
+
+Order of a training step: ``loss.backward()`` -> ``optimizer.step()`` -> ``dst.step()``. Every criterion sees the
+same state: the weights after the optimizer step and the mini-batch gradient the backward left in ``.grad``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dstbench.sparsity.criteria import CRITERIA
+from dstbench.sparsity.distributions import exact_counts, layer_densities
+from dstbench.sparsity.growth import GROWTH
+from dstbench.sparsity.masks import prune_count, random_mask, select_highest, select_lowest
+from dstbench.sparsity.registry import RuleSpec
+from dstbench.sparsity.schedules import SCHEDULES
+
+SPARSE_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+# Optimizer state entries that act as momentum for the "momentum" growth rule.
+MOMENTUM_KEYS = ("momentum_buffer", "exp_avg")
+SUPPORTED_OPTIMIZERS = "SGD (with or without momentum), Adam, AdamW, or any optimizer whose state tensors have the parameter's shape"
+
+
+def sparse_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The weights DST makes sparse: those of Linear and Conv layers that are trained, in parameter order.
+
+    A weight shared by several modules appears once (under its first name); frozen weights
+    (``requires_grad=False``) stay dense and out of the density, since nothing could regrow them.
+    """
+    eligible = {
+        id(m.weight)
+        for m in model.modules()
+        if isinstance(m, SPARSE_LAYER_TYPES) and isinstance(m.weight, nn.Parameter) and m.weight.requires_grad
+    }
+    return {name: p for name, p in model.named_parameters() if id(p) in eligible}
+
+
+@dataclass
+class _Layer:
+    name: str
+    param: nn.Parameter
+    count: int  # active weights, fixed for the whole run
+    updatable: bool  # False for layers at density 1 (nothing inactive to grow into)
+
+
+class DST:
+    """Dynamic (or static, or dense) sparse training of any `nn.Module`.
+
+    ``density=1.0`` trains densely and ``update_period=0`` keeps the initial mask (static sparse training), so
+    baselines share this code path. See DESIGN.md section 3 for the exact semantics.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        density: float,
+        distribution: str = "erk",
+        prune: RuleSpec = "magnitude",
+        grow: RuleSpec = "random",
+        update_period: int = 800,
+        prune_fraction: float = 0.5,
+        schedule: RuleSpec = "cosine",
+        total_steps: int | None = None,
+        end_step: int | None = None,
+        seed: int = 0,
+        global_pruning: bool = False,
+        dense_layers: Iterable[str] = (),
+        regrow_just_pruned: bool = True,
+        grow_init: str = "zero",
+        erk_power: float = 1.0,
+    ):
+        if not 0.0 < density <= 1.0:
+            raise ValueError(f"density must be in (0, 1], got {density}")
+        if not 0.0 <= prune_fraction < 1.0:
+            raise ValueError(f"prune_fraction must be in [0, 1), got {prune_fraction}")
+        if update_period < 0:
+            raise ValueError(f"update_period must be >= 0 (0 = static sparse), got {update_period}")
+        if grow_init not in ("zero", "fresh"):
+            raise ValueError(f"grow_init must be 'zero' or 'fresh', got {grow_init!r}")
+        self.model, self.optimizer = model, optimizer
+        self.density_target = density
+        self.update_period = update_period if density < 1.0 else 0
+        self.prune_fraction_initial = prune_fraction
+        self.global_pruning = global_pruning
+        self.regrow_just_pruned = regrow_just_pruned
+        self.grow_init = grow_init
+        self.seed = seed
+        self.prune_rule, self._prune_fn, _ = CRITERIA.resolve(prune)
+        self.grow_rule, self._grow_fn, _ = GROWTH.resolve(grow)
+        self.schedule_rule, self._schedule_fn, _ = SCHEDULES.resolve(schedule)
+        self.end_step = end_step if end_step is not None else total_steps
+        if self.update_period and self.end_step is None:
+            raise ValueError("DST updates need total_steps (or end_step): the prune-fraction schedule ends there")
+        if self.grow_rule.needs & {"momentum"}:
+            self._check_momentum_available()
+
+        params = sparse_parameters(model)
+        if not params:
+            raise ValueError(
+                f"{type(model).__name__} has no trainable Linear or Conv weights to make sparse; "
+                f"DST works on {', '.join(t.__name__ for t in SPARSE_LAYER_TYPES)} layers"
+            )
+        dense = self._match_dense_layers(params, dense_layers)
+        shapes = {n: tuple(p.shape) for n, p in params.items()}
+        densities = layer_densities(distribution, shapes, density, dense=frozenset(dense), power=erk_power)
+        counts = exact_counts(shapes, densities)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.layers = [_Layer(n, p, counts[n], counts[n] < p.numel()) for n, p in params.items()]
+        self.masks: dict[str, Tensor] = {
+            layer.name: random_mask(layer.param.shape, layer.count, self.generator, layer.param.device)
+            for layer in self.layers
+        }
+        self.ever_active = {n: m.clone() for n, m in self.masks.items()}
+        self.history: list[dict[str, Any]] = []
+        self.steps = 0
+        self._refresh_float_masks()
+        self.apply_masks()
+
+    # ----------------------------------------------------------------------------------------------- queries
+
+    def density(self) -> float:
+        """Active sparse weights / all sparse weights (exact: layer counts never change)."""
+        return sum(layer.count for layer in self.layers) / sum(layer.param.numel() for layer in self.layers)
+
+    def layer_densities(self) -> dict[str, float]:
+        return {layer.name: layer.count / layer.param.numel() for layer in self.layers}
+
+    def itop(self) -> float:
+        """In-time over-parametrisation: weights active at least once / all sparse weights (one host sync)."""
+        explored = torch.stack([m.sum() for m in self.ever_active.values()]).sum()
+        return float(explored) / sum(layer.param.numel() for layer in self.layers)
+
+    def prune_fraction(self, step: int | None = None) -> float:
+        """The schedule's prune fraction at `step` (default: the current step)."""
+        step = self.steps if step is None else step
+        if not self.update_period:
+            return 0.0
+        return float(self._schedule_fn(step, initial=self.prune_fraction_initial, total=self.end_step))
+
+    def update_due(self) -> bool:
+        """Whether the next `step()` call prunes and regrows (lets a loop prepare a larger-batch gradient)."""
+        nxt = self.steps + 1
+        return bool(self.update_period) and nxt % self.update_period == 0 and nxt <= self.end_step
+
+    # ------------------------------------------------------------------------------------------------ steps
+
+    def step(self) -> None:
+        """Call after ``optimizer.step()``: update the topology when due, then zero inactive weights and state."""
+        self.steps += 1
+        if self.update_period and self.steps % self.update_period == 0 and self.steps <= self.end_step:
+            self._update(self.prune_fraction())
+        self.apply_masks()
+
+    @torch.no_grad()
+    def apply_masks(self) -> None:
+        """Zero inactive weights and their optimizer state (one fused multiply per group of tensors)."""
+        weights, masks, states, state_masks = [], [], [], []
+        for layer in self.layers:
+            if not layer.updatable:
+                continue
+            mask = self._float_masks[layer.name]
+            weights.append(layer.param.data)
+            masks.append(mask)
+            for value in self.optimizer.state.get(layer.param, {}).values():
+                if isinstance(value, Tensor) and value.shape == layer.param.shape:
+                    states.append(value)
+                    state_masks.append(mask if value.dtype == mask.dtype else mask.to(value.dtype))
+        if weights:
+            torch._foreach_mul_(weights, masks)
+        if states:
+            torch._foreach_mul_(states, state_masks)
+
+    def would_prune(self, criterion: RuleSpec, fraction: float | None = None,
+                    global_pruning: bool | None = None) -> dict[str, Tensor]:
+        """The weights `criterion` would remove from the current state, per layer; changes nothing.
+
+        Uses the current weights and ``.grad``; `fraction` defaults to the schedule's current value. Random
+        choices come from a copy of the engine's generator, so probing never changes the run.
+        """
+        rule, fn, _ = CRITERIA.resolve(criterion)
+        fraction = self.prune_fraction() if fraction is None else fraction
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"prune fraction must be in [0, 1), got {fraction}")
+        generator = torch.Generator().set_state(self.generator.get_state())
+        self._check_finite(need_grad="grad" in rule.needs)
+        use_global = self.global_pruning if global_pruning is None else global_pruning
+        return self._select_pruned(rule, fn, fraction, generator, use_global)
+
+    # ------------------------------------------------------------------------------------------- internals
+
+    def _updatable(self) -> list[_Layer]:
+        return [layer for layer in self.layers if layer.updatable]
+
+    def _check_finite(self, need_grad: bool) -> None:
+        tensors = [(layer.name, "weights", layer.param) for layer in self._updatable()]
+        if need_grad:
+            for layer in self._updatable():
+                if layer.param.grad is None:
+                    raise RuntimeError(
+                        f"a gradient-based rule needs {layer.name}.grad, which is None: call loss.backward() "
+                        "before the step that updates the topology (and don't zero the gradients in between)"
+                    )
+                tensors.append((layer.name, "gradient", layer.param.grad))
+        flags = torch.stack([torch.isfinite(t).all() for _, _, t in tensors])
+        if not bool(flags.all()):
+            name, what, _ = tensors[int((~flags).nonzero()[0])]
+            raise FloatingPointError(
+                f"NaN or inf in the {what} of {name} at step {self.steps}: the topology update would be "
+                "meaningless (lower the learning rate or check the loss)"
+            )
+
+    def _scores_input(self, layers: list[_Layer], flat: bool) -> tuple[Tensor, Tensor | None, Tensor]:
+        def cat(ts: list[Tensor]) -> Tensor:
+            return torch.cat([t.reshape(-1) for t in ts]) if flat else ts[0]
+
+        weight = cat([layer.param.detach() for layer in layers])
+        grads = [layer.param.grad for layer in layers]
+        grad = cat([g.detach() for g in grads]) if all(g is not None for g in grads) else None
+        active = cat([self.masks[layer.name] for layer in layers])
+        return weight, grad, active
+
+    def _select_pruned(self, rule, fn, fraction: float, generator: torch.Generator,
+                       use_global: bool) -> dict[str, Tensor]:
+        layers = self._updatable()
+        pruned = {layer.name: torch.zeros_like(self.masks[layer.name]) for layer in self.layers}
+        if use_global:
+            weight, grad, active = self._scores_input(layers, flat=True)
+            k = sum(prune_count(fraction, layer.count) for layer in layers)
+            chosen = select_lowest(fn(weight, grad, active, generator=generator), active, k)
+            for layer, part in zip(layers, chosen.split([la.param.numel() for la in layers]), strict=True):
+                pruned[layer.name] = part.reshape(layer.param.shape)
+        else:
+            for layer in layers:
+                weight, grad, active = self._scores_input([layer], flat=False)
+                scores = fn(weight, grad, active, generator=generator)
+                pruned[layer.name] = select_lowest(scores, active, prune_count(fraction, layer.count))
+        return pruned
+
+    @torch.no_grad()
+    def _update(self, fraction: float) -> None:
+        self._check_finite(need_grad="grad" in self.prune_rule.needs | self.grow_rule.needs)
+        pruned = self._select_pruned(self.prune_rule, self._prune_fn, fraction, self.generator, self.global_pruning)
+        for layer in self._updatable():
+            lost = pruned[layer.name]
+            n_lost = int(lost.sum()) if self.global_pruning else prune_count(fraction, layer.count)
+            grown = self._grow(layer, lost, n_lost)
+            old = self.masks[layer.name]
+            new = (old & ~lost) | grown
+            self._init_grown(layer, grown)
+            self.masks[layer.name] = new
+            self.ever_active[layer.name] |= new
+            self.history.append(
+                dict(step=self.steps, layer=layer.name, prune_fraction=fraction, pruned=n_lost, grown=n_lost,
+                     active=layer.count)
+            )
+        self._sync_masks_across_ranks()
+        self._refresh_float_masks()
+
+    def _grow(self, layer: _Layer, lost: Tensor, n_lost: int) -> Tensor:
+        old = self.masks[layer.name]
+        weight = layer.param.detach()
+        grad = layer.param.grad.detach() if layer.param.grad is not None else None
+        momentum = self._momentum(layer.param) if "momentum" in self.grow_rule.needs else None
+        if self.regrow_just_pruned:
+            candidates = ~(old & ~lost)
+            scores = self._grow_fn(weight, grad, candidates, generator=self.generator, momentum=momentum)
+            return select_highest(scores, candidates, n_lost)
+        # Grow among the weights that were inactive before this update; only a layer too dense to supply
+        # n_lost of them takes the remainder from the just-pruned ones, so the layer's count stays exact.
+        inactive_before = ~old
+        scores = self._grow_fn(weight, grad, inactive_before, generator=self.generator, momentum=momentum)
+        from_inactive = min(n_lost, layer.param.numel() - layer.count)
+        grown = select_highest(scores, inactive_before, from_inactive)
+        if n_lost > from_inactive:
+            grown |= select_highest(scores, lost, n_lost - from_inactive)
+        return grown
+
+    def _init_grown(self, layer: _Layer, grown: Tensor) -> None:
+        """Grown weights start at 0 (or a fresh draw) with zeroed optimizer state."""
+        param = layer.param
+        if self.grow_init == "fresh":
+            fan_in = param[0].numel()
+            bound = 1.0 / math.sqrt(fan_in)
+            fresh = (torch.rand(param.shape, generator=self.generator) * 2 - 1).mul_(bound).to(param)
+            param.data.copy_(torch.where(grown, fresh, param.data))
+        else:
+            param.data.masked_fill_(grown, 0.0)
+        for value in self.optimizer.state.get(param, {}).values():
+            if isinstance(value, Tensor) and value.shape == param.shape:
+                value.masked_fill_(grown, 0)
+
+    def _momentum(self, param: nn.Parameter) -> Tensor:
+        state = self.optimizer.state.get(param, {})
+        for key in MOMENTUM_KEYS:
+            if isinstance(state.get(key), Tensor):
+                return state[key]
+        raise RuntimeError(
+            "momentum growth needs the optimizer's momentum ('momentum_buffer' of SGD with momentum > 0, or "
+            "'exp_avg' of Adam/AdamW), and none exists yet: use such an optimizer and take at least one step"
+        )
+
+    def _check_momentum_available(self) -> None:
+        opt = self.optimizer
+        has_momentum = isinstance(opt, torch.optim.SGD) and any(g.get("momentum", 0) > 0 for g in opt.param_groups)
+        if not (has_momentum or isinstance(opt, (torch.optim.Adam, torch.optim.AdamW))):
+            raise ValueError(
+                f"momentum growth needs SGD with momentum > 0, Adam or AdamW; got {type(opt).__name__}"
+            )
+
+    def _match_dense_layers(self, params: Mapping[str, nn.Parameter], dense_layers: Iterable[str]) -> set[str]:
+        dense = set()
+        for name in dense_layers:
+            matches = {p for p in params if p == name or p == f"{name}.weight"}
+            if not matches:
+                raise ValueError(f"dense layer {name!r} is not a sparse weight; valid: {', '.join(params)}")
+            dense |= matches
+        return dense
+
+    def _refresh_float_masks(self) -> None:
+        self._float_masks = {
+            layer.name: self.masks[layer.name].to(layer.param.dtype) for layer in self.layers
+        }
+
+    def _sync_masks_across_ranks(self) -> None:
+        """Under torch.distributed, verify every rank chose the same masks (they must: same grads and seed)."""
+        dist = torch.distributed
+        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return
+        local = torch.stack([_checksum(m) for m in self.masks.values()])
+        low, high = local.clone(), local.clone()
+        dist.all_reduce(low, op=dist.ReduceOp.MIN)
+        dist.all_reduce(high, op=dist.ReduceOp.MAX)
+        if not torch.equal(low, high):
+            raise RuntimeError(
+                f"masks differ across ranks after the update at step {self.steps}: the ranks' weights, gradients "
+                "or seeds are not identical (wrap the model in DistributedDataParallel and use one seed)"
+            )
+
+    # ---------------------------------------------------------------------------------------- checkpointing
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: masks, step, ever-active masks, generator state, history."""
+        return {
+            "steps": self.steps,
+            "masks": {n: m.cpu() for n, m in self.masks.items()},
+            "ever_active": {n: m.cpu() for n, m in self.ever_active.items()},
+            "generator": self.generator.get_state(),
+            "history": list(self.history),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        names = [layer.name for layer in self.layers]
+        if sorted(state["masks"]) != sorted(names):
+            raise ValueError(f"checkpoint masks are for layers {sorted(state['masks'])}, this model has {sorted(names)}")
+        for layer in self.layers:
+            mask = state["masks"][layer.name]
+            if tuple(mask.shape) != tuple(layer.param.shape) or int(mask.sum()) != layer.count:
+                raise ValueError(
+                    f"checkpoint mask of {layer.name} has shape {tuple(mask.shape)} and {int(mask.sum())} active "
+                    f"weights; this run expects {tuple(layer.param.shape)} and {layer.count}"
+                )
+            device = layer.param.device
+            self.masks[layer.name] = mask.to(device=device, dtype=torch.bool)
+            self.ever_active[layer.name] = state["ever_active"][layer.name].to(device=device, dtype=torch.bool)
+        self.steps = int(state["steps"])
+        self.generator.set_state(state["generator"])
+        self.history = list(state["history"])
+        self._refresh_float_masks()
+        self.apply_masks()
+
+
+def _checksum(mask: Tensor) -> Tensor:
+    """An order-sensitive fingerprint of a mask (positions weighted by a fixed pseudo-random sequence)."""
+    flat = mask.reshape(-1).to(torch.int64)
+    weights = (torch.arange(flat.numel(), device=mask.device, dtype=torch.int64) * 2654435761) % 1000003
+    return (flat * weights).sum()

@@ -1,0 +1,14 @@
+import os
+
+import pytest
+
+# Two cores are shared by the test workers: one intra-op thread each keeps them from fighting.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(autouse=True)
+def _single_thread_torch():
+    import torch
+
+    torch.set_num_threads(1)
+    yield
