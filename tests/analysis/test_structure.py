@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from analysis import synthetic
+from dstbench.analysis.jaccard import end_mask_matrix, first_update_matrix, reference_jaccard
+from dstbench.analysis.results import load_results
+from dstbench.analysis.structure import end_mask_study, first_update_study, over_time_study
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("structure")
+    synthetic.structure_experiment(root)
+    synthetic.over_time_experiment(root)
+    synthetic.write_tables(root)
+    return root
+
+
+def test_first_update_uses_one_run_per_seed_and_random_for_the_reference(folder):
+    results = load_results(folder)
+    study = first_update_study(results.done("structure"), results.run_dir)
+    assert list(study.panels) == [()] and study.notes == []
+    matrices = study.panels[()]
+    assert list(matrices) == [0.5, 0.25]
+    m = matrices[0.5]
+    assert m.labels == ("magnitude", "set", "reciprocal_sensitivity", "snip")
+    assert m.count.max() == 3  # three seeds, not twelve runs
+    assert np.allclose(np.diag(m.mean), 1.0)
+    assert m.value("magnitude", "set") > 0.9 > m.value("snip", "reciprocal_sensitivity")
+    probes = [synthetic.probe(seed, 8, synthetic.init_mask(seed, 0.2), synthetic.PROBE_CRITERIA, (0.5,))
+              for seed in (0, 1, 2)]
+    expected = first_update_matrix([{c: p[(c, 0.5)] for c, _ in p} for p in probes], list(m.labels))
+    assert np.allclose(m.mean, expected.mean) and np.allclose(m.std, expected.std, equal_nan=True)
+    assert m.reference == pytest.approx(reference_jaccard([p[("random", 0.5)] for p in probes]))
+    assert m.reference_name == "J_r"
+
+
+def test_first_update_notes_a_missing_probe_step(folder):
+    results = load_results(folder)
+    study = first_update_study(results.done("structure"), results.run_dir, step=999)
+    assert study.panels == {} and "no probe file at step 999" in study.notes[0]
+
+
+def test_end_masks_share_the_initial_mask_per_seed(folder):
+    results = load_results(folder)
+    study = end_mask_study(results.done("structure"), results.run_dir)
+    result = study.panels[()]
+    m = result.matrix
+    assert m.labels == ("magnitude", "set", "reciprocal_sensitivity", "snip", "init")
+    assert m.value("magnitude", "set") == 1.0  # the synthetic magnitude and SET runs end in the same mask
+    samples = []
+    for seed in (0, 1, 2):
+        sample = {"init": synthetic.init_mask(seed, 0.2)}
+        for c in m.labels[:-1]:
+            sample[c] = synthetic.final_mask(synthetic.config(density=0.2, prune=c, grow="gradient", seed=seed))
+        samples.append(sample)
+    expected = end_mask_matrix(samples, list(m.labels))
+    assert np.allclose(m.mean, expected.mean) and np.allclose(m.std, expected.std)
+    assert m.reference == pytest.approx(reference_jaccard([s["init"] for s in samples]))
+    assert result.retained_by_all.shape == (3,) and np.all((0 < result.retained_by_all) & (result.retained_by_all < 1))
+    assert np.all((0 < result.removed_by_all) & (result.removed_by_all < 1))
+
+
+def test_end_masks_note_runs_without_mask_files(tmp_path):
+    run_id = synthetic.write_run(tmp_path, synthetic.config(density=0.2, prune="snip"))
+    synthetic.write_sweep(tmp_path, "s", [(run_id, "grid")])
+    synthetic.write_tables(tmp_path)
+    results = load_results(tmp_path)
+    study = end_mask_study(results.done("s"), results.run_dir)
+    assert study.panels == {} and "masks/final.npz" in study.notes[0]
+
+
+def test_over_time_rows_are_run_criteria(folder):
+    results = load_results(folder)
+    study = over_time_study(results.done("over_time"), results.run_dir)
+    result = study.panels[()]
+    assert result.rows == ("magnitude", "snip") and result.columns == ("magnitude", "snip")
+    assert result.steps == (10, 20, 30)
+    assert np.allclose(result.mean[0, 0], 1.0) and np.all(result.count == 2)
+    assert np.all(result.mean[0, 1] < 1.0)
