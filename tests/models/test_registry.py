@@ -31,10 +31,10 @@ def test_list_is_sorted_and_holds_the_papers_models():
         ("small_mlp", "vector", (24,), 1, "higgs"),
         ("large_mlp", "vector", (3, 32, 32), 10, "cifar10"),
         ("small_cnn", "image", (3, 32, 32), 10, "cifar10"),
-        ("lenet5_caffe", "image", (1, 28, 28), 10, "fashion_mnist"),
+        ("lenet5_caffe", "image", (1, 28, 28), 10, "fashionmnist"),
         ("resnet56", "image", (3, 32, 32), 10, "cifar10"),
         ("vgg16_bn", "image", (3, 32, 32), 100, "cifar100"),
-        ("efficientnet_b0", "image", (3, 64, 64), 200, "tiny_imagenet"),
+        ("efficientnet_b0", "image", (3, 64, 64), 200, "tinyimagenet"),
         ("resnet50", "image", (3, 224, 224), 1000, "imagenet"),
     ],
 )

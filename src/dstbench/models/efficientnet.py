@@ -132,7 +132,7 @@ class EfficientNet(nn.Module):
         return self.classifier(self.dropout(x))
 
 
-@register("efficientnet_b0", input_shape=(3, 64, 64), num_classes=200, dataset="tiny_imagenet")
+@register("efficientnet_b0", input_shape=(3, 64, 64), num_classes=200, dataset="tinyimagenet")
 def efficientnet_b0(
     *,
     in_channels: int,

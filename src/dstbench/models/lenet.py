@@ -35,7 +35,7 @@ class LeNet5Caffe(nn.Module):
         return self.classifier(x)
 
 
-@register("lenet5_caffe", input_shape=(1, 28, 28), num_classes=10, dataset="fashion_mnist")
+@register("lenet5_caffe", input_shape=(1, 28, 28), num_classes=10, dataset="fashionmnist")
 def lenet5_caffe(*, in_channels: int, input_size: tuple[int, int], num_classes: int) -> LeNet5Caffe:
     """LeNet-5-Caffe, conv 20-50 5x5 + fc 800-500-10 (431,080 parameters at 28x28) for FashionMNIST.
 
