@@ -351,3 +351,28 @@ def test_load_state_dict_rejects_another_model():
     _, _, other = make(mlp((12, 10, 3)), density=0.3)
     with pytest.raises(ValueError, match="checkpoint mask"):
         other.load_state_dict(dst.state_dict())
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adamw"])
+def test_inactive_weights_stay_zero_between_updates(opt):
+    # Between updates the engine masks gradients instead of weights; inactive weights must still be exactly 0.
+    model, optimizer, dst = make(density=0.2, opt=opt, prune="magnitude", grow="gradient", update_period=4)
+    assert dst._hooks
+    gen = torch.Generator().manual_seed(0)
+    for step in range(1, 13):
+        train_step(model, optimizer, dst, gen)
+        assert_masked_and_state_zero(model, optimizer, dst)
+        if step % 4 != 0 and step % 4 != 3:  # before an update the gradient stays dense for gradient growth
+            params = dict(model.named_parameters())
+            assert all(torch.all(params[n].grad[~m] == 0) for n, m in dst.masks.items())
+
+
+def test_other_optimizers_fall_back_to_masking_weights():
+    model = mlp()
+    opt = torch.optim.RMSprop(model.parameters(), lr=1e-2, momentum=0.9)
+    dst = DST(model, opt, density=0.3, update_period=3, total_steps=30)
+    assert not dst._hooks
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(7):
+        train_step(model, opt, dst, gen)
+        assert_masked_and_state_zero(model, opt, dst)

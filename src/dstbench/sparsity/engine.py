@@ -123,6 +123,8 @@ class DST:
         self.steps = 0
         self._refresh_float_masks()
         self.apply_masks()
+        self._update_next = self.update_due()
+        self._hooks = self._install_gradient_masking()
 
     # ----------------------------------------------------------------------------------------------- queries
 
@@ -153,11 +155,49 @@ class DST:
     # ------------------------------------------------------------------------------------------------ steps
 
     def step(self) -> None:
-        """Call after ``optimizer.step()``: update the topology when due, then zero inactive weights and state."""
+        """Call after ``optimizer.step()``: update the topology when due, and keep inactive weights at zero.
+
+        With gradient masking on (see `_install_gradient_masking`) inactive weights never move, so ordinary steps
+        cost nothing here; after an update, or without gradient masking, weights and optimizer state are masked.
+        """
         self.steps += 1
-        if self.update_period and self.steps % self.update_period == 0 and self.steps <= self.end_step:
+        updated = self._update_next
+        if updated:
             self._update(self.prune_fraction())
-        self.apply_masks()
+        if updated or not self._hooks:
+            self.apply_masks()
+        self._update_next = self.update_due()
+
+    def _install_gradient_masking(self) -> list[Any]:
+        """Zero inactive weights' gradients as backward produces them, except before a topology update.
+
+        For SGD, Adam and AdamW a weight that is zero, with zero optimizer state and a zero gradient, stays exactly
+        zero through the optimizer step (weight decay of 0 is 0), so masking the gradient, one multiply on a tensor
+        backward just wrote, replaces masking weights and state after every step. Before an update the gradient is
+        left dense: gradient growth reads it, and `step()` masks weights and state after that update. Under
+        torch.distributed, whose gradient reduction may write `.grad` after these hooks, and for other optimizers,
+        `step()` masks weights and state every step instead. ``.grad`` of inactive weights therefore reads zero
+        between updates.
+        """
+        dist = torch.distributed
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        exact = type(self.optimizer) in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
+        if distributed or not exact:
+            return []
+        hooks = []
+        for layer in self._updatable():
+            def mask_grad(param: nn.Parameter, name: str = layer.name) -> None:
+                if not self._update_next and param.grad is not None:
+                    param.grad.mul_(self._float_masks[name])
+
+            hooks.append(layer.param.register_post_accumulate_grad_hook(mask_grad))
+        return hooks
+
+    def remove(self) -> None:
+        """Detach the engine's gradient hooks from the model (the masks stay as they are)."""
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
 
     @torch.no_grad()
     def apply_masks(self) -> None:
@@ -375,6 +415,7 @@ class DST:
         self.history = list(state["history"])
         self._refresh_float_masks()
         self.apply_masks()
+        self._update_next = self.update_due()
 
 
 def _checksum(mask: Tensor) -> Tensor:
