@@ -9,7 +9,10 @@ import sys
 
 # Each module defines `register(subparsers: argparse._SubParsersAction) -> None` and sets `func` on its parsers.
 COMMAND_MODULES = [
+    "dstbench.data.commands",
+    "dstbench.experiments.commands",
     "dstbench.listing",
+    "dstbench.train.commands",
 ]
 
 

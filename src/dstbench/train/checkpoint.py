@@ -1,0 +1,50 @@
+"""Checkpoints: written atomically, read with `weights_only=True` (no arbitrary unpickling)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dstbench import store
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    store.atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: say which and what to do
+        raise ValueError(
+            f"cannot read checkpoint {path}: {exc}. Delete it to restart this run from scratch"
+        ) from exc
+
+
+def load_pretrained(model: nn.Module, path: str | Path) -> list[str]:
+    """Load weights from a local checkpoint (ours, or a plain state dict), safely.
+
+    Tensors whose shapes differ from the model's (a classifier for another number of classes) are skipped and
+    keep their fresh initialisation, as in the paper's fine-tuning study (appendix H). Returns the skipped keys.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"--init-from {path}: no such file")
+    state = load_checkpoint(path)
+    if "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    elif "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not usable:
+        raise ValueError(f"--init-from {path}: none of its tensors fit this model (names or shapes differ)")
+    skipped = sorted(k for k in own if k not in usable)
+    model.load_state_dict(usable, strict=False)
+    return skipped

@@ -1,0 +1,92 @@
+"""`dstbench train ...`: one run from flags (every RunConfig field is a flag) or a TOML file of them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from dstbench.config import RunConfig
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _scalar_type(annotation: Any) -> Any:
+    """The Python type a flag's text converts to (the non-None member of an Optional)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return _scalar_type(args[0])
+    if typing.get_origin(annotation) is typing.Literal:
+        return str
+    return annotation
+
+
+def _sequence_item(annotation: Any) -> Any | None:
+    scalar = _scalar_type(annotation)
+    if typing.get_origin(scalar) is tuple:
+        return typing.get_args(scalar)[0]
+    return None
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field: --density 0.1, --global-pruning/--no-global-pruning, --probe-steps 10,20."""
+    for name, field in RunConfig.model_fields.items():
+        item = _sequence_item(field.annotation)
+        scalar = _scalar_type(field.annotation)
+        help_text = f"(default: {field.default!r})" if not field.is_required() else "(required)"
+        if scalar is bool:
+            parser.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif item is not None:
+            parser.add_argument(_flag(name), default=None, metavar="A,B,...",
+                                type=lambda text, t=item: tuple(t(v) for v in text.split(",") if v.strip()),
+                                help=f"comma-separated {help_text}")
+        else:
+            parser.add_argument(_flag(name), default=None, type=scalar if scalar in (int, float) else str,
+                                help=help_text)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    values: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        path = Path(args.config)
+        try:
+            values.update(tomllib.loads(path.read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"cannot read config file {path}: {exc}") from exc
+    values.update({k: v for k, v in vars(args).items() if k in RunConfig.model_fields and v is not None})
+    missing = [k for k in ("model", "dataset") if k not in values]
+    if missing:
+        raise ValueError(f"missing {', '.join(_flag(k) for k in missing)}; see `dstbench list models|datasets`")
+    return RunConfig.model_validate(values)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dstbench.train.loop import run
+    from dstbench.train.recipes import resolve_config
+
+    config = resolve_config(config_from_args(args))
+    out = Path(args.out) if args.out else Path("runs") / config.run_id()
+    summary = run(config, out)
+    status = summary["status"]
+    if status != "done":
+        print(f"run {summary['run_id']} failed: {summary['reason']}", file=sys.stderr)
+        return 1
+    best = summary.get("best_val_test_acc")
+    print(f"run {summary['run_id']} done in {out}: test accuracy {summary['final_test_acc']:.4f} "
+          f"(at best validation epoch {summary['best_val_epoch']}: {best if best is None else round(best, 4)})")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("train", help="train one run (dense, static sparse or DST) into a run folder",
+                            description="Train one run. Recipe fields left out take the paper's defaults.")
+    parser.add_argument("--out", help="the run folder (default: runs/<run_id>); rerunning resumes it")
+    parser.add_argument("--config", help="a TOML file of RunConfig keys; flags override it")
+    add_config_arguments(parser)
+    parser.set_defaults(func=_run)

@@ -1,0 +1,298 @@
+"""One training run, top to bottom: data, model, optimizer, DST, epochs, evaluation, checkpoints, summary.
+
+`run(config, run_dir)` is the only entry point. It is resumable: a checkpoint is written atomically after every
+epoch, and a run started again in the same folder continues from it and ends bit-identical (on CPU) to a run
+that was never interrupted. A finished run returns its summary at once.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import dstbench
+from dstbench import store
+from dstbench.config import RunConfig
+from dstbench.sparsity import DST
+from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint
+from dstbench.train.distributed import Distributed
+from dstbench.train.progress import Progress
+from dstbench.train.recipes import resolve_config
+from dstbench.train.setup import build_for, load_data, make_optimizer, make_scheduler, pick_device
+
+
+class ConfigMismatchError(ValueError):
+    """The run folder holds a run with another config; nothing is overwritten."""
+
+
+def run(config: RunConfig, run_dir: Path | str) -> dict[str, Any]:
+    """Train (or resume, or return) the run described by `config` in `run_dir`; return its summary."""
+    config = resolve_config(config)
+    folder = store.RunDir(run_dir)
+    _claim_folder(folder, config)
+    summary = folder.summary()
+    if summary is not None:
+        return summary
+    dist = Distributed.from_env(config)
+    trainer = _Trainer(config, folder, dist)
+    try:
+        return trainer.fit()
+    finally:
+        dist.close()
+
+
+def _claim_folder(folder: store.RunDir, config: RunConfig) -> None:
+    """Write config.json, or check that the one there describes the same run."""
+    path = folder.file(store.CONFIG)
+    if path.exists():
+        existing = RunConfig.model_validate(store.read_json(path))
+        if existing.run_id() != config.run_id():
+            theirs, ours = existing.identity(), config.identity()
+            diff = sorted(k for k in ours if theirs.get(k) != ours.get(k))
+            raise ConfigMismatchError(
+                f"{folder.path} holds a run with a different config (differs in: {', '.join(diff)}); "
+                "choose another --out folder or delete that run"
+            )
+        return
+    folder.path.mkdir(parents=True, exist_ok=True)
+    store.atomic_write_json(path, config.model_dump(mode="json"))
+
+
+class _Trainer:
+    def __init__(self, config: RunConfig, folder: store.RunDir, dist: Distributed):
+        self.config, self.folder, self.dist = config, folder, dist
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        self.device = dist.device if dist.enabled else pick_device(config.device)
+        torch.manual_seed(config.seed)
+        self.data = load_data(config)
+        self.model = build_for(config, self.data).to(self.device)
+        if config.init_from:
+            load_pretrained(self.model, config.init_from)
+        self.channels_last = self.device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in self.model.modules())
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.net = dist.wrap(self.model)
+        self.optimizer = make_optimizer(self.model, config)
+        self.train_batches = self.data.batches(
+            "train", config.batch_size, seed=config.seed, device=self.device, channels_last=self.channels_last
+        )
+        self.eval_sets = {
+            split: self.data.eval_batches(split, device=self.device, channels_last=self.channels_last)
+            for split in ("val", "test")
+        }
+        self.steps_per_epoch = len(self.train_batches)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.scheduler = make_scheduler(self.optimizer, config, self.steps_per_epoch)
+        self.dst = DST(
+            self.model, self.optimizer, density=config.density, distribution=config.distribution,
+            prune=config.prune, grow=config.grow, update_period=config.update_period,
+            prune_fraction=config.prune_fraction, schedule=config.schedule, total_steps=self.total_steps,
+            end_step=config.end_step, seed=config.seed, global_pruning=config.global_pruning,
+            dense_layers=config.dense_layers, regrow_just_pruned=config.regrow_just_pruned,
+            grow_init=config.grow_init, erk_power=config.erk_power,
+        )
+        self.update_batches = (
+            self.data.batches("train", config.update_batch_size, seed=config.seed + 1, device=self.device,
+                              channels_last=self.channels_last)
+            if config.update_batch_size else None
+        )
+        self.epoch = 0
+        self.best = {"best_val_acc": -math.inf, "best_val_epoch": 0, "best_val_test_acc": float("nan")}
+        self.probe_steps = set(config.probe_steps)
+        self.snapshot_steps = set(config.mask_snapshot_steps)
+
+    # ------------------------------------------------------------------------------------------------- run
+
+    def fit(self) -> dict[str, Any]:
+        started = time.time()
+        self._restore_or_start()
+        progress = Progress(self.config, self.steps_per_epoch, enabled=self.dist.is_main)
+        try:
+            while self.epoch < self.config.epochs:
+                row = self._train_epoch(progress)
+                progress.epoch_done(row)
+                if not math.isfinite(row["train_loss"]):
+                    return self._finish(started, "failed", f"training loss became {row['train_loss']} in epoch "
+                                        f"{row['epoch']}: lower the learning rate or check the data")
+        except FloatingPointError as exc:
+            return self._finish(started, "failed", str(exc))
+        finally:
+            progress.close()
+        return self._finish(started, "done", None)
+
+    def _restore_or_start(self) -> None:
+        path = self.folder.file(store.CHECKPOINT)
+        if path.exists():
+            state = load_checkpoint(path)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.dst.load_state_dict(state["dst"])
+            self.train_batches.load_state_dict(state["batches"])
+            if self.update_batches is not None:
+                self.update_batches.load_state_dict(state["update_batches"])
+            torch.set_rng_state(state["torch_rng"])
+            self.epoch, self.best = int(state["epoch"]), dict(state["best"])
+            if self.dist.is_main:
+                store.truncate_jsonl(self.folder.file(store.METRICS), self.epoch)
+                store.truncate_jsonl(self.folder.file(store.HISTORY), int(state["history_rows"]))
+        elif self.dist.is_main and self.config.mode != "dense":
+            store.save_masks(self.folder.mask_path("init"), self._masks_numpy())
+
+    def _train_epoch(self, progress: Progress) -> dict[str, Any]:
+        t0 = time.time()
+        self.net.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        seen = 0
+        history_before = len(self.dst.history)
+        for x, y in self.train_batches:
+            x, y = self.dist.shard(x), self.dist.shard(y)
+            self.optimizer.zero_grad(set_to_none=True)
+            out = self.net(x)
+            loss = self._loss(out, y)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self._before_dst_step()
+            self.dst.step()
+            with torch.no_grad():
+                loss_sum += loss.detach() * len(y)
+                correct += self._correct(out.detach(), y)
+            seen += len(y)
+            progress.step(loss)
+        self.epoch += 1
+        train_loss = float(loss_sum) / seen
+        val_loss, val_acc = self._evaluate(self.eval_sets["val"])
+        test_loss, test_acc = self._evaluate(self.eval_sets["test"])
+        row = dict(
+            epoch=self.epoch, step=self.dst.steps, train_loss=train_loss, train_acc=float(correct) / seen,
+            val_loss=val_loss, val_acc=val_acc, test_loss=test_loss, test_acc=test_acc,
+            lr=self.optimizer.param_groups[0]["lr"], prune_fraction=self.dst.prune_fraction(),
+            density=self.dst.density(), itop=self.dst.itop(), seconds=time.time() - t0,
+        )
+        if val_acc > self.best["best_val_acc"]:
+            self.best = {"best_val_acc": val_acc, "best_val_epoch": self.epoch, "best_val_test_acc": test_acc}
+        if self.dist.is_main:
+            store.append_jsonl(self.folder.file(store.METRICS), [row])
+            store.append_jsonl(self.folder.file(store.HISTORY), self.dst.history[history_before:])
+            self._checkpoint()
+        return row
+
+    def _before_dst_step(self) -> None:
+        """Work that must see the state the topology update will see: probes, snapshots, a larger-batch grad."""
+        step = self.dst.steps + 1
+        if self.update_batches is not None and self.dst.update_due():
+            self._gradient_on_update_batch()
+        if self.config.probe_criteria and (
+            step in self.probe_steps or (self.config.probe_every and step % self.config.probe_every == 0)
+        ):
+            self._probe(step)
+        if step in self.snapshot_steps and self.dist.is_main:
+            store.save_masks(self.folder.mask_path(f"step_{step:07d}"), self._masks_numpy())
+
+    def _gradient_on_update_batch(self) -> None:
+        """Appendix G: the gradient the update reads comes from one larger batch, not the training batch."""
+        batch = next(iter(self.update_batches), None) or next(iter(self.update_batches))  # epoch wrap-around
+        x, y = (self.dist.shard(t) for t in batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self._loss(self.net(x), y).backward()
+
+    def _probe(self, step: int) -> None:
+        fractions = self.config.probe_fractions or (self.dst.prune_fraction(step),)
+        probe = {
+            (criterion, float(f)): {n: m.cpu().numpy() for n, m in self.dst.would_prune(criterion, f).items()}
+            for criterion in self.config.probe_criteria
+            for f in fractions
+        }
+        if self.dist.is_main:
+            store.save_probe(self.folder.probe_path(step), probe)
+
+    # ----------------------------------------------------------------------------------------- evaluation
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.data.task == "binary":
+            return F.binary_cross_entropy_with_logits(out.reshape(-1), y.float())
+        return F.cross_entropy(out, y, label_smoothing=self.config.label_smoothing)
+
+    def _correct(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.data.task == "binary":
+            return ((out.reshape(-1) > 0).long() == y).sum()
+        return (out.argmax(1) == y).sum()
+
+    @torch.no_grad()
+    def _evaluate(self, batches: Any) -> tuple[float, float]:
+        self.net.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        seen = 0
+        for x, y in batches:
+            out = self.model(x)
+            loss_sum += self._loss(out, y) * len(y)
+            correct += self._correct(out, y)
+            seen += len(y)
+        if seen == 0:
+            return float("nan"), float("nan")
+        return float(loss_sum) / seen, float(correct) / seen
+
+    # -------------------------------------------------------------------------------------------- writing
+
+    def _masks_numpy(self) -> dict[str, np.ndarray]:
+        return {n: m.cpu().numpy() for n, m in self.dst.masks.items()}
+
+    def _checkpoint(self) -> None:
+        save_checkpoint(self.folder.file(store.CHECKPOINT), {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "dst": self.dst.state_dict(),
+            "batches": self.train_batches.state_dict(),
+            "update_batches": self.update_batches.state_dict() if self.update_batches is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "epoch": self.epoch,
+            "best": self.best,
+            "history_rows": len(self.dst.history),
+        })
+
+    def _finish(self, started: float, status: str, reason: str | None) -> dict[str, Any]:
+        metrics = self.folder.metrics() if self.dist.is_main else []
+        last = metrics[-1] if metrics else {}
+        sparse_total = sum(m.numel() for m in self.dst.masks.values())
+        summary = {
+            "status": status,
+            "reason": reason,
+            "run_id": self.config.run_id(),
+            "config": self.config.model_dump(mode="json"),
+            "epochs": self.epoch,
+            "steps": self.dst.steps,
+            "final_test_acc": last.get("test_acc"),
+            "final_val_acc": last.get("val_acc"),
+            "final_train_loss": last.get("train_loss"),
+            "final_val_loss": last.get("val_loss"),
+            **{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.best.items()},
+            "final_itop": self.dst.itop(),
+            "final_density": self.dst.density(),
+            "wall_seconds": sum(r["seconds"] for r in metrics) if metrics else time.time() - started,
+            "params_total": sum(p.numel() for p in self.model.parameters()),
+            "params_sparse": sparse_total,
+            "params_active": int(sum(int((p != 0).sum()) for p in self.model.parameters())),
+            "versions": {
+                "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+                "dstbench": dstbench.__version__,
+            },
+        }
+        if self.dist.is_main:
+            if status == "done" and self.config.mode != "dense":
+                store.save_masks(self.folder.mask_path("final"), self._masks_numpy())
+            store.atomic_write_json(self.folder.file(store.SUMMARY), summary)
+        self.dist.barrier()
+        return summary

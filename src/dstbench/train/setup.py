@@ -1,0 +1,65 @@
+"""Building a run's pieces from its config: device, model, optimizer, learning-rate schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+import dstbench.data
+import dstbench.models
+from dstbench.config import RunConfig
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but CUDA is not available; use --device cpu or auto")
+    return device
+
+
+def load_data(config: RunConfig) -> Any:
+    """The config's data set. A `train_subset` is drawn with a fixed seed, not the run's: every run of a study
+    trains on the same samples."""
+    return dstbench.data.load(config.dataset, root=config.data_root, train_subset=config.train_subset, seed=0)
+
+
+def build_for(config: RunConfig, data: Any) -> nn.Module:
+    """The config's model, sized for the data set (input shape, classes; one logit for binary tasks)."""
+    info = dstbench.models.info(config.model)
+    num_classes = data.num_outputs
+    try:
+        kwargs = info.build_kwargs(tuple(data.input_shape))
+    except ValueError as exc:
+        raise ValueError(f"model {config.model!r} does not fit data set {config.dataset!r}: {exc}") from exc
+    return dstbench.models.build(config.model, num_classes=num_classes, dropout=config.dropout, **kwargs)
+
+
+def make_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+                               weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: RunConfig, steps_per_epoch: int):
+    """Step decay by `lr_gamma` at the milestone fractions of training, after a linear warm-up; stepped per batch.
+
+    Stepping per batch (milestones in steps) keeps the schedule exact when a run resumes mid-training.
+    """
+    total = config.epochs * steps_per_epoch
+    milestones = sorted(round(m * total) for m in config.lr_milestones)
+    warmup = config.warmup_epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        return config.lr_gamma ** sum(step >= m for m in milestones)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
