@@ -226,3 +226,11 @@ def over_time_experiment(root: Path, criteria=("magnitude", "snip"), seeds=(0, 1
             runs.append((write_run(root, cfg, probe_steps=(10, 20, 30)), "grid"))
     write_sweep(root, spec, runs, report)
     return [r for r, _ in runs]
+
+
+def write_experiment(root: Path, spec: str, configs: Sequence[dict], report: dict | None = None,
+                     **run_options) -> list[str]:
+    """A sweep of the given config fields (each a dict for `config`), all written as finished runs."""
+    runs = [(write_run(root, config(**fields), **run_options), "grid") for fields in configs]
+    write_sweep(root, spec, runs, report)
+    return [r for r, _ in runs]

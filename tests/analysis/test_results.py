@@ -3,7 +3,7 @@ import os
 import pytest
 
 from analysis import synthetic
-from dstbench.analysis.results import is_stale, load_results, tables_from_run_folders
+from dstbench.analysis.results import is_stale, load_results
 
 
 @pytest.fixture()
@@ -42,13 +42,26 @@ def test_tables_are_stale_when_a_run_is_newer(folder):
     assert is_stale(folder)
 
 
-def test_tables_from_run_folders_match_collected_rows(folder):
-    runs, metrics = tables_from_run_folders(folder)
-    written = load_results(folder, refresh=False).runs
-    pairs = sorted(zip(runs["experiment"], runs["run_id"], strict=True))
-    assert pairs == sorted(zip(written["experiment"], written["run_id"], strict=True))
-    assert set(runs.loc[runs["status"] == "failed", "experiment"]) == {"extra"}
-    assert len(metrics) == 4 * 8 + 4  # four epochs per finished or failed run
+def test_stale_tables_are_collected_again_and_written(folder):
+    expected = load_results(folder, refresh=False).runs
+    (folder / "results.parquet").unlink()
+    results = load_results(folder)
+    assert (folder / "results.parquet").exists()
+    done = expected[expected["status"] == "done"]
+    pairs = sorted(zip(results.runs["experiment"], results.runs["run_id"], strict=True))
+    assert pairs == sorted(zip(done["experiment"], done["run_id"], strict=True))
+    assert len(results.metrics) == 4 * 8  # four epochs per finished run
+
+
+def test_runs_outside_any_sweep_belong_to_experiment_runs(tmp_path):
+    synthetic.write_run(tmp_path, synthetic.config(density=0.1))
+    assert load_results(tmp_path).experiments() == ["runs"]
+
+
+def test_failed_runs_carry_their_reason(folder):
+    missing = load_results(folder).not_done("extra").set_index("status")
+    assert missing.loc["failed", "reason"] == "RuntimeError: diverged"
+    assert missing.loc["started", "reason"] == ""
 
 
 def test_missing_folder_says_how_to_make_results(tmp_path):

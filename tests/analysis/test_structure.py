@@ -38,7 +38,10 @@ def test_first_update_uses_one_run_per_seed_and_random_for_the_reference(folder)
 def test_first_update_notes_a_missing_probe_step(folder):
     results = load_results(folder)
     study = first_update_study(results.done("structure"), results.run_dir, step=999)
-    assert study.panels == {} and "no probe file at step 999" in study.notes[0]
+    first_per_seed = results.done("structure").sort_values(["seed", "run_id"]).drop_duplicates("seed")
+    assert study.panels == {} and study.notes == [
+        "all runs: 3 runs lack a probe file at step 999 (record with probe_steps and probe_criteria): "
+        + ", ".join(first_per_seed["run_id"])]
 
 
 def test_end_masks_share_the_initial_mask_per_seed(folder):
@@ -67,7 +70,9 @@ def test_end_masks_note_runs_without_mask_files(tmp_path):
     synthetic.write_tables(tmp_path)
     results = load_results(tmp_path)
     study = end_mask_study(results.done("s"), results.run_dir)
-    assert study.panels == {} and "masks/final.npz" in study.notes[0]
+    assert study.panels == {} and study.notes == [
+        f"all runs: 1 run lacks masks/init.npz or masks/final.npz (training records them when the spec asks for "
+        f"masks): {run_id}"]
 
 
 def test_over_time_rows_are_run_criteria(folder):

@@ -1,7 +1,7 @@
 """The stored results of a sweep folder, as the analysis and the report see them.
 
 The tables come from ``dstbench collect`` (``results.parquet``, ``metrics.parquet``); when they are missing or
-older than the run folders, `load_results` collects again first. Mask and probe files are read per run through
+older than the run folders, `load_results` collects (and writes them) again first. Mask and probe files are read per run through
 `dstbench.store`. Nothing here imports training code.
 """
 
@@ -20,7 +20,7 @@ from dstbench.store import RUNS, SUMMARY, RunDir, iter_runs, read_json
 RESULTS_FILE = "results.parquet"
 METRICS_FILE = "metrics.parquet"
 SWEEPS = "sweeps"
-UNLISTED = "runs"  # the experiment name of run folders no sweep file lists
+UNLISTED = "runs"  # the experiment of run folders no sweep file lists (e.g. from `dstbench train`)
 
 
 @dataclass
@@ -52,7 +52,8 @@ class Results:
         return dict(self.sweeps.get(experiment, {}).get("report") or {})
 
     def not_done(self, experiment: str) -> pd.DataFrame:
-        """Runs the experiment lists (in its sweep file or its table rows) that have no finished summary."""
+        """Runs the experiment lists (in its sweep file or its table rows) that have not finished: run_id, group,
+        status ('failed', 'started' or 'pending') and, for failed runs, the reason from their summary."""
         listed = self.sweeps.get(experiment, {}).get("runs", [])
         rows = [{"run_id": r["run_id"], "group": r.get("group", "")} for r in listed]
         if not rows and not self.runs.empty:
@@ -60,7 +61,10 @@ class Results:
             rows = table[["run_id", "group"]].to_dict("records") if "group" in table else []
         out = pd.DataFrame(rows, columns=["run_id", "group"]).drop_duplicates("run_id")
         out["status"] = [self.run_dir(r).status() for r in out["run_id"]]
-        return out[out["status"] != "done"].reset_index(drop=True)
+        out = out[out["status"] != "done"].reset_index(drop=True)
+        out["reason"] = [str((self.run_dir(r).summary() or {}).get("reason") or "") if status == "failed" else ""
+                         for r, status in zip(out["run_id"], out["status"], strict=True)]
+        return out
 
 
 def load_results(root: Path | str, *, refresh: bool = True) -> Results:
@@ -75,6 +79,8 @@ def load_results(root: Path | str, *, refresh: bool = True) -> Results:
         runs, metrics = _read_parquet(root / RESULTS_FILE), _read_parquet(root / METRICS_FILE)
     if not runs.empty and "mode" not in runs:
         runs = runs.assign(mode=[mode_of(row) for _, row in runs.iterrows()])
+    if not runs.empty:
+        runs = runs.assign(experiment=runs["experiment"].fillna(UNLISTED))
     return Results(root, runs, metrics, sweeps)
 
 
@@ -104,39 +110,10 @@ def is_stale(root: Path) -> bool:
 
 
 def collect_tables(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run `dstbench collect` and read what it wrote; without it, read the run folders directly (not written)."""
-    try:
-        from dstbench.experiments import collect
-    except ImportError:
-        return tables_from_run_folders(root)
-    collect(root)
-    return _read_parquet(root / RESULTS_FILE), _read_parquet(root / METRICS_FILE)
+    """Run `dstbench collect` (which also writes the tables, so the next report need not collect again)."""
+    from dstbench.experiments import write_collected
 
-
-def tables_from_run_folders(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The results and metrics tables of docs/run-format.md, built from the run folders' summaries.
-
-    Each run gets one row per sweep file that lists it; runs no sweep lists belong to the experiment "runs".
-    """
-    listed: dict[str, list[tuple[str, str]]] = {}
-    for name, sweep in read_sweeps(root).items():
-        for entry in sweep.get("runs", []):
-            listed.setdefault(entry["run_id"], []).append((name, entry.get("group", "")))
-    rows, metrics = [], []
-    for run in iter_runs(root):
-        summary = run.summary()
-        if summary is None:
-            continue
-        config = summary.get("config") or run.config()
-        identity = {k: json.dumps(v) if isinstance(v, list) else v for k, v in config.items()}
-        scalars = {k: v for k, v in summary.items() if isinstance(v, int | float | str) or v is None}
-        for experiment, group in listed.get(run.run_id, [(UNLISTED, "")]):
-            rows.append({**identity, **scalars, "experiment": experiment, "group": group, "run_id": run.run_id})
-        metrics.extend({**m, "run_id": run.run_id} for m in run.metrics())
-    runs = pd.DataFrame(rows)
-    if not runs.empty:
-        runs["mode"] = [mode_of(row) for _, row in runs.iterrows()]
-    return runs, pd.DataFrame(metrics)
+    return write_collected(root)
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

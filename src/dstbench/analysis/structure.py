@@ -66,15 +66,18 @@ def first_update_study(df: pd.DataFrame, run_dir: Callable[[str], RunDir], step:
     study = Study()
     for key, runs in panels_of(df, ignore=set(STATIC_FREE)):
         probes: list[Probe] = []
-        for run_id, seed in _one_run_per_seed(runs):
+        lacking = []
+        for run_id, _ in _one_run_per_seed(runs):
             run = run_dir(run_id)
             steps = run.probe_steps()
             chosen = step if step is not None else (steps[0] if steps else None)
             if chosen is None or chosen not in steps:
-                study.notes.append(f"run {run_id} (seed {seed}) has no probe file at step {chosen}; "
-                                   f"it has steps {steps}")
+                lacking.append(run_id)
                 continue
             probes.append(run.probe(chosen))
+        if lacking:
+            at = "any probe file" if step is None else f"a probe file at step {step}"
+            study.notes.append(_lacking(key, lacking, f"{at} (record with probe_steps and probe_criteria)"))
         matrices = {}
         for fraction in sorted({f for probe in probes for _, f in probe}, reverse=True):
             per_seed = [{c: sets for (c, f), sets in probe.items() if f == fraction} for probe in probes]
@@ -99,11 +102,11 @@ def end_mask_study(df: pd.DataFrame, run_dir: Callable[[str], RunDir]) -> Study:
     study = Study()
     for key, runs in panels_of(df, ignore={"prune"}):
         per_seed: dict[object, dict[str, LayerSets]] = {}
+        lacking = []
         for _, row in runs.sort_values("run_id").iterrows():
             run = run_dir(row["run_id"])
             if not (run.mask_path("final").exists() and run.mask_path("init").exists()):
-                study.notes.append(f"run {row['run_id']} ({row['prune']}, seed {row['seed']}) has no "
-                                   "masks/init.npz or masks/final.npz; record masks to include it")
+                lacking.append(row["run_id"])
                 continue
             sample = per_seed.setdefault(row["seed"], {})
             init = run.masks("init")
@@ -113,6 +116,9 @@ def end_mask_study(df: pd.DataFrame, run_dir: Callable[[str], RunDir]) -> Study:
                                    "initialisations")
             sample.setdefault("init", init)
             sample[row["prune"]] = run.masks("final")
+        if lacking:
+            study.notes.append(_lacking(key, lacking, "masks/init.npz or masks/final.npz (training records "
+                                                      "them when the spec asks for masks)"))
         if not per_seed:
             continue
         names = [*sort_criteria({c for s in per_seed.values() for c in s if c != "init"}), "init"]
@@ -129,20 +135,22 @@ def over_time_study(df: pd.DataFrame, run_dir: Callable[[str], RunDir], fraction
     """Per panel an `OverTime`: each run's own would-prune set against the other criteria's, per probe step."""
     study = Study()
     for key, runs in panels_of(df, ignore={"prune"}):
-        collected = []
+        collected, lacking = [], []
         for _, row in runs.sort_values("run_id").iterrows():
             run = run_dir(row["run_id"])
             probes = {step: _one_fraction(run.probe(step), fraction) for step in run.probe_steps()}
             if not probes:
-                study.notes.append(f"run {row['run_id']} ({row['prune']}) has no probe files")
+                lacking.append(row["run_id"])
                 continue
-            lacking = [s for s, sets in probes.items() if row["prune"] not in sets]
-            if lacking:
-                study.notes.append(f"run {row['run_id']}: probes at steps {lacking} lack its own criterion "
+            without_own = [s for s, sets in probes.items() if row["prune"] not in sets]
+            if without_own:
+                study.notes.append(f"run {row['run_id']}: probes at steps {without_own} lack its own criterion "
                                    f"{row['prune']!r}; those steps are left out")
-                probes = {s: sets for s, sets in probes.items() if s not in lacking}
+                probes = {s: sets for s, sets in probes.items() if s not in without_own}
             if probes:
                 collected.append((row["prune"], probes))
+        if lacking:
+            study.notes.append(_lacking(key, lacking, "probe files (record with probe_every and probe_criteria)"))
         if collected:
             study.panels[key] = _ordered(jaccard_over_time(collected))
     return study
@@ -181,6 +189,12 @@ def _ordered(result: OverTime) -> OverTime:
 
 def _same_masks(a: LayerSets, b: LayerSets) -> bool:
     return set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def _lacking(key: PanelKey, run_ids: list[str], what: str) -> str:
+    shown = ", ".join(run_ids[:5]) + (f" and {len(run_ids) - 5} more" if len(run_ids) > 5 else "")
+    counted = f"{len(run_ids)} runs lack" if len(run_ids) != 1 else "1 run lacks"
+    return f"{_describe(key)}: {counted} {what}: {shown}"
 
 
 def _describe(key: PanelKey) -> str:

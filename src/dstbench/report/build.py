@@ -1,0 +1,148 @@
+"""Build the report of a results folder, and the short plain-text summary `dstbench study` prints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dstbench.analysis.aggregate import summarize, varying_fields
+from dstbench.analysis.jaccard import JaccardMatrix
+from dstbench.analysis.ranks import average_ranks, block_scores
+from dstbench.analysis.results import Results, load_results
+from dstbench.report.context import Context
+from dstbench.report.page import render
+from dstbench.report.sections import Section, build_section, kinds_for
+from dstbench.report.similarity import first_update_study_of
+from dstbench.report.style import criterion_label, panel_title, value_label
+
+REPORT_FILE = "report.html"
+
+
+class NothingToReport(ValueError):
+    """The folder holds no run and no sweep: there is nothing to put in a report."""
+
+
+def build_report(results_dir: Path | str, out_dir: Path | str | None = None) -> Path:
+    """Figures, tables and ``report.html`` for every experiment in `results_dir`; returns the HTML path.
+
+    Collects the run folders first when the tables are missing or older than the runs. Writes into `out_dir`
+    (default ``results_dir/report``): ``report.html``, ``figures/<experiment>/*.png|svg`` and
+    ``tables/<experiment>/*.csv|tex``.
+    """
+    results = load_results(results_dir)
+    if not results.experiments():
+        raise NothingToReport(
+            f"no runs in {results.root}: produce results with `dstbench sweep SPEC.toml --out {results.root}` "
+            f"(or `dstbench study --out {results.root}`), then run `dstbench report {results.root}`")
+    out = Path(out_dir) if out_dir is not None else results.root / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    sections = [build_section(results, name, out) for name in results.experiments()]
+    page = render(results.root, out, sections, summarize_results(results, sections))
+    path = out / REPORT_FILE
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def summary_text(results_dir: Path | str) -> str:
+    """Criteria by average rank, DST vs static vs dense at the lowest density, and the first-update Jaccard."""
+    results = load_results(results_dir)
+    sections = [Section(name, kinds_for(results, name)[0], False, 0, pd.DataFrame()) for name in results.experiments()]
+    return summarize_results(results, sections)
+
+
+def summarize_results(results: Results, sections: Sequence[Section]) -> str:
+    done = results.runs[results.runs["status"] == "done"] if "status" in results.runs else results.runs
+    if done.empty:
+        return "No finished runs yet."
+    return "\n\n".join([_ranking(results, sections), _lowest_density(results, sections), _jaccard(results, sections)])
+
+
+def _runs_of(results: Results, sections: Sequence[Section], kind: str) -> pd.DataFrame:
+    """Finished runs of the experiments that have `kind`, each run once; all runs when none has it."""
+    names = [s.experiment for s in sections if kind in s.kinds] or [s.experiment for s in sections]
+    frames = [results.done(name) for name in names]
+    runs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return runs.drop_duplicates("run_id") if not runs.empty else runs
+
+
+def _ranking(results: Results, sections: Sequence[Section]) -> str:
+    """Average ranks from the experiment (with the critical_difference kind, if any) that ranks most settings."""
+    candidates = [s.experiment for s in sections if "critical_difference" in s.kinds] or \
+        [s.experiment for s in sections]
+    best: tuple[str, pd.DataFrame] | None = None
+    for name in candidates:
+        dst = results.done(name)
+        dst = dst[dst["mode"] == "dst"] if not dst.empty else dst
+        if dst.empty or dst["prune"].nunique() < 2:
+            continue
+        scores, _ = block_scores(dst, "best_val_test_acc", [f for f in varying_fields(dst) if f != "prune"])
+        if scores.shape[1] >= 2 and (best is None or len(scores) > len(best[1])):
+            best = (name, scores)
+    if best is None:
+        return "Criteria by average rank: needs finished DST runs of at least two criteria in every setting."
+    name, scores = best
+    ranks = average_ranks(scores)
+    lines = [f"Criteria by average rank in {name} over {len(scores)} settings (1 = best test accuracy):"]
+    lines += [f"  {i}. {criterion_label(str(c)):<16} {r:.2f}" for i, (c, r) in enumerate(ranks.items(), start=1)]
+    return "\n".join(lines)
+
+
+def _lowest_density(results: Results, sections: Sequence[Section]) -> str:
+    runs = _runs_of(results, sections, "accuracy_vs_density")
+    dst = runs[runs["mode"] == "dst"] if not runs.empty else runs
+    if dst.empty:
+        return "DST vs static vs dense: no finished DST runs."
+    lines = ["DST vs static vs dense at the lowest density (test accuracy %, mean ± std (runs)):"]
+    for (model, dataset), group in runs.groupby(["model", "dataset"], sort=True):
+        sparse = group[group["mode"] == "dst"]
+        if sparse.empty:
+            continue
+        density = float(sparse["density"].min())
+        keys = [f for f in varying_fields(sparse[sparse["density"] == density]) if f != "seed"] or ["prune"]
+        s = summarize(sparse[sparse["density"] == density], "best_val_test_acc", keys)
+        best = s.loc[s["mean"].idxmax()]
+        label = ", ".join(criterion_label(str(best[k])) if k == "prune" else value_label(k, best[k]) for k in keys)
+        static = summarize(group[(group["mode"] == "static") & (group["density"] == density)], "best_val_test_acc", [])
+        dense = summarize(group[(group["mode"] == "dense") & (group["dropout"].fillna(0) == 0)], "best_val_test_acc",
+                          [])
+        head = panel_title((("model", model), ("dataset", dataset), ("density", density)))
+        lines.append(f"  {head}: best DST ({label}) {_number(best)}; static {_first(static)}; dense {_first(dense)}")
+    return "\n".join(lines)
+
+
+def _jaccard(results: Results, sections: Sequence[Section]) -> str:
+    for section in sections:
+        if "first_update_jaccard" not in section.kinds:
+            continue
+        runs = results.done(section.experiment)
+        ctx = Context(results, section.experiment, runs, results.options(section.experiment), Path("."),
+                      section.cache)
+        study = first_update_study_of(ctx)
+        for key, matrices in study.panels.items():
+            fraction = 0.5 if 0.5 in matrices else max(matrices)
+            title = panel_title(key) or section.experiment
+            return f"First-update Jaccard index ({title}, ρ = {fraction:g}):\n" + _matrix_text(matrices[fraction])
+    return "First-update Jaccard: no experiment recorded first-update probes."
+
+
+def _matrix_text(matrix: JaccardMatrix) -> str:
+    labels = [criterion_label(name) for name in matrix.labels]
+    width = max(len(label) for label in labels) + 2
+    lines = [" " * width + "".join(f"{label[:12]:>13}" for label in labels)]
+    for label, row in zip(labels, matrix.mean, strict=True):
+        lines.append(f"{label:<{width}}" + "".join(f"{v:>13.3f}" if np.isfinite(v) else f"{'-':>13}" for v in row))
+    if np.isfinite(matrix.reference):
+        lines.append(f"{matrix.reference_name} (chance level) = {matrix.reference:.3f}")
+    return "\n".join(lines)
+
+
+def _first(summary: pd.DataFrame) -> str:
+    return _number(summary.iloc[0]) if not summary.empty else "not run"
+
+
+def _number(row: pd.Series) -> str:
+    std = f" ± {100 * row['std']:.2f}" if np.isfinite(row["std"]) else ""
+    return f"{100 * row['mean']:.2f}{std} ({int(row['n'])})"

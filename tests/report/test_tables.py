@@ -1,0 +1,65 @@
+import numpy as np
+import pandas as pd
+
+from dstbench.report import tables
+
+
+def table(mean, std=None, n=None, **kw):
+    mean = np.array(mean, dtype=float)
+    std = np.full(mean.shape, 0.01) if std is None else np.array(std, dtype=float)
+    n = np.full(mean.shape, 3) if n is None else np.array(n)
+    rows = tuple(f"r{i}" for i in range(mean.shape[0]))
+    columns = tuple(f"c{j}" for j in range(mean.shape[1]))
+    return tables.Table("T", "criterion", "density", rows, columns, mean, std, n, **kw)
+
+
+def test_best_bold_second_underlined_per_column_with_ties():
+    t = table([[0.9, 0.5], [0.8, 0.7], [0.9, np.nan], [0.7, 0.6]])
+    assert tables.marks(t).tolist() == [["best", ""], ["second", "best"], ["best", ""], ["", "second"]]
+
+
+def test_lower_is_better_and_unmarked_tables():
+    t = table([[1.5], [2.5], [2.0]], higher_is_better=False)
+    assert tables.marks(t)[:, 0].tolist() == ["best", "", "second"]
+    assert set(tables.marks(table([[1.0], [2.0]], marked=False)).ravel()) == {""}
+
+
+def test_a_single_value_gets_no_mark():
+    assert tables.marks(table([[0.5], [np.nan]])).tolist() == [[""], [""]]
+
+
+def test_cell_text_scales_and_handles_one_run_and_none():
+    t = table([[0.7380, np.nan]], std=[[0.0052, np.nan]], n=[[3, 0]], scale=100.0)
+    assert tables.cell_text(t, 0, 0) == "73.80 ± 0.52"
+    assert tables.cell_text(t, 0, 1) == "–"
+    one = table([[0.5]], std=[[np.nan]], n=[[1]], scale=100.0)
+    assert tables.cell_text(one, 0, 0) == "50.00"
+
+
+def test_html_marks_and_counts():
+    html = tables.to_html(table([[0.9], [0.8], [0.1]], n=[[5], [4], [3]]))
+    assert "<b>0.90 ± 0.01</b>" in html and "<u>0.80 ± 0.01</u>" in html
+    assert '<span class="n">(5)</span>' in html and '<span class="n">(3)</span>' in html
+
+
+def test_latex_in_the_papers_style():
+    t = table([[0.9], [0.8]], n=[[5], [5]])
+    t = tables.Table("MEST λ_1 & co", "criterion", "density", ("MEST (λ=0.5)", "SNIP"), ("0.1",), t.mean, t.std,
+                     t.n)
+    tex = tables.to_latex(t)
+    assert r"\textbf{0.90 (0.01)}$^{5}$" in tex and r"\underline{0.80 (0.01)}$^{5}$" in tex
+    assert r"MEST ($\lambda$=0.5)" in tex and r"MEST $\lambda$\_1 \& co" in tex
+    assert tex.count(r"\\") >= 3
+
+
+def test_from_summary_and_files(tmp_path):
+    summary = pd.DataFrame({"prune": ["a", "a", "b"], "density": [0.1, 0.2, 0.1], "mean": [0.5, 0.6, 0.7],
+                            "std": [0.01, 0.02, np.nan], "n": [3, 3, 1]})
+    t = tables.from_summary(summary, "prune", "density", title="x", row_order=["b", "a"], scale=100.0)
+    assert t.rows == ("b", "a") and t.columns == ("0.1", "0.2")
+    assert t.n.tolist() == [[1, 0], [3, 3]]
+    csv, tex = tables.write(t, tmp_path / "sub" / "acc")
+    frame = pd.read_csv(csv)
+    assert list(frame.columns) == ["prune", "density", "mean", "std", "n", "mark"]
+    assert frame.loc[(frame["prune"] == "a") & (frame["density"] == 0.2), "mean"].item() == 60.0
+    assert tex.read_text().startswith(r"\begin{table}")
