@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "dstbench.data.commands",
     "dstbench.experiments.commands",
     "dstbench.listing",
+    "dstbench.report.commands",
     "dstbench.train.commands",
 ]
 
