@@ -1,0 +1,115 @@
+"""`dstbench sweep | status | collect`: run a spec's runs, see where they stand, gather their results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dstbench.experiments.claims import STALE_AFTER
+from dstbench.experiments.executors import EXECUTORS
+from dstbench.experiments.worker import DEFAULT_TRAINER
+
+
+def parse_assignments(items: Sequence[str], what: str) -> dict[str, list[Any]]:
+    """``["k=v", "k=w", "j=1"]`` -> ``{"k": ["v", "w"], "j": [1]}``; values are JSON when they parse as JSON."""
+    result: dict[str, list[Any]] = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"{what} {item!r} is not of the form KEY=VALUE")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        result.setdefault(key.strip(), []).append(value)
+    return result
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from dstbench.experiments.spec import load_spec
+    from dstbench.experiments.sweep import plan_sweep, run_sweep
+
+    spec = load_spec(args.spec)
+    only = parse_assignments(args.only, "--only")
+    options = {k: v[-1] for k, v in parse_assignments(args.executor_option, "--executor-option").items()}
+    execution = {k: v for k, v in (("data_root", args.data_root), ("device", args.device),
+                                   ("num_threads", args.num_threads)) if v is not None}
+    if args.dry_run:
+        plan = plan_sweep(spec, args.out, only=only, retry_failed=args.retry_failed)
+        groups: dict[str, int] = {}
+        for run in plan.selected:
+            groups[run.group] = groups.get(run.group, 0) + 1
+        print(f"{spec.name}: {len(plan.selected)} runs selected of {len(plan.runs)} "
+              f"({', '.join(f'{g}: {n}' for g, n in groups.items())}); {len(plan.retry)} failed to retry")
+        return 0
+    result = run_sweep(
+        spec, args.out, workers=args.workers, executor=args.executor, retry_failed=args.retry_failed, only=only,
+        trainer=args.trainer, execution=execution, stale_after=args.stale_after, executor_options=options,
+        wait=not args.no_wait, progress=not args.no_progress,
+    )
+    c = result.counts
+    print(f"{spec.name}: {c.done} done ({c.done - result.started_done} now), {c.failed} failed, "
+          f"{c.running} running elsewhere, {c.pending} pending, of {c.total}")
+    for run_id, reason in result.failures.items():
+        print(f"  failed {run_id}: {reason}  (rerun with --retry-failed)", file=sys.stderr)
+    for problem in result.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    from dstbench.experiments.status import format_status, sweep_status
+
+    print(format_status(sweep_status(args.dir, args.stale_after), show_failed=args.failed))
+    return 0
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from dstbench.experiments.collect import METRICS_TABLE, RESULTS, write_collected
+
+    results, metrics = write_collected(args.dir, include_incomplete=args.include_incomplete)
+    print(f"{Path(args.dir) / RESULTS}: {len(results)} rows; {Path(args.dir) / METRICS_TABLE}: {len(metrics)} rows")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    sweep = sub.add_parser("sweep", help="run the runs of a spec that are not done yet",
+                           description="Run a spec's runs into OUT/runs/<run_id>/. Finished runs are skipped, "
+                                       "interrupted ones resume, failed ones wait for --retry-failed.")
+    sweep.add_argument("spec", help="a built-in spec name (dstbench list specs) or a .toml path")
+    sweep.add_argument("--out", required=True, type=Path, help="the sweep folder (shared by all workers)")
+    sweep.add_argument("--workers", type=int, default=1,
+                       help="worker processes (local; 0 = in this process), array tasks (submitit) or tasks (ray)")
+    sweep.add_argument("--executor", choices=EXECUTORS, default="local")
+    sweep.add_argument("--executor-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="submitit: cluster, timeout_min, slurm_partition, gpus_per_node, ...; "
+                            "ray: address, num_cpus, num_gpus, ...")
+    sweep.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    sweep.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                       help="run only runs with this config value (or group=NAME); repeat for several")
+    sweep.add_argument("--data-root", help="where the data sets are (execution only: run ids do not change)")
+    sweep.add_argument("--device", help="cpu, cuda, cuda:1, ... (execution only)")
+    sweep.add_argument("--num-threads", type=int, help="torch threads per run (execution only)")
+    sweep.add_argument("--trainer", default=DEFAULT_TRAINER, metavar="MODULE:FUNCTION",
+                       help=f"the training function (default {DEFAULT_TRAINER})")
+    sweep.add_argument("--stale-after", type=float, default=STALE_AFTER, metavar="SECONDS",
+                       help="a claim whose heartbeat is older than this belongs to a dead worker")
+    sweep.add_argument("--no-wait", action="store_true", help="submit the workers and return (submitit, ray)")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.add_argument("--dry-run", action="store_true", help="print what would run, run nothing")
+    sweep.set_defaults(func=_sweep)
+
+    status = sub.add_parser("status", help="done / running / failed / pending runs per spec of a sweep folder")
+    status.add_argument("dir", type=Path)
+    status.add_argument("--failed", action="store_true", help="also list the failed runs and why")
+    status.add_argument("--stale-after", type=float, default=STALE_AFTER, metavar="SECONDS")
+    status.set_defaults(func=_status)
+
+    collect = sub.add_parser("collect", help="all runs of a sweep folder -> results.parquet and metrics.parquet")
+    collect.add_argument("dir", type=Path)
+    collect.add_argument("--include-incomplete", action="store_true", help="also failed and unfinished runs")
+    collect.set_defaults(func=_collect)

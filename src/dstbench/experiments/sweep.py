@@ -1,0 +1,262 @@
+"""`dstbench sweep`: run what a spec asks for that is not done yet, on any executor, with a progress bar.
+
+A sweep plans (expand the spec, see what is done), records the spec's run list in ``OUT/sweeps/<name>.json``,
+starts workers (`executors`) and watches the run folders until they finish. Rerunning skips finished runs,
+resumes interrupted ones and leaves failed ones alone unless asked (`retry_failed`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dstbench import store
+from dstbench.experiments.claims import STALE_AFTER, live_claims
+from dstbench.experiments.spec import PlannedRun, Spec, check_selection, select_runs
+from dstbench.experiments.worker import DEFAULT_TRAINER, EXECUTION_KEYS, Trainer, WorkerJob, summary_signature
+
+SWEEPS = "sweeps"
+_LOCK_WAIT = 30.0
+
+
+def run_status(run_dir: Path) -> str:
+    """'done', 'failed' or 'pending' (not started, or started and not finished) from the run folder alone."""
+    summary = store.RunDir(run_dir).summary()
+    if summary is None:
+        return "pending"
+    return "done" if summary.get("status", "done") == "done" else "failed"
+
+
+@dataclass
+class Counts:
+    """How many runs are in each state."""
+
+    done: int = 0
+    running: int = 0
+    failed: int = 0
+    pending: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.done + self.running + self.failed + self.pending
+
+
+def count_states(
+    out: Path | str, run_ids: Sequence[str], stale_after: float = STALE_AFTER, final: dict[str, str] | None = None
+) -> Counts:
+    """done / running (a live claim) / failed / pending for these runs.
+
+    `final` caches done runs between calls (a watcher reads each summary once, not once a second); failed runs
+    are read again, since a sweep may be retrying them.
+    """
+    final = {} if final is None else final
+    claims = live_claims(out, stale_after)
+    counts = Counts()
+    for run_id in run_ids:
+        status = final.get(run_id) or run_status(Path(out) / store.RUNS / run_id)
+        if status == "done":
+            final[run_id] = status
+        elif status == "pending" and run_id in claims:
+            status = "running"
+        setattr(counts, status, getattr(counts, status) + 1)
+    return counts
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A spec's runs, the ones this sweep selected, and which failures it will retry."""
+
+    spec: Spec
+    out: Path
+    runs: list[PlannedRun]
+    selected: list[PlannedRun]
+    retry: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+
+def plan_sweep(
+    spec: Spec, out: Path | str, *, only: Mapping[str, Sequence[Any]] | None = None, retry_failed: bool = False
+) -> SweepPlan:
+    """Expand the spec, apply the selection and note the failed runs to retry (with their summaries' identity)."""
+    out = Path(out)
+    runs = spec.expand()
+    only = dict(only or {})
+    check_selection(spec, runs, only)
+    selected = select_runs(runs, only)
+    retry = {}
+    if retry_failed:
+        for run in selected:
+            path = out / store.RUNS / run.run_id / store.SUMMARY
+            if run_status(path.parent) == "failed":
+                signature = summary_signature(path)
+                if signature is not None:
+                    retry[run.run_id] = signature
+    return SweepPlan(spec, out, runs, selected, retry)
+
+
+def sweep_record_path(out: Path | str, name: str) -> Path:
+    return Path(out) / SWEEPS / f"{name}.json"
+
+
+def record_sweep(plan: SweepPlan) -> Path:
+    """Write ``OUT/sweeps/<spec>.json``: the spec's runs merged with any earlier record (nothing is dropped).
+
+    Runs of an earlier version of the spec stay listed (their results are still results of that experiment);
+    runs in both take the group the current spec gives them. A lock file serializes concurrent sweeps.
+    """
+    path = sweep_record_path(plan.out, plan.spec.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _FileLock(path.with_name(path.name + ".lock")):
+        try:
+            old = store.read_json(path)
+        except FileNotFoundError:
+            old = {}
+        groups = {entry["run_id"]: entry["group"] for entry in old.get("runs", [])}
+        groups.update({run.run_id: run.group for run in plan.runs})
+        store.atomic_write_json(path, {
+            "spec": plan.spec.name,
+            "path": plan.spec.path,
+            "description": plan.spec.description,
+            "report": dict(plan.spec.report),
+            "runs": [{"run_id": run_id, "group": group} for run_id, group in groups.items()],
+        })
+    return path
+
+
+class _FileLock:
+    """An O_EXCL lock file; one left by a killed process is broken after `_LOCK_WAIT` seconds."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> _FileLock:
+        deadline = time.time() + _LOCK_WAIT
+        while True:
+            try:
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                return self
+            except FileExistsError:
+                if time.time() > deadline:
+                    self.path.unlink(missing_ok=True)
+                    deadline = time.time() + _LOCK_WAIT
+                time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class Monitor:
+    """Watches the selected runs' folders and claims; drives the progress bar from a background thread."""
+
+    def __init__(self, out: Path, run_ids: Sequence[str], stale_after: float, show: bool, interval: float = 1.0):
+        self.out = out
+        self.run_ids = list(run_ids)
+        self.stale_after = stale_after
+        self.interval = interval
+        self._final: dict[str, str] = {}
+        self.counts = self.poll()
+        self.initial_done = self.counts.done
+        self._bar = None
+        if show and self.run_ids:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=len(self.run_ids), initial=self.counts.done, unit="run", desc="runs",
+                             dynamic_ncols=True)
+            self._show()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="sweep-monitor")
+
+    def poll(self) -> Counts:
+        return count_states(self.out, self.run_ids, self.stale_after, self._final)
+
+    def _show(self) -> None:
+        if self._bar is None:
+            return
+        self._bar.n = self.counts.done
+        self._bar.set_postfix(running=self.counts.running, failed=self.counts.failed, refresh=False)
+        self._bar.refresh()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.counts = self.poll()
+            self._show()
+
+    def __enter__(self) -> Monitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.counts = self.poll()
+        self._show()
+        if self._bar is not None:
+            self._bar.close()
+
+
+@dataclass
+class SweepResult:
+    """Where the selected runs stand after the sweep, the failures' reasons and workers' problems."""
+
+    spec: str
+    counts: Counts
+    started_done: int
+    failures: dict[str, str]
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.counts.failed == 0 and not self.problems
+
+
+def run_sweep(
+    spec: Spec,
+    out: Path | str,
+    *,
+    workers: int = 1,
+    executor: str = "local",
+    retry_failed: bool = False,
+    only: Mapping[str, Sequence[Any]] | None = None,
+    trainer: str | Trainer = DEFAULT_TRAINER,
+    execution: Mapping[str, Any] | None = None,
+    stale_after: float = STALE_AFTER,
+    heartbeat_s: float | None = None,
+    executor_options: Mapping[str, Any] | None = None,
+    wait: bool = True,
+    progress: bool = True,
+) -> SweepResult:
+    """Run the spec's runs that are not done into `out`; see the module docstring.
+
+    `workers`: processes (local; 0 = in this process), array tasks (submitit) or tasks (ray). `execution` sets
+    execution-only fields on every run (data_root, device, num_threads, progress); it never changes run ids.
+    """
+    from dstbench.experiments.executors import execute
+
+    execution = dict(execution or {})
+    unknown = sorted(set(execution) - set(EXECUTION_KEYS))
+    if unknown:
+        raise ValueError(f"execution settings {unknown} are not execution-only fields; valid: {EXECUTION_KEYS}")
+    execution.setdefault("progress", False)  # one bar for the sweep, not one per run
+    out = Path(out)
+    plan = plan_sweep(spec, out, only=only, retry_failed=retry_failed)
+    record_sweep(plan)
+    job = WorkerJob(
+        out=str(out), spec=spec, only=tuple((k, tuple(v)) for k, v in (only or {}).items()), trainer=trainer,
+        retry=plan.retry, execution=execution, stale_after=stale_after, heartbeat_s=heartbeat_s,
+    )
+    run_ids = [run.run_id for run in plan.selected]
+    monitor = Monitor(out, run_ids, stale_after, show=progress and wait)
+    problems: list[str] = []
+    with monitor:
+        if monitor.counts.pending + monitor.counts.running + len(plan.retry):
+            problems = execute(job, executor, workers, dict(executor_options or {}), wait=wait)
+    failures = {}
+    for run_id in run_ids:
+        summary = store.RunDir(out / store.RUNS / run_id).summary()
+        if summary is not None and summary.get("status") == "failed":
+            failures[run_id] = str(summary.get("reason"))
+    return SweepResult(spec.name, monitor.counts, monitor.initial_done, failures, problems)

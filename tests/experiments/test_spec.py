@@ -1,0 +1,238 @@
+import itertools
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dstbench.experiments import SpecError, list_specs, load_spec, select_runs
+from dstbench.experiments.spec import REPORT_KINDS, parse_spec, spec_path
+from dstbench.train import resolve_config
+
+from .helpers import small_spec
+
+CRITERIA = ["set", "magnitude", "mest", "snip", "reciprocal_sensitivity"]
+DENSITIES = [0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5]
+FIG1_PAIRS = [("small_mlp", "higgs"), ("lenet5_caffe", "fashionmnist"), ("large_mlp", "cifar10"),
+              ("small_cnn", "cifar10"), ("resnet56", "cifar10"), ("resnet56", "cifar100"),
+              ("vgg16_bn", "cifar100"), ("efficientnet_b0", "tinyimagenet")]
+
+
+def load(tmp_path, text, name="s.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return load_spec(path)
+
+
+def error(tmp_path, text):
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, text)
+    return str(info.value)
+
+
+# --- the built-in specs ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def expanded():
+    return {name: load_spec(name).expand() for name in list_specs()}
+
+
+def test_every_paper_figure_and_the_quick_specs_are_built_in():
+    names = set(list_specs())
+    assert {"fig1", "fig2", "fig4", "fig5", "fig6a", "fig6b", "fig7", "fig8", "fig11", "fig12", "fig13", "fig15",
+            "fig16", "fig17", "fig18", "fig19", "quick-fig1", "quick-fig5", "quick-fig6"} <= names
+
+
+def test_every_built_in_spec_loads_expands_and_names_valid_report_kinds(expanded):
+    for name, runs in expanded.items():
+        spec = load_spec(name)
+        assert spec.name == name and runs, name
+        assert spec.report["kinds"] and set(spec.report["kinds"]) <= set(REPORT_KINDS), name
+        assert len({r.run_id for r in runs}) == len(runs)
+        assert all(r.config == resolve_config(r.config) for r in runs)  # resolved: recipe fields filled in
+
+
+def test_fig1_per_pair_is_11_densities_x_5_criteria_x_2_growths_x_5_seeds_plus_dense_and_static(expanded):
+    runs = expanded["fig1"]
+    for model, dataset in FIG1_PAIRS:
+        pair = select_runs(runs, {"model": [model], "dataset": [dataset]})
+        groups = Counter(r.group for r in pair)
+        assert groups == {"dst": 11 * 5 * 2 * 5, "dense": 5, "static": 11 * 5}, (model, dataset)
+        dst = [r.config for r in pair if r.group == "dst"]
+        assert {c.density for c in dst} == set(DENSITIES) and {c.prune for c in dst} == set(CRITERIA)
+        assert {c.grow for c in dst} == {"random", "gradient"} and {c.seed for c in dst} == set(range(5))
+        assert all(c.update_period == 800 and c.prune_fraction == 0.5 and c.schedule == "cosine" for c in dst)
+        assert all(c.mode == "static" for c in (r.config for r in pair if r.group == "static"))
+        assert all(c.mode == "dense" for c in (r.config for r in pair if r.group == "dense"))
+    assert len(runs) == 8 * 610
+
+
+def test_paper_hyperparameters_of_the_other_figures(expanded):
+    fig2 = [r.config for r in expanded["fig2"] if r.group == "dst"]
+    assert {(c.model, c.dataset, c.density, c.grow) for c in fig2} == {("resnet50", "imagenet", 0.2, "gradient")}
+    assert len(fig2) == 5 * 3 and fig2[0].batch_size == 256
+    fig5 = [r.config for r in expanded["fig5"] if r.group == "dst"]
+    assert sorted({c.update_period for c in fig5}) == [25 * 2**i for i in range(9)]
+    assert {c.density for c in fig5} == {0.1, 0.2} and {c.model for c in fig5} == {"large_mlp", "small_cnn", "resnet56"}
+    probes = [r.config for r in expanded["fig6a"]]
+    assert len(probes) == 3 * 5 and all(c.probe_steps == (800,) for c in probes)
+    assert all(c.probe_fractions == (0.5, 0.25, 0.125, 0.0625) for c in probes)
+    assert all(set(c.probe_criteria) == set(CRITERIA) | {"random"} for c in probes)
+    assert {r.run_id for r in expanded["fig6b"]} <= {r.run_id for r in expanded["fig1"]}  # shared run folders
+    assert {r.run_id for r in expanded["fig11"]} <= {r.run_id for r in expanded["fig5"]}
+    dense = [r.config for r in expanded["fig4"] if r.group == "dense"]
+    assert {c.dropout for c in dense} == {0.0, 0.05}
+    assert {c.prune for r in expanded["fig7"] for c in [r.config]} >= {"magnitude", "mest:lam=0.1"}
+    fig12 = [r.config for r in expanded["fig12"] if r.group == "batch1024"]
+    assert {(c.batch_size, c.lr, c.update_period) for c in fig12} == {(1024, 0.08, 100)}
+    assert {r.config.update_batch_size for r in expanded["fig13"] if r.group == "update_batch1024"} == {1024}
+    fig15 = [r.config for r in expanded["fig15"]]
+    assert {c.global_pruning for c in fig15} == {True, False} and "set" not in {c.prune for c in fig15}
+    assert {c.schedule for r in expanded["fig16"] for c in [r.config]} == {"cosine", "linear", "constant"}
+    assert {r.config.probe_every for r in expanded["fig18"]} == {3200}
+
+
+def test_quick_specs_use_the_embedded_data_sets_and_few_epochs(expanded):
+    for name in ("quick-fig1", "quick-fig5", "quick-fig6"):
+        configs = [r.config for r in expanded[name]]
+        assert {c.dataset for c in configs} <= {"digits", "breast_cancer"}, name
+        assert max(c.epochs for c in configs) <= 5 and max(c.update_period for c in configs) <= 80, name
+        assert len(configs) <= 150, name
+
+
+# --- expansion ---------------------------------------------------------------------------------------------------
+
+def test_grid_is_a_cartesian_product_with_the_last_key_fastest(tmp_path):
+    spec = load(tmp_path, """
+[base]
+model = "small_mlp"
+dataset = "digits"
+[grid]
+density = [0.1, 0.2]
+seed = [0, 1, 2]
+""")
+    runs = spec.expand()
+    assert [(r.config.density, r.config.seed) for r in runs] == list(itertools.product([0.1, 0.2], [0, 1, 2]))
+    assert {r.group for r in runs} == {"main"} and spec.name == "s"
+
+
+def test_cases_set_several_keys_at_once(tmp_path):
+    spec = load(tmp_path, """
+[grid]
+cases = [{model = "small_mlp", dataset = "digits"}, {model = "small_cnn", dataset = "cifar10"}]
+seed = [0, 1]
+""")
+    assert [(r.config.model, r.config.dataset, r.config.seed) for r in spec.expand()] == [
+        ("small_mlp", "digits", 0), ("small_mlp", "digits", 1), ("small_cnn", "cifar10", 0), ("small_cnn", "cifar10", 1)]
+
+
+def test_groups_take_the_spec_base_their_own_base_and_only_their_grid(tmp_path):
+    spec = small_spec(tmp_path)
+    runs = spec.expand()
+    dense = [r for r in runs if r.group == "dense"]
+    assert len(runs) == 2 * 3 + 1 and len(dense) == 1
+    assert dense[0].config.density == 1.0 and dense[0].config.epochs == 3 and dense[0].config.model == "small_mlp"
+
+
+def test_a_run_two_groups_produce_is_listed_once_under_the_first(tmp_path):
+    spec = load(tmp_path, """
+group = "a"
+[base]
+model = "small_mlp"
+dataset = "digits"
+[grid]
+seed = [0, 1]
+[[groups]]
+name = "b"
+grid = {seed = [1, 2]}
+""")
+    assert [(r.group, r.config.seed) for r in spec.expand()] == [("a", 0), ("a", 1), ("b", 2)]
+    assert spec.size() == 4
+
+
+def test_recipe_defaults_are_filled_in_and_explicit_values_win(tmp_path):
+    spec = load(tmp_path, """
+[base]
+model = "resnet56"
+dataset = "cifar10"
+[grid]
+lr = [0.05]
+""")
+    config = spec.expand()[0].config
+    assert config.lr == 0.05 and config.epochs == 200 and config.weight_decay == 1e-4
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seeds=st.lists(st.integers(0, 50), min_size=1, max_size=4, unique=True),
+       densities=st.lists(st.sampled_from([0.05, 0.1, 0.2, 0.5, 0.9]), min_size=1, max_size=3, unique=True),
+       prunes=st.lists(st.sampled_from(CRITERIA), min_size=1, max_size=3, unique=True))
+def test_expansion_has_one_run_per_grid_point(tmp_path, seeds, densities, prunes):
+    spec = parse_spec({"base": {"model": "small_mlp", "dataset": "digits"},
+                       "grid": {"seed": seeds, "density": densities, "prune": prunes}}, "p.toml")
+    runs = spec.expand()
+    assert len(runs) == len(seeds) * len(densities) * len(prunes)
+    assert {(r.config.seed, r.config.density, r.config.prune) for r in runs} == set(
+        itertools.product(seeds, densities, prunes))
+
+
+# --- validation: messages name the file, the key and the valid values --------------------------------------------
+
+def test_unknown_top_level_key(tmp_path):
+    msg = error(tmp_path, 'nmae = "x"\n')
+    assert "s.toml" in msg and "'nmae'" in msg and "valid keys: name, description" in msg
+
+
+def test_unknown_field_in_base_and_grid(tmp_path):
+    msg = error(tmp_path, '[base]\ndensty = 0.1\n')
+    assert "s.toml" in msg and "[base]" in msg and "'densty'" in msg and "density" in msg and "update_period" in msg
+    msg = error(tmp_path, '[grid]\nsed = [1]\n')
+    assert "[grid]" in msg and "'sed'" in msg and "seed" in msg
+
+
+def test_bad_values_name_the_key_and_the_rule(tmp_path):
+    msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\n[grid]\ndensity = [0.1, 2.0]\n')
+    assert "s.toml" in msg and "[grid] density = 2.0" in msg and "less than or equal to 1" in msg
+    msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\noptimizer = "lion"\n')
+    assert "[base] optimizer = 'lion'" in msg and "'sgd'" in msg and "'adamw'" in msg
+
+
+def test_unknown_rule_names_list_the_registered_ones(tmp_path):
+    msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\n[grid]\nprune = ["magnitude", "magnitdue"]\n')
+    assert "[grid] prune = 'magnitdue'" in msg and "reciprocal_sensitivity" in msg and "snip" in msg
+    msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\nprune = "mest:lamda=2"\n')
+    assert "lamda" in msg and "lam (default 1.0)" in msg
+    msg = error(tmp_path, '[base]\nmodel = "m"\ndataset = "d"\n[[groups]]\nname = "g"\ngrid = {grow = ["rigl"]}\n')
+    assert "[[groups]] #1 grid grow = 'rigl'" in msg and "gradient" in msg
+
+
+def test_empty_and_non_list_grids(tmp_path):
+    msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\n[grid]\nseed = []\n')
+    assert "[grid] seed is an empty list" in msg
+    msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\n[grid]\nseed = 3\n')
+    assert "[grid] seed must be a list" in msg
+
+
+def test_report_kinds_are_checked(tmp_path):
+    msg = error(tmp_path, '[base]\nmodel = "m"\ndataset = "d"\n[report]\nkinds = ["acuracy"]\n')
+    assert "'acuracy'" in msg and "accuracy_vs_density" in msg and "critical_difference" in msg
+
+
+def test_groups_need_unique_names_and_no_key_twice(tmp_path):
+    assert "needs a name" in error(tmp_path, '[[groups]]\ngrid = {seed = [0]}\n')
+    assert "unique" in error(tmp_path, '[[groups]]\nname = "a"\n[[groups]]\nname = "a"\n')
+    assert "'seed' is set in both [grid] and its base" in error(tmp_path, '[base]\nseed = 1\n[grid]\nseed = [0]\n')
+    msg = error(tmp_path, '[[groups]]\nname = "a"\nbse = {seed = 1}\n')
+    assert "[[groups]] #1" in msg and "'bse'" in msg and "valid keys: name, description, base, grid" in msg
+
+
+def test_model_level_rules_name_the_group(tmp_path):
+    msg = error(tmp_path, '[base]\nmodel = "m"\ndataset = "d"\n[grid]\nprobe_steps = [[800]]\n')
+    assert "group 'main'" in msg and "probe_criteria" in msg
+
+
+def test_invalid_toml_and_unknown_names(tmp_path):
+    assert "not valid TOML" in error(tmp_path, "name = \n")
+    with pytest.raises(FileNotFoundError, match="fig1.*quick-fig1"):
+        spec_path("fig99")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        spec_path(tmp_path / "missing.toml")
