@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
 import types
@@ -73,6 +74,8 @@ def _run(args: argparse.Namespace) -> int:
     config = resolve_config(config_from_args(args))
     out = Path(args.out) if args.out else Path("runs") / config.run_id()
     summary = run(config, out)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return 0 if summary["status"] == "done" else 1
     status = summary["status"]
     if status != "done":
         print(f"run {summary['run_id']} failed: {summary['reason']}", file=sys.stderr)

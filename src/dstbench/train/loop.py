@@ -106,6 +106,8 @@ class _Trainer:
             if config.update_batch_size else None
         )
         self.epoch = 0
+        self.last_row: dict[str, Any] = {}
+        self.elapsed = 0.0  # seconds of the epochs trained so far, across restarts
         self.best = {"best_val_acc": -math.inf, "best_val_epoch": 0, "best_val_test_acc": float("nan")}
         self.probe_steps = set(config.probe_steps)
         self.snapshot_steps = set(config.mask_snapshot_steps)
@@ -142,6 +144,7 @@ class _Trainer:
                 self.update_batches.load_state_dict(state["update_batches"])
             torch.set_rng_state(state["torch_rng"])
             self.epoch, self.best = int(state["epoch"]), dict(state["best"])
+            self.last_row, self.elapsed = dict(state["last_row"]), float(state["elapsed"])
             if self.dist.is_main:
                 store.truncate_jsonl(self.folder.file(store.METRICS), self.epoch)
                 store.truncate_jsonl(self.folder.file(store.HISTORY), int(state["history_rows"]))
@@ -180,6 +183,7 @@ class _Trainer:
             lr=self.optimizer.param_groups[0]["lr"], prune_fraction=self.dst.prune_fraction(),
             density=self.dst.density(), itop=self.dst.itop(), seconds=time.time() - t0,
         )
+        self.last_row, self.elapsed = row, self.elapsed + row["seconds"]
         if val_acc > self.best["best_val_acc"]:
             self.best = {"best_val_acc": val_acc, "best_val_epoch": self.epoch, "best_val_test_acc": test_acc}
         if self.dist.is_main:
@@ -260,12 +264,13 @@ class _Trainer:
             "torch_rng": torch.get_rng_state(),
             "epoch": self.epoch,
             "best": self.best,
+            "last_row": self.last_row,
+            "elapsed": self.elapsed,
             "history_rows": len(self.dst.history),
         })
 
     def _finish(self, started: float, status: str, reason: str | None) -> dict[str, Any]:
-        metrics = self.folder.metrics() if self.dist.is_main else []
-        last = metrics[-1] if metrics else {}
+        last = self.last_row
         sparse_total = sum(m.numel() for m in self.dst.masks.values())
         summary = {
             "status": status,
@@ -281,7 +286,7 @@ class _Trainer:
             **{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.best.items()},
             "final_itop": self.dst.itop(),
             "final_density": self.dst.density(),
-            "wall_seconds": sum(r["seconds"] for r in metrics) if metrics else time.time() - started,
+            "wall_seconds": self.elapsed or time.time() - started,
             "params_total": sum(p.numel() for p in self.model.parameters()),
             "params_sparse": sparse_total,
             "params_active": int(sum(int((p != 0).sum()) for p in self.model.parameters())),
