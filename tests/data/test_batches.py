@@ -1,0 +1,166 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dstbench.data import Augmentation, Batches
+from dstbench.data.augment import augment_batch, crop_flip_batch, flip_batch
+
+
+def _ids(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Samples that carry their own index: x[i] = i (as float features), y[i] = i."""
+    return torch.arange(n, dtype=torch.float32).unsqueeze(1), torch.arange(n)
+
+
+def _epoch(batches: Batches) -> list[torch.Tensor]:
+    return [y.clone() for _, y in batches]
+
+
+@pytest.mark.parametrize("n, batch_size, drop_last, sizes", [
+    (10, 3, False, [3, 3, 3, 1]), (10, 3, True, [3, 3, 3]), (12, 4, False, [4, 4, 4]), (5, 8, False, [5]),
+])
+def test_batch_sizes_and_drop_last(n, batch_size, drop_last, sizes):
+    batches = Batches(*_ids(n), batch_size, seed=1, drop_last=drop_last)
+    assert [len(y) for y in _epoch(batches)] == sizes and len(batches) == len(sizes)
+
+
+def test_every_index_once_per_epoch():
+    batches = Batches(*_ids(10), 3, seed=1)
+    for _ in range(3):
+        assert sorted(torch.cat(_epoch(batches)).tolist()) == list(range(10))
+
+
+def test_x_and_y_stay_paired_and_epochs_reshuffle():
+    batches = Batches(*_ids(50), 7, seed=3)
+    first = []
+    for x, y in batches:
+        assert torch.equal(x[:, 0].long(), y)
+        first.append(y)
+    second = _epoch(batches)
+    assert not torch.equal(torch.cat(first), torch.cat(second))
+    assert batches.state_dict()["epoch"] == 2
+
+
+def test_same_seed_same_stream_other_seed_other_stream():
+    def stream(seed):
+        b = Batches(*_ids(40), 8, seed=seed)
+        return torch.cat(_epoch(b) + _epoch(b))
+
+    assert torch.equal(stream(5), stream(5))
+    assert not torch.equal(stream(5), stream(6))
+
+
+def _images(n=30):
+    return torch.randint(0, 256, (n, 3, 8, 8), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+
+
+def _augmented(seed=0, **kw):
+    return Batches(_images(), torch.arange(30), 4, seed=seed, mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.4),
+                   pixel_scale=255.0, augmentation=Augmentation(crop_padding=2, hflip=True), **kw)
+
+
+def test_resume_mid_epoch_gives_the_same_later_batches():
+    reference = _augmented()
+    expected = [(x.clone(), y.clone()) for _ in range(2) for x, y in reference]
+    original = _augmented()
+    stream = iter(original)
+    for _ in range(3):
+        next(stream)
+    state = original.state_dict()
+    assert state["epoch"] == 0 and state["batch"] == 3
+    resumed = _augmented(seed=99)  # the seed comes from the state
+    resumed.load_state_dict(state)
+    got = [(x, y) for x, y in resumed] + [(x, y) for x, y in resumed]
+    assert len(got) == len(expected) - 3
+    for (gx, gy), (ex, ey) in zip(got, expected[3:], strict=True):
+        assert torch.equal(gx, ex) and torch.equal(gy, ey)
+
+
+def test_an_abandoned_epoch_continues_where_it_stopped():
+    batches = _augmented()
+    reference = [y for _, y in _augmented()]
+    assert torch.equal(next(iter(batches))[1], reference[0])
+    assert torch.equal(next(iter(batches))[1], reference[1])
+    assert len([y for _, y in batches]) == len(reference) - 2
+
+
+def test_resume_refuses_a_different_stream():
+    state = _augmented().state_dict()
+    other = Batches(_images(), torch.arange(30), 5)
+    with pytest.raises(ValueError, match="saved batch_size=4 but this stream has 5"):
+        other.load_state_dict(state)
+
+
+def test_eval_order_no_augmentation_and_normalisation():
+    x = _images()
+    batches = Batches(x, torch.arange(30), 16, shuffle=False, mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.4),
+                      pixel_scale=255.0)
+    out = torch.cat([b for b, _ in batches])
+    mean = torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)
+    std = torch.tensor([0.2, 0.3, 0.4]).view(1, 3, 1, 1)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, (x.float() / 255 - mean) / std)
+    assert torch.equal(torch.cat([y for _, y in batches]), torch.arange(30))
+    assert x.dtype == torch.uint8  # the data set itself is not converted
+
+
+def test_channels_last_output():
+    x, _ = next(iter(_augmented(channels_last=True)))
+    assert x.is_contiguous(memory_format=torch.channels_last) and x.shape == (4, 3, 8, 8)
+
+
+def test_bad_arguments_are_explained():
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        Batches(*_ids(3), 0)
+    with pytest.raises(ValueError, match="x has 3 samples but y has 2"):
+        Batches(torch.zeros(3, 1), torch.zeros(2), 1)
+
+
+def test_crop_offsets_and_flip_by_hand():
+    x = torch.arange(9, dtype=torch.uint8).view(1, 1, 3, 3)  # [[0 1 2] [3 4 5] [6 7 8]]
+    # padding 1, offset (0, 0): the window starts at the padded corner
+    out = crop_flip_batch(x, 1, torch.tensor([[0, 0]]), torch.tensor([False]))
+    assert out[0, 0].tolist() == [[0, 0, 0], [0, 0, 1], [0, 3, 4]]
+    # offset (2, 1), then mirrored
+    out = crop_flip_batch(x, 1, torch.tensor([[2, 1]]), torch.tensor([True]))
+    assert out[0, 0].tolist() == [[5, 4, 3], [8, 7, 6], [0, 0, 0]]
+    # offset (padding, padding) without flip is the identity
+    assert torch.equal(crop_flip_batch(x, 1, torch.tensor([[1, 1]]), torch.tensor([False])), x)
+    assert torch.equal(flip_batch(x, torch.tensor([True])), x.flip(-1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 3), st.integers(1, 6), st.integers(1, 6), st.integers(0, 3),
+       st.integers(0, 2**31 - 1))
+def test_crop_flip_matches_a_per_sample_reference(b, c, h, w, padding, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (b, c, h, w), generator=g, dtype=torch.uint8)
+    offsets = torch.randint(0, 2 * padding + 1, (b, 2), generator=g)
+    flip = torch.rand(b, generator=g) < 0.5
+    padded = torch.nn.functional.pad(x, (padding,) * 4)
+    for i in range(b):
+        dy, dx = offsets[i].tolist()
+        window = padded[i, :, dy:dy + h, dx:dx + w]
+        expected = window.flip(-1) if flip[i] else window
+        assert torch.equal(crop_flip_batch(x, padding, offsets, flip)[i], expected)
+
+
+def test_augmentation_keeps_shape_and_padding_is_the_normalised_black():
+    x = torch.full((64, 3, 8, 8), 255, dtype=torch.uint8)
+    batches = Batches(x, torch.zeros(64, dtype=torch.long), 64, mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.4),
+                      pixel_scale=255.0, augmentation=Augmentation(crop_padding=4, hflip=True))
+    out, _ = next(iter(batches))
+    assert out.shape == x.shape
+    black = torch.tensor([-0.5 / 0.2, -0.4 / 0.3, -0.3 / 0.4]).view(1, 3, 1, 1)
+    white = (1 - torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.2, 0.3, 0.4]).view(1, 3, 1, 1)
+    is_black = torch.isclose(out, black.expand_as(out))
+    assert (is_black | torch.isclose(out, white.expand_as(out))).all()
+    assert is_black.any() and not is_black.all()  # some samples were shifted into the padding
+
+
+def test_flips_happen_about_half_the_time_and_are_mirrors():
+    x = torch.arange(4, dtype=torch.uint8).view(1, 1, 1, 4).expand(1000, 1, 1, 4).contiguous()
+    out = augment_batch(x, Augmentation(hflip=True), torch.Generator().manual_seed(0))
+    flipped = (out == x.flip(-1)).all(dim=(1, 2, 3))
+    assert ((out == x).all(dim=(1, 2, 3)) | flipped).all()
+    assert 400 < int(flipped.sum()) < 600
