@@ -1,0 +1,181 @@
+"""FashionMNIST (IDX files) and CIFAR-10/100 (pickled batches, extracted or inside the .tar.gz).
+
+Splits follow the paper's code: the last 10% of the official training set is the validation split (FashionMNIST
+54k/6k/10k, CIFAR 45k/5k/10k), the official test set is the test split. FashionMNIST is normalised with mean and
+std 0.5 as in that code; CIFAR with the per-channel mean/std of its 45k training images.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dstbench.data import sources
+from dstbench.data.augment import Augmentation
+from dstbench.data.cache import cached
+from dstbench.data.checksums import bytes_digest, file_digest, warn_if_unofficial
+from dstbench.data.cifar_pickle import read_batch, read_meta
+from dstbench.data.errors import DataFormatError
+from dstbench.data.idx import parse_idx, read_maybe_gzip
+from dstbench.data.locate import channel_stats, last_fraction, not_found
+from dstbench.data.splits import ArraySplit, DataSplits
+
+VAL_FRACTION = 0.1
+SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+
+
+def _fashion_folder(root: Path, system_fallback: bool) -> dict[str, Path]:
+    folders = [root, root / sources.FASHION_MNIST_DIR, root / "FashionMNIST" / "raw", root / "fashionmnist"]
+    if system_fallback:
+        folders.append(SYSTEM_FASHION_MNIST)
+    for folder in folders:
+        found = {name: next((p for p in (folder / f"{name}.gz", folder / name) if p.is_file()), None)
+                 for name in sources.FASHION_MNIST_FILES}
+        if all(found.values()):
+            return found  # type: ignore[return-value]
+    wanted = [f"{sources.FASHION_MNIST_DIR}/{name}.gz" for name in sources.FASHION_MNIST_FILES]
+    raise not_found("fashionmnist", root, wanted)
+
+
+def _read_fashion_file(path: Path, name: str) -> np.ndarray:
+    content = read_maybe_gzip(path)
+    official = sources.FASHION_MNIST_FILES[name][1]
+    warn_if_unofficial(f"{path} (decompressed)", "sha256", bytes_digest(content), official)
+    return parse_idx(content, str(path))
+
+
+def load_fashionmnist(root: Path, *, system_fallback: bool = False) -> DataSplits:
+    """FashionMNIST from its four IDX files (`.gz` or not) under `root`, `root/fashion-mnist` or similar."""
+    paths = _fashion_folder(root, system_fallback)
+    arrays = {name: _read_fashion_file(path, name) for name, path in paths.items()}
+    train_x, train_y = arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"]
+    test_x, test_y = arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"]
+    for images, labels, what in ((train_x, train_y, "train"), (test_x, test_y, "t10k")):
+        if images.ndim != 3 or images.dtype != np.uint8 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataFormatError(f"{paths[f'{what}-images-idx3-ubyte']}: FashionMNIST {what} files disagree: "
+                                  f"images {images.dtype} {images.shape}, labels {labels.shape}")
+        if labels.size and (labels.min() < 0 or labels.max() > 9):
+            raise DataFormatError(f"{paths[f'{what}-labels-idx1-ubyte']}: labels outside 0..9")
+    n_val = last_fraction(len(train_x), VAL_FRACTION)
+    train_x, test_x = train_x[:, None], test_x[:, None]
+    return DataSplits(
+        name="fashionmnist", task="multiclass", num_classes=10, input_shape=(1, 28, 28),
+        train=ArraySplit.from_numpy(train_x[:-n_val], train_y[:-n_val]),
+        val=ArraySplit.from_numpy(train_x[-n_val:], train_y[-n_val:]),
+        test=ArraySplit.from_numpy(test_x, test_y),
+        mean=(0.5,), std=(0.5,), pixel_scale=255.0,
+        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                 "Ankle boot"),
+        notes="validation = the last 6,000 training images; normalised with mean 0.5, std 0.5",
+    )
+
+
+@dataclass(frozen=True)
+class CifarLayout:
+    """File names and keys of one CIFAR variant."""
+
+    name: str
+    archive: str
+    folder: str
+    archive_md5: str
+    file_md5: dict[str, str]
+    train: tuple[str, ...]
+    test: str
+    meta: str
+    label_key: str
+    names_key: str
+    classes: int
+
+
+CIFAR10 = CifarLayout(
+    "cifar10", sources.CIFAR10_ARCHIVE, sources.CIFAR10_DIR, sources.CIFAR10_ARCHIVE_MD5,
+    sources.CIFAR10_FILE_MD5,
+    tuple(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta", "labels", "label_names", 10,
+)
+CIFAR100 = CifarLayout(
+    "cifar100", sources.CIFAR100_ARCHIVE, sources.CIFAR100_DIR, sources.CIFAR100_ARCHIVE_MD5,
+    sources.CIFAR100_FILE_MD5, ("train",), "test", "meta", "fine_labels", "fine_label_names", 100,
+)
+
+
+def _cifar_source(root: Path, layout: CifarLayout) -> Path:
+    """The extracted folder if it is complete, else the archive."""
+    wanted = [*layout.train, layout.test, layout.meta]
+    for folder in (root / layout.folder, root):
+        if all((folder / name).is_file() for name in wanted):
+            return folder
+    for archive in (root / layout.archive, root / layout.folder / layout.archive):
+        if archive.is_file():
+            return archive
+    raise not_found(layout.name, root, [f"{layout.archive} (or {layout.folder}/ with {', '.join(wanted)})"])
+
+
+def _read_members(source: Path, layout: CifarLayout) -> dict[str, bytes]:
+    wanted = {*layout.train, layout.test, layout.meta}
+    if source.is_dir():
+        return {name: (source / name).read_bytes() for name in wanted}
+    found: dict[str, bytes] = {}
+    try:
+        with tarfile.open(source, "r:gz") as archive:
+            for member in archive:
+                base = member.name.rsplit("/", 1)[-1]
+                if member.isfile() and base in wanted:
+                    found[base] = archive.extractfile(member).read()  # type: ignore[union-attr]
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise DataFormatError(
+            f"{source}: corrupt or truncated archive ({exc}); delete it and download again") from exc
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise DataFormatError(f"{source}: archive lacks {', '.join(missing)} (not a {layout.name} archive?)")
+    return found
+
+
+def _parse_cifar(source: Path, layout: CifarLayout) -> tuple[dict[str, np.ndarray], dict]:
+    members = _read_members(source, layout)
+    train = [read_batch(members[name], f"{source}:{name}", layout.label_key) for name in layout.train]
+    test_x, test_y = read_batch(members[layout.test], f"{source}:{layout.test}", layout.label_key)
+    classes = read_meta(members[layout.meta], f"{source}:{layout.meta}", layout.names_key)
+    train_y = np.concatenate([labels for _, labels in train])
+    for labels, name in ((train_y, "training"), (test_y, "test")):
+        if labels.size and (labels.min() < 0 or labels.max() >= layout.classes):
+            raise DataFormatError(f"{source}: {name} labels outside 0..{layout.classes - 1}")
+    if source.is_dir():
+        md5 = {name: bytes_digest(data, "md5") for name, data in members.items()}
+    else:
+        md5 = {layout.archive: file_digest(source, "md5")}
+    arrays = {"train_x": np.concatenate([images for images, _ in train]), "train_y": train_y,
+              "test_x": test_x, "test_y": test_y}
+    return arrays, {"classes": classes, "md5": md5}
+
+
+def _source_key(source: Path, layout: CifarLayout) -> str:
+    if source.is_file():
+        return file_digest(source)
+    names = sorted({*layout.train, layout.test, layout.meta})
+    return bytes_digest("".join(file_digest(source / name) for name in names).encode())
+
+
+def load_cifar(root: Path, *, layout: CifarLayout, cache: bool = True) -> DataSplits:
+    """CIFAR-10 or -100 from the extracted batches or directly from the `.tar.gz`, parsed once and cached."""
+    source = _cifar_source(root, layout)
+    arrays, meta = cached(f"{layout.name}-{_source_key(source, layout)[:16]}", source.parent,
+                          lambda: _parse_cifar(source, layout), enabled=cache)
+    for name, digest in meta["md5"].items():
+        expected = layout.archive_md5 if name == layout.archive else layout.file_md5[name]
+        warn_if_unofficial(str(source / name if source.is_dir() else source), "md5", digest, expected)
+    train_x, train_y = arrays["train_x"], arrays["train_y"]
+    n_val = last_fraction(len(train_x), VAL_FRACTION)
+    mean, std = channel_stats(train_x[:-n_val], 255.0)
+    return DataSplits(
+        name=layout.name, task="multiclass", num_classes=layout.classes, input_shape=(3, 32, 32),
+        train=ArraySplit.from_numpy(train_x[:-n_val], train_y[:-n_val]),
+        val=ArraySplit.from_numpy(train_x[-n_val:], train_y[-n_val:]),
+        test=ArraySplit.from_numpy(arrays["test_x"], arrays["test_y"]),
+        mean=mean, std=std, pixel_scale=255.0, augmentation=Augmentation(crop_padding=4, hflip=True),
+        classes=tuple(meta["classes"]),
+        notes="validation = the last 5,000 training images (not augmented); per-channel mean/std of the "
+              "45,000 training images; random crop with 4-pixel zero padding + horizontal flip",
+    )

@@ -1,0 +1,163 @@
+import gzip
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import dstbench.data as data
+from dstbench.data import vision
+from dstbench.data.errors import ChecksumMismatchWarning, DataFormatError, DataNotFoundError
+
+from .formats import cifar_images, write_cifar10, write_cifar100, write_fashion
+
+pytestmark = pytest.mark.filterwarnings("ignore::dstbench.data.ChecksumMismatchWarning")
+
+
+@pytest.mark.parametrize("subfolder, gz", [("", True), ("fashion-mnist", False), ("FashionMNIST/raw", True)])
+def test_fashionmnist_splits_shapes_and_normalisation(tmp_path, subfolder, gz):
+    arrays = write_fashion(tmp_path / subfolder, n_train=20, n_test=10, gz=gz)
+    splits = data.load("fashionmnist", root=tmp_path)
+    assert splits.sizes() == {"train": 18, "val": 2, "test": 10}  # the last 10% of train is validation
+    assert splits.train.x.shape == (18, 1, 28, 28) and splits.train.x.dtype == torch.uint8
+    assert splits.train.y.dtype == torch.int64
+    # image i is filled with i: train holds rows 0..17 and validation the last rows 18, 19, in order
+    assert splits.train.x[:, 0, 0, 0].tolist() == list(range(18))
+    assert splits.val.x[:, 0, 0, 0].tolist() == [18, 19]
+    assert splits.test.y.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
+    assert (splits.task, splits.num_classes, splits.num_outputs, splits.input_shape) == ("multiclass", 10, 10,
+                                                                                        (1, 28, 28))
+    x, _ = next(iter(splits.eval_batches("test")))
+    assert torch.allclose(x, torch.full_like(x, (200 / 255 - 0.5) / 0.5))
+
+
+def test_fashionmnist_warns_when_content_is_not_official(tmp_path):
+    write_fashion(tmp_path)
+    with pytest.warns(ChecksumMismatchWarning, match=r"train-images-idx3-ubyte.gz \(decompressed\): sha256 .* "
+                                                     r"does not match the official sha256 c59f468a"):
+        data.load("fashionmnist", root=tmp_path)
+
+
+def test_fashionmnist_missing_files_name_them_and_the_command(tmp_path):
+    write_fashion(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataNotFoundError) as info:
+        data.load("fashionmnist", root=tmp_path)
+    message = str(info.value)
+    assert "t10k-labels-idx1-ubyte.gz" in message
+    assert f"dstbench data download fashionmnist --root {tmp_path}" in message
+
+
+def test_fashionmnist_corrupt_file_is_named(tmp_path):
+    write_fashion(tmp_path)
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x14" + bytes(5)))
+    with pytest.raises(DataFormatError, match=r"train-labels-idx1-ubyte.gz: IDX size mismatch"):
+        data.load("fashionmnist", root=tmp_path)
+
+
+def test_fashionmnist_disagreeing_counts_are_an_error(tmp_path):
+    write_fashion(tmp_path)
+    write_fashion(tmp_path / "other", n_train=12)
+    (tmp_path / "other" / "train-labels-idx1-ubyte.gz").replace(tmp_path / "train-labels-idx1-ubyte.gz")
+    with pytest.raises(DataFormatError, match="FashionMNIST train files disagree"):
+        data.load("fashionmnist", root=tmp_path)
+
+
+@pytest.mark.parametrize("as_tar", [False, True])
+def test_cifar10_from_folder_or_archive(tmp_path, as_tar):
+    write_cifar10(tmp_path, per_batch=4, as_tar=as_tar)
+    splits = data.load("cifar10", root=tmp_path)
+    assert splits.sizes() == {"train": 18, "val": 2, "test": 4}
+    assert splits.train.x.shape == (18, 3, 32, 32) and splits.train.x.dtype == torch.uint8
+    # batches are concatenated in order; validation = the last training images (rows 18, 19)
+    assert splits.train.x[:, 0, 0, 0].tolist() == list(range(18))
+    assert splits.val.x[:, 0, 0, 0].tolist() == [18, 19]
+    assert splits.val.y.tolist() == [8, 9]
+    assert splits.test.x[:, 0, 0, 0].tolist() == [100, 101, 102, 103]
+    assert splits.classes == tuple(f"c{i}" for i in range(10))
+    assert splits.augmentation == data.Augmentation(crop_padding=4, hflip=True)
+    # the training split's own statistics: pixel values 0..17 / 255, the same in every channel
+    values = np.arange(18) / 255
+    assert splits.mean == pytest.approx((values.mean(),) * 3)
+    assert splits.std == pytest.approx((values.std(),) * 3)
+
+
+def test_cifar10_local_copy_warns_with_both_sums(tmp_path):
+    write_cifar10(tmp_path, as_tar=True)
+    with pytest.warns(ChecksumMismatchWarning, match=r"cifar-10-python.tar.gz: md5 [0-9a-f]{32} does not match "
+                                                     r"the official md5 c58f30108f718f92721af3b95e74349a"):
+        data.load("cifar10", root=tmp_path)
+
+
+def test_cifar10_is_parsed_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    write_cifar10(tmp_path, as_tar=True)
+    first = data.load("cifar10", root=tmp_path)
+    assert list((tmp_path / ".dstbench-cache").iterdir())  # next to the data, since that folder is writable
+
+    def no_parsing(*args):
+        raise AssertionError("parsed again despite the cache")
+
+    monkeypatch.setattr(vision, "_parse_cifar", no_parsing)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = data.load("cifar10", root=tmp_path)
+    assert any(issubclass(w.category, ChecksumMismatchWarning) for w in caught)  # still verified
+    assert torch.equal(first.train.x, again.train.x) and torch.equal(first.test.y, again.test.y)
+
+
+def test_cifar10_cache_follows_the_source(tmp_path):
+    write_cifar10(tmp_path, as_tar=True)
+    data.load("cifar10", root=tmp_path)
+    (tmp_path / "cifar-10-python.tar.gz").unlink()
+    write_cifar10(tmp_path, per_batch=6, as_tar=True)
+    assert len(data.load("cifar10", root=tmp_path).train) == 27
+
+
+def test_cifar10_read_only_folder_caches_in_the_user_cache(tmp_path, monkeypatch):
+    source = tmp_path / "readonly"
+    write_cifar10(source, as_tar=True)
+    source.chmod(0o555)
+    try:
+        data.load("cifar10", root=source)
+        assert not (source / ".dstbench-cache").exists()
+        assert any((tmp_path / "user-cache").iterdir())
+    finally:
+        source.chmod(0o755)
+
+
+def test_cifar100_uses_fine_labels(tmp_path):
+    write_cifar100(tmp_path, n_train=20, n_test=5)
+    splits = data.load("cifar100", root=tmp_path)
+    assert splits.sizes() == {"train": 18, "val": 2, "test": 5}
+    assert splits.num_classes == 100 and splits.test.y.tolist() == [99] * 5
+    assert splits.train.y.tolist() == [i * 5 % 100 for i in range(18)]
+
+
+def test_cifar_missing_files_name_them(tmp_path):
+    with pytest.raises(DataNotFoundError, match=r"cifar10: data not found under .*: missing cifar-10-python.tar.gz "
+                                                r"\(or cifar-10-batches-py/ with data_batch_1"):
+        data.load("cifar10", root=tmp_path)
+
+
+def test_cifar_truncated_archive_is_named(tmp_path):
+    archive = write_cifar10(tmp_path, as_tar=True)
+    archive.write_bytes(archive.read_bytes()[:200])
+    with pytest.raises(DataFormatError, match=r"cifar-10-python.tar.gz: corrupt or truncated archive"):
+        data.load("cifar10", root=tmp_path)
+
+
+def test_cifar_batch_that_is_not_a_batch_is_named(tmp_path):
+    folder = write_cifar10(tmp_path)
+    (folder / "data_batch_3").write_bytes(b"\x80\x02]q\x00.")  # an empty list
+    with pytest.raises(DataFormatError, match=r"data_batch_3: not a CIFAR batch"):
+        data.load("cifar10", root=tmp_path, cache=False)
+
+
+def test_cifar_labels_out_of_range_are_an_error(tmp_path):
+    from .formats import cifar_batch_bytes
+
+    folder = write_cifar10(tmp_path)
+    (folder / "test_batch").write_bytes(cifar_batch_bytes(cifar_images(2), [3, 10]))
+    with pytest.raises(DataFormatError, match=r"test labels outside 0..9"):
+        data.load("cifar10", root=tmp_path)
