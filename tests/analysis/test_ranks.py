@@ -131,3 +131,10 @@ def test_block_scores_average_seeds_and_drop_incomplete_blocks():
     table, dropped = block_scores(df, "acc", ["model", "density"])
     assert table.to_dict("index") == {("m", 0.1): {"a": pytest.approx(0.6), "b": pytest.approx(0.4)}}
     assert dropped == [("m", 0.2)]
+
+
+def test_block_scores_without_block_fields_is_one_block():
+    df = pd.DataFrame({"prune": ["a", "a", "b"], "seed": [0, 1, 0], "acc": [0.5, 0.7, 0.4]})
+    table, dropped = block_scores(df, "acc", [])
+    assert table.shape == (1, 2) and dropped == []
+    assert table.iloc[0].tolist() == pytest.approx([0.6, 0.4])

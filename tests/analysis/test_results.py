@@ -38,6 +38,10 @@ def test_tables_are_stale_when_a_run_is_newer(folder):
     table = folder / "results.parquet"
     os.utime(table, (1, 1))
     assert is_stale(folder)
+    os.utime(table, None)
+    assert not is_stale(folder)
+    os.utime(folder / "sweeps" / "extra.json", (table.stat().st_mtime + 5,) * 2)
+    assert is_stale(folder)  # a new sweep file may put runs in other experiments
     table.unlink()
     assert is_stale(folder)
 

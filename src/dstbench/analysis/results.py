@@ -100,11 +100,12 @@ def read_sweeps(root: Path) -> dict[str, dict[str, Any]]:
 
 
 def is_stale(root: Path) -> bool:
-    """True when run folders exist and the results table is missing or older than a run summary."""
-    summaries = [run.file(SUMMARY) for run in iter_runs(root)]
-    newest = max((p.stat().st_mtime for p in summaries if p.exists()), default=None)
-    if newest is None:
+    """True when run folders exist and the results table is missing or older than a run summary or a sweep
+    file (which says what experiment a run belongs to)."""
+    summaries = [p for p in (run.file(SUMMARY) for run in iter_runs(root)) if p.exists()]
+    if not summaries:
         return False
+    newest = max(p.stat().st_mtime for p in [*summaries, *(Path(root) / SWEEPS).glob("*.json")])
     table = Path(root) / RESULTS_FILE
     return not table.exists() or table.stat().st_mtime < newest
 

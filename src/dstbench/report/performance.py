@@ -38,6 +38,7 @@ from dstbench.report.style import (
 )
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+MEST_DEFAULT_LAMBDA = 1.0  # the engine's default for "mest" without parameters (the report cannot import it)
 LOG_FIELDS = frozenset({"density", "update_period", "batch_size", "update_batch_size"})
 
 
@@ -220,6 +221,9 @@ def mest_lambda(ctx: Context) -> list[Item]:
     metric = ctx.option("mest_lambda", "metric", "best_val_test_acc")
     is_mest = ctx.runs["prune"].map(lambda p: p == "magnitude" or p.split(":")[0] == "mest")
     runs = ctx.runs[(ctx.runs["mode"] != "dst") | is_mest]
+    # name every MEST run by its lambda ("mest" -> "mest:lam=1") so lines sort and read by lambda
+    runs = runs.assign(prune=[p if p == "magnitude" or m != "dst" else f"mest:lam={_lambda(p):g}"
+                              for p, m in zip(runs["prune"], runs["mode"], strict=True)])
     criteria = runs.loc[runs["mode"] == "dst", "prune"].unique()
     lams = sorted({_lambda(p) for p in criteria})
     if len(lams) < 2:
@@ -233,7 +237,7 @@ def mest_lambda(ctx: Context) -> list[Item]:
 
 def _lambda(prune: str) -> float:
     base, params = criterion_parameters(prune)
-    return 0.0 if base == "magnitude" else float(params.get("lam", 1.0))
+    return 0.0 if base == "magnitude" else float(params.get("lam", MEST_DEFAULT_LAMBDA))
 
 
 def sensitivity_vs_reciprocal(ctx: Context) -> list[Item]:

@@ -116,7 +116,8 @@ def metric_label(metric: str) -> str:
 
 
 def axis_label(field: str) -> str:
-    return FIELD_LABELS.get(field, field).capitalize()
+    label = FIELD_LABELS.get(field, field)
+    return label[:1].upper() + label[1:]
 
 
 def scale(metric: str) -> float:
