@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dstbench.data import Augmentation, Batches
+from dstbench.data import ArraySplit, Augmentation, Batches
 from dstbench.data.augment import augment_batch, crop_flip_batch, flip_batch
 
 
@@ -164,3 +164,10 @@ def test_flips_happen_about_half_the_time_and_are_mirrors():
     flipped = (out == x.flip(-1)).all(dim=(1, 2, 3))
     assert ((out == x).all(dim=(1, 2, 3)) | flipped).all()
     assert 400 < int(flipped.sum()) < 600
+
+
+def test_a_split_is_copied_to_a_device_once():
+    split = ArraySplit(*_ids(4))
+    assert split.on("cpu")[0] is split.x and split.on(None)[1] is split.y
+    first, again = split.on("meta"), split.on(torch.device("meta"))
+    assert first[0] is again[0] and first[0].device.type == "meta"

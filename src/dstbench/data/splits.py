@@ -28,9 +28,25 @@ class ArraySplit:
 
     x: torch.Tensor
     y: torch.Tensor
+    _copies: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def on(self, device: torch.device | str | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y) on `device`, copied there once: the training, update and evaluation streams share it."""
+        if device is None:
+            return self.x, self.y
+        key = torch.device(device)
+        if key.type == "cuda" and key.index is None:
+            key = torch.device("cuda", torch.cuda.current_device())
+        if key == self.x.device:
+            return self.x, self.y
+        if key not in self._copies:
+            self._copies[key] = (self.x.to(key), self.y.to(key))
+        return self._copies[key]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.x[index], self.y[index]
@@ -109,8 +125,9 @@ class DataSplits:
                 drop_last=drop_last, device=device, channels_last=channels_last, num_workers=num_workers,
                 **self.streaming,
             )
+        x, y = data.on(device)
         return Batches(
-            data.x, data.y, batch_size, shuffle=shuffle, augmentation=self.augmentation if augment else None,
+            x, y, batch_size, shuffle=shuffle, augmentation=self.augmentation if augment else None,
             seed=seed, mean=self.mean, std=self.std, pixel_scale=self.pixel_scale, drop_last=drop_last,
             device=device, channels_last=channels_last,
         )
