@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dstbench.data import ArraySplit, Augmentation, Batches
-from dstbench.data.augment import augment_batch, crop_flip_batch, flip_batch
+from dstbench.data.augment import BatchAugmenter, crop_flip_batch, crop_flip_table, move_ids, with_sentinel
 
 
 def _ids(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,17 +116,34 @@ def test_bad_arguments_are_explained():
         Batches(torch.zeros(3, 1), torch.zeros(2), 1)
 
 
+def _crop_flip(x, padding, offsets, flip):
+    table = crop_flip_table(x.shape[2], x.shape[3], padding)
+    return crop_flip_batch(with_sentinel(x), table, move_ids(offsets, flip, padding), tuple(x.shape[1:]))
+
+
+def test_sentinel_layout_appends_one_zero_per_channel():
+    x = torch.arange(1, 9, dtype=torch.uint8).view(1, 2, 2, 2)
+    assert with_sentinel(x).tolist() == [[[1, 2, 3, 4, 0], [5, 6, 7, 8, 0]]]
+
+
 def test_crop_offsets_and_flip_by_hand():
-    x = torch.arange(9, dtype=torch.uint8).view(1, 1, 3, 3)  # [[0 1 2] [3 4 5] [6 7 8]]
+    x = torch.arange(1, 10, dtype=torch.uint8).view(1, 1, 3, 3)  # [[1 2 3] [4 5 6] [7 8 9]]
     # padding 1, offset (0, 0): the window starts at the padded corner
-    out = crop_flip_batch(x, 1, torch.tensor([[0, 0]]), torch.tensor([False]))
-    assert out[0, 0].tolist() == [[0, 0, 0], [0, 0, 1], [0, 3, 4]]
+    out = _crop_flip(x, 1, torch.tensor([[0, 0]]), torch.tensor([False]))
+    assert out[0, 0].tolist() == [[0, 0, 0], [0, 1, 2], [0, 4, 5]]
     # offset (2, 1), then mirrored
-    out = crop_flip_batch(x, 1, torch.tensor([[2, 1]]), torch.tensor([True]))
-    assert out[0, 0].tolist() == [[5, 4, 3], [8, 7, 6], [0, 0, 0]]
-    # offset (padding, padding) without flip is the identity
-    assert torch.equal(crop_flip_batch(x, 1, torch.tensor([[1, 1]]), torch.tensor([False])), x)
-    assert torch.equal(flip_batch(x, torch.tensor([True])), x.flip(-1))
+    out = _crop_flip(x, 1, torch.tensor([[2, 1]]), torch.tensor([True]))
+    assert out[0, 0].tolist() == [[6, 5, 4], [9, 8, 7], [0, 0, 0]]
+    # offset (padding, padding) without flip is the identity; with flip, the mirror image
+    assert torch.equal(_crop_flip(x, 1, torch.tensor([[1, 1]]), torch.tensor([False])), x)
+    assert torch.equal(_crop_flip(x, 1, torch.tensor([[1, 1]]), torch.tensor([True])), x.flip(-1))
+
+
+def test_the_table_has_one_row_per_move():
+    table = crop_flip_table(3, 3, 1)
+    assert table.shape == (2 * 9, 9) and int(table.max()) == 9 and int(table.min()) == 0
+    centre = move_ids(torch.tensor([[1, 1]]), torch.tensor([False]), 1)
+    assert table[centre].tolist() == [list(range(9))]
 
 
 @settings(max_examples=40, deadline=None)
@@ -138,11 +155,11 @@ def test_crop_flip_matches_a_per_sample_reference(b, c, h, w, padding, seed):
     offsets = torch.randint(0, 2 * padding + 1, (b, 2), generator=g)
     flip = torch.rand(b, generator=g) < 0.5
     padded = torch.nn.functional.pad(x, (padding,) * 4)
+    out = _crop_flip(x, padding, offsets, flip)
     for i in range(b):
         dy, dx = offsets[i].tolist()
         window = padded[i, :, dy:dy + h, dx:dx + w]
-        expected = window.flip(-1) if flip[i] else window
-        assert torch.equal(crop_flip_batch(x, padding, offsets, flip)[i], expected)
+        assert torch.equal(out[i], window.flip(-1) if flip[i] else window)
 
 
 def test_augmentation_keeps_shape_and_padding_is_the_normalised_black():
@@ -160,10 +177,16 @@ def test_augmentation_keeps_shape_and_padding_is_the_normalised_black():
 
 def test_flips_happen_about_half_the_time_and_are_mirrors():
     x = torch.arange(4, dtype=torch.uint8).view(1, 1, 1, 4).expand(1000, 1, 1, 4).contiguous()
-    out = augment_batch(x, Augmentation(hflip=True), torch.Generator().manual_seed(0))
+    augment = BatchAugmenter(Augmentation(hflip=True), (1, 1, 4), x.device)
+    out = augment(augment.source(x), torch.Generator().manual_seed(0))
     flipped = (out == x.flip(-1)).all(dim=(1, 2, 3))
     assert ((out == x).all(dim=(1, 2, 3)) | flipped).all()
     assert 400 < int(flipped.sum()) < 600
+
+
+def test_augmenting_a_table_is_refused():
+    with pytest.raises(ValueError, match=r"needs \(N, C, H, W\) images, got shape \(5, 1\)"):
+        Batches(*_ids(5), 2, augmentation=Augmentation(hflip=True))
 
 
 def test_a_split_is_copied_to_a_device_once():

@@ -1,9 +1,11 @@
 """Training augmentation on whole batches of uint8 image tensors: no per-sample Python, no host round trip.
 
-Random crop with zero padding and the horizontal flip are one gather: each output pixel (row i, column j) of
-sample b reads padded pixel (dy_b + i, dx_b + j) or, when b is flipped, (dy_b + i, dx_b + W - 1 - j). Padding
-happens in uint8 before normalisation, so padded pixels become the normalised black, -mean/std, exactly as when
-padding a PIL image.
+A random crop with zero padding and a horizontal flip move pixels without changing them, so a sample's output is
+a gather from its own pixels. There are only 2 * (2p + 1)^2 distinct moves (vertical and horizontal offset in
+0..2p, flipped or not), so the gather index of every move is computed once (`crop_flip_table`), and a batch
+looks its samples' indices up and does one `gather`. Pixels that come from the padding point at a sentinel zero
+appended to each channel (`with_sentinel`), so they become the normalised black, -mean/std, exactly as when
+padding before normalising.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -39,39 +40,69 @@ class Augmentation:
         return " + ".join(parts) or "none"
 
 
-def flip_batch(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-    """Mirror the samples of (B, C, H, W) `x` where the (B,) bool `flip` is set."""
-    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+def with_sentinel(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) images as (N, C, H*W + 1): each channel's pixels followed by one zero."""
+    n, c = x.shape[:2]
+    return torch.cat([x.reshape(n, c, -1), x.new_zeros(n, c, 1)], dim=2)
 
 
-def crop_flip_batch(x: torch.Tensor, padding: int, offsets: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-    """Crop each sample of (B, C, H, W) `x` from its zero-padded version at `offsets` (B, 2: dy, dx in
-    [0, 2*padding]) and mirror it where `flip` (B,) is set."""
-    b, c, h, w = x.shape
-    padded_w = w + 2 * padding
-    padded = F.pad(x, (padding, padding, padding, padding))
-    rows = offsets[:, :1] + torch.arange(h, device=x.device)
-    cols = torch.arange(w, device=x.device).expand(b, w)
-    cols = torch.where(flip.view(-1, 1), w - 1 - cols, cols) + offsets[:, 1:]
-    index = (rows.unsqueeze(2) * padded_w + cols.unsqueeze(1)).view(b, 1, h * w).expand(b, c, h * w)
-    return padded.flatten(2).gather(2, index).view(b, c, h, w)
+def crop_flip_table(height: int, width: int, padding: int, device: torch.device | None = None) -> torch.Tensor:
+    """Gather indices (2 * (2p+1)^2, H*W) into the `with_sentinel` layout, one row per move.
 
-
-def augment_batch(x: torch.Tensor, augmentation: Augmentation, generator: torch.Generator) -> torch.Tensor:
-    """Apply `augmentation` to a (B, C, H, W) batch, drawing its randomness from `generator` on x's device.
-
-    Draw order (fixed, so results are reproducible): flips, then crop offsets.
+    Row `(dy * (2p + 1) + dx) * 2 + flip` maps output pixel (i, j) to input pixel (dy - p + i, dx - p + j'),
+    with j' = W - 1 - j when flipped, or to the sentinel H*W when that lies in the padding.
     """
-    if augmentation.random_resized_crop:
-        raise ValueError("random-resized crop is applied per image by the streaming loader, not on batches")
-    b = x.shape[0]
-    flip = (
-        torch.rand(b, generator=generator, device=x.device) < 0.5
-        if augmentation.hflip
-        else torch.zeros(b, dtype=torch.bool, device=x.device)
-    )
-    if augmentation.crop_padding:
-        span = 2 * augmentation.crop_padding + 1
-        offsets = torch.randint(0, span, (b, 2), generator=generator, device=x.device)
-        return crop_flip_batch(x, augmentation.crop_padding, offsets, flip)
-    return flip_batch(x, flip) if augmentation.hflip else x
+    span = 2 * padding + 1
+    dy = torch.arange(span, device=device).view(span, 1, 1, 1, 1)
+    dx = torch.arange(span, device=device).view(1, span, 1, 1, 1)
+    flip = torch.tensor([False, True], device=device).view(1, 1, 2, 1, 1)
+    i = torch.arange(height, device=device).view(1, 1, 1, height, 1)
+    j = torch.arange(width, device=device).view(1, 1, 1, 1, width)
+    rows = dy - padding + i
+    cols = dx - padding + torch.where(flip, width - 1 - j, j)
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    index = torch.where(inside, rows.clamp(0, height - 1) * width + cols.clamp(0, width - 1), height * width)
+    return index.reshape(span * span * 2, height * width)
+
+
+def move_ids(offsets: torch.Tensor, flip: torch.Tensor, padding: int) -> torch.Tensor:
+    """The table row of each sample's move, from its (B, 2) offsets (dy, dx in 0..2p) and (B,) flips."""
+    return (offsets[:, 0] * (2 * padding + 1) + offsets[:, 1]) * 2 + flip.long()
+
+
+def crop_flip_batch(source: torch.Tensor, table: torch.Tensor, moves: torch.Tensor,
+                    shape: tuple[int, int, int]) -> torch.Tensor:
+    """Apply each sample's move to a (B, C, H*W [+ 1]) batch; returns (B, C, H, W)."""
+    b, (c, h, w) = source.shape[0], shape
+    index = table.index_select(0, moves).unsqueeze(1).expand(b, c, h * w)
+    return source.gather(2, index).view(b, c, h, w)
+
+
+class BatchAugmenter:
+    """Random crop and/or flip for batches of one data set, drawing from a generator on the data's device.
+
+    `source(x)` is what batches are gathered from (with the zero sentinel when cropping); `__call__` augments
+    a batch of rows of it. Draw order, fixed for reproducibility: flips (B uniforms), then offsets (B x 2).
+    """
+
+    def __init__(self, augmentation: Augmentation, sample_shape: tuple[int, int, int], device: torch.device):
+        if augmentation.random_resized_crop:
+            raise ValueError("random-resized crop is applied per image by the streaming loader, not on batches")
+        self.padding, self.hflip, self.shape = augmentation.crop_padding, augmentation.hflip, sample_shape
+        self.table = crop_flip_table(sample_shape[1], sample_shape[2], self.padding, device)
+
+    def source(self, x: torch.Tensor) -> torch.Tensor:
+        """The data in the layout `__call__` expects; a copy only when cropping needs the sentinel."""
+        return with_sentinel(x) if self.padding else x.flatten(2)
+
+    def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b, device = batch.shape[0], batch.device
+        if self.hflip:
+            flip = torch.rand(b, generator=generator, device=device) < 0.5
+        else:
+            flip = torch.zeros(b, dtype=torch.bool, device=device)
+        if self.padding:
+            offsets = torch.randint(0, 2 * self.padding + 1, (b, 2), generator=generator, device=device)
+        else:
+            offsets = torch.zeros(b, 2, dtype=torch.long, device=device)
+        return crop_flip_batch(batch, self.table, move_ids(offsets, flip, self.padding), self.shape)

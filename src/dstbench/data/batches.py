@@ -1,11 +1,12 @@
 """Fast mini-batches from tensors held in memory on the model's device.
 
-Images stay uint8 until a batch is formed; the batch is gathered by index, augmented on tensors and normalised as
-float32 (`(x / pixel_scale - mean) / std`, as one multiply and one add). The shuffle is a permutation per epoch
-from a `torch.Generator` seeded with (seed, epoch); a batch's augmentation uses the generator re-seeded with
-(seed, epoch, batch). So the whole stream is a function of (seed, epoch, batch): `state_dict()` is those three
-numbers, and a run resumed from it mid-epoch sees bit-identical batches without replaying anything. Streams
-differ between CPU and CUDA (different generators), as any torch randomness does.
+Images stay uint8 until a batch is formed; the batch is gathered by index, augmented on tensors (see
+`dstbench.data.augment`) and normalised as float32 (`(x / pixel_scale - mean) / std`, as one multiply and one
+add). The shuffle is a permutation per epoch from a `torch.Generator` seeded with (seed, epoch); a batch's
+augmentation uses the generator re-seeded with (seed, epoch, batch). So the whole stream is a function of
+(seed, epoch, batch): `state_dict()` is those three numbers, and a run resumed from it mid-epoch sees
+bit-identical batches without replaying anything. Streams differ between CPU and CUDA (different generators),
+as any torch randomness does.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 
-from dstbench.data.augment import Augmentation, augment_batch
+from dstbench.data.augment import Augmentation, BatchAugmenter
 
 _MASK64 = (1 << 64) - 1
 _PERMUTATION_STREAM, _AUGMENT_STREAM = 0, 1
@@ -81,7 +82,11 @@ class Batches:
         self.x, self.y = x.to(self.device), y.to(self.device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         active = augmentation is not None and (augmentation.crop_padding > 0 or augmentation.hflip)
+        if active and x.ndim != 4:
+            raise ValueError(f"crop/flip augmentation needs (N, C, H, W) images, got shape {tuple(x.shape)}")
         self.augmentation = augmentation if active else None
+        self._augment = BatchAugmenter(augmentation, tuple(x.shape[1:]), self.device) if active else None
+        self._source = self._augment.source(self.x) if self._augment else self.x
         self.channels_last = channels_last and x.ndim == 4
         self.normalize = Normalize(mean, std, pixel_scale, x.ndim, self.device)
         self.seed, self.epoch, self.batch = seed, 0, 0
@@ -116,13 +121,13 @@ class Batches:
     def _make(self, order: torch.Tensor | None, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         start, stop = index * self.batch_size, min((index + 1) * self.batch_size, self.num_samples)
         if order is None:
-            x, y = self.x[start:stop], self.y[start:stop]
+            x, y = self._source[start:stop], self.y[start:stop]
         else:
             rows = order[start:stop]
-            x, y = self.x.index_select(0, rows), self.y.index_select(0, rows)
-        if self.augmentation is not None:
+            x, y = self._source.index_select(0, rows), self.y.index_select(0, rows)
+        if self._augment is not None:
             self._generator.manual_seed(derive_seed(self.seed, self.epoch, _AUGMENT_STREAM, index))
-            x = augment_batch(x, self.augmentation, self._generator)
+            x = self._augment(x, self._generator)
         x = self.normalize(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
