@@ -9,7 +9,7 @@ from dstbench.experiments import load_spec
 TESTS = Path(__file__).resolve().parents[1]
 
 SMALL = """
-name = "small"
+name = "{name}"
 description = "a tiny spec for tests"
 group = "dst"
 
@@ -36,7 +36,7 @@ x = "density"
 def small_spec(folder: Path, densities=(0.1, 0.2), seeds=(0, 1, 2), name: str = "small.toml"):
     """A spec of len(densities) * len(seeds) DST runs plus one dense run."""
     path = folder / name
-    path.write_text(SMALL.format(densities=list(densities), seeds=list(seeds)))
+    path.write_text(SMALL.format(name=path.stem, densities=list(densities), seeds=list(seeds)))
     return load_spec(path)
 
 

@@ -23,7 +23,6 @@ from dstbench.experiments.worker import (
     WorkerJob,
     WorkerReport,
     process_main,
-    resolve_trainer,
     work,
 )
 
@@ -49,7 +48,6 @@ def execute(job: WorkerJob, executor: str, workers: int, options: Mapping[str, A
         raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
     if workers < (0 if executor == "local" else 1):
         raise ValueError(f"workers must be at least {0 if executor == 'local' else 1} for {executor}, got {workers}")
-    resolve_trainer(job.trainer)  # a wrong trainer name fails here, once, not in every worker
     if executor == "local":
         if options:
             raise ValueError(f"the local executor takes no options, got {sorted(options)}")

@@ -18,7 +18,14 @@ from typing import Any
 from dstbench import store
 from dstbench.experiments.claims import STALE_AFTER, live_claims
 from dstbench.experiments.spec import PlannedRun, Spec, check_selection, select_runs
-from dstbench.experiments.worker import DEFAULT_TRAINER, EXECUTION_KEYS, Trainer, WorkerJob, summary_signature
+from dstbench.experiments.worker import (
+    DEFAULT_TRAINER,
+    EXECUTION_KEYS,
+    Trainer,
+    WorkerJob,
+    resolve_trainer,
+    summary_signature,
+)
 
 SWEEPS = "sweeps"
 _LOCK_WAIT = 30.0
@@ -236,11 +243,14 @@ def run_sweep(
     """
     from dstbench.experiments.executors import execute
 
+    resolve_trainer(trainer)  # a wrong trainer name fails here, once, not in every worker
     execution = dict(execution or {})
     unknown = sorted(set(execution) - set(EXECUTION_KEYS))
     if unknown:
         raise ValueError(f"execution settings {unknown} are not execution-only fields; valid: {EXECUTION_KEYS}")
     execution.setdefault("progress", False)  # one bar for the sweep, not one per run
+    if executor == "local" and workers > 0:  # local processes share this machine's cores instead of fighting
+        execution.setdefault("num_threads", max(1, (os.cpu_count() or 1) // workers))
     out = Path(out)
     plan = plan_sweep(spec, out, only=only, retry_failed=retry_failed)
     record_sweep(plan)
