@@ -8,6 +8,7 @@ from dstbench.analysis.aggregate import (
     criterion_parameters,
     curves,
     free_fields,
+    independent_fields,
     loss_gap,
     matching,
     mode_of,
@@ -89,3 +90,12 @@ def test_mode_from_column_or_config():
     assert mode_of(pd.Series({"density": 1.0, "update_period": 800})) == "dense"
     assert mode_of(pd.Series({"density": 0.1, "update_period": 0})) == "static"
     assert mode_of(pd.Series({"density": 0.1, "update_period": 800})) == "dst"
+
+
+def test_fields_set_per_model_are_dependent():
+    # the spec's cases pair each model with its epochs and update period
+    df = pd.DataFrame({"model": ["mlp", "mlp", "cnn", "cnn"], "dataset": ["a", "a", "b", "b"],
+                       "epochs": [4, 4, 5, 5], "update_period": [5, 5, 10, 10], "density": [0.1, 0.2, 0.1, 0.2]})
+    fields = ["model", "dataset", "epochs", "update_period", "density"]
+    assert independent_fields(df, fields) == ["model", "dataset", "density"]
+    assert independent_fields(df, ["epochs", "density"]) == ["epochs", "density"]

@@ -40,8 +40,22 @@ def test_first_update_notes_a_missing_probe_step(folder):
     study = first_update_study(results.done("structure"), results.run_dir, step=999)
     first_per_seed = results.done("structure").sort_values(["seed", "run_id"]).drop_duplicates("seed")
     assert study.panels == {} and study.notes == [
-        "all runs: 3 runs lack a probe file at step 999 (record with probe_steps and probe_criteria): "
-        + ", ".join(first_per_seed["run_id"])]
+        "all runs: 3 runs lack a probe file at step 999 (record with probe_steps and probe_criteria), and no other "
+        "run of their seed has one: " + ", ".join(first_per_seed["run_id"])]
+
+
+def test_first_update_takes_the_probing_run_of_each_seed(tmp_path):
+    # runs that end-mask studies share carry no probes; the one probing run per seed is found among them
+    plain = [synthetic.write_run(tmp_path, synthetic.config(density=0.2, prune=p, seed=s))
+             for p in ("magnitude", "snip") for s in (0, 1)]
+    probing = [synthetic.write_run(tmp_path, synthetic.config(density=0.2, seed=s, probe_steps=(8,),
+                                                              probe_criteria=synthetic.PROBE_CRITERIA,
+                                                              probe_fractions=(0.5,)), probe_steps=(8,))
+               for s in (0, 1)]
+    synthetic.write_sweep(tmp_path, "mixed", [(r, "grid") for r in plain + probing])
+    results = load_results(tmp_path)
+    study = first_update_study(results.done("mixed"), results.run_dir)
+    assert study.notes == [] and study.panels[()][0.5].count.max() == 2
 
 
 def test_end_masks_share_the_initial_mask_per_seed(folder):
@@ -83,3 +97,11 @@ def test_over_time_rows_are_run_criteria(folder):
     assert result.steps == (10, 20, 30)
     assert np.allclose(result.mean[0, 0], 1.0) and np.all(result.count == 2)
     assert np.all(result.mean[0, 1] < 1.0)
+
+
+def test_end_masks_of_a_single_criterion_are_not_a_matrix(tmp_path):
+    run_ids = [synthetic.write_run(tmp_path, synthetic.config(density=0.2, seed=s), masks=True) for s in (0, 1)]
+    synthetic.write_sweep(tmp_path, "one", [(r, "grid") for r in run_ids])
+    results = load_results(tmp_path)
+    study = end_mask_study(results.done("one"), results.run_dir)
+    assert study.panels == {} and study.notes == ["all runs: only magnitude has end masks; nothing to compare"]

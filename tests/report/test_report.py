@@ -125,3 +125,32 @@ def test_every_kind_renders(tmp_path):
                   "Sensitivity vs reciprocal sensitivity", "Jaccard over time", "Critical difference diagrams",
                   "Learning curves"):
         assert title in page, title
+
+
+def test_spec_options_one_density_as_bars_curves_and_chosen_baselines(tmp_path):
+    # fig. 2: one density, dense as the only baseline, two per-epoch curves
+    synthetic.write_experiment(tmp_path, "fig2", [
+        *({"density": 0.2, "prune": p, "seed": s} for p in ("magnitude", "set", "snip") for s in (0, 1)),
+        *({"density": 0.2, "update_period": 0, "seed": s} for s in (0, 1)),
+        *({"seed": s} for s in (0, 1))],
+        report={"kinds": ["accuracy_vs_density", "learning_curves"], "baselines": ["dense", "spare"],
+                "curves": ["train_loss", "val_acc"]})
+    out = build_report(tmp_path).parent
+    page = (out / "report.html").read_text()
+    assert "Test accuracy (%) at D=0.2" in page
+    assert "Report option baselines names ['spare'], ignored" in " ".join(notes(page))
+    figures = {p.stem for p in out.glob("figures/fig2/*.png")}
+    assert figures == {"accuracy_vs_density", "learning_curves_train_loss_1", "learning_curves_val_acc_1"}
+    table = (out / "tables/fig2/accuracy_vs_density_1.csv").read_text()
+    assert "Static" not in table and "Magnitude" in table
+
+
+def test_schedules_table_gives_the_best_update_period(tmp_path):
+    synthetic.write_experiment(tmp_path, "fig16", [
+        {"density": 0.1, "prune": p, "update_period": u, "schedule": c} for p in ("magnitude", "snip")
+        for u in (4, 16) for c in ("cosine", "constant")], report={"kinds": ["schedules", "update_period"]})
+    out = build_report(tmp_path).parent
+    assert {p.stem for p in out.glob("figures/fig16/*.png")} == {"update_period"}  # not drawn twice
+    best = (out / "tables/fig16/best_update_period.csv").read_text().splitlines()
+    assert best[0] == "prune,setting,mean,std,n,mark"
+    assert len(best) == 1 + 2 * 2 and all(",4.0," in line or ",16.0," in line for line in best[1:])

@@ -28,6 +28,13 @@ STATIC_FREE = frozenset(
 )
 DENSE_FREE = STATIC_FREE | {"density", "distribution", "erk_power", "dense_layers"}
 MODES = ("dst", "static", "dense")
+# Fields the paper's figures compare along an axis, as lines or as panels. Other differences (recipe fields such
+# as epochs or lr) mean runs that must not be averaged together; reports keep them apart and say so.
+COMPARED_FIELDS = frozenset(
+    {"model", "dataset", "density", "prune", "grow", "update_period", "global_pruning", "schedule", "batch_size",
+     "update_batch_size", "dropout", "distribution", "erk_power", "prune_fraction", "end_step",
+     "regrow_just_pruned", "grow_init", "dense_layers"}
+)
 # The paper's order of criteria (its tables 5-6), then the rest; criteria with parameters follow their base name.
 CRITERION_ORDER = ("magnitude", "set", "mest", "reciprocal_sensitivity", "sensitivity", "snip", "random")
 
@@ -42,6 +49,21 @@ def free_fields(mode: str) -> frozenset[str]:
 def varying_fields(df: pd.DataFrame, fields: Iterable[str] = CONDITION_FIELDS) -> list[str]:
     """The fields among `fields` that take more than one value in `df` (a missing value counts as one)."""
     return [f for f in fields if f in df.columns and df[f].nunique(dropna=False) > 1]
+
+
+def independent_fields(df: pd.DataFrame, fields: Sequence[str]) -> list[str]:
+    """`fields` without those whose value follows from the others in `df` (e.g. epochs or the update period set
+    per model by a spec's cases): grouping by the result gives the same groups, and titles stay short.
+
+    Model and dataset always stay; fields outside COMPARED_FIELDS are dropped before compared ones.
+    """
+    kept = list(fields)
+    candidates = [f for f in fields if f not in ("model", "dataset")]
+    for field in sorted(candidates, key=lambda f: f in COMPARED_FIELDS):
+        others = [f for f in kept if f != field]
+        if others and (df.groupby(others, dropna=False)[field].nunique(dropna=False) <= 1).all():
+            kept.remove(field)
+    return kept
 
 
 def summarize(df: pd.DataFrame, value: str, by: Sequence[str]) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from dstbench.analysis.aggregate import STATIC_FREE, sort_criteria, varying_fields
+from dstbench.analysis.aggregate import STATIC_FREE, independent_fields, sort_criteria, varying_fields
 from dstbench.analysis.jaccard import (
     JaccardMatrix,
     LayerSets,
@@ -49,7 +49,7 @@ class Study:
 
 def panels_of(df: pd.DataFrame, ignore: set[str]) -> list[tuple[PanelKey, pd.DataFrame]]:
     """Split runs by the condition fields that vary, except those in `ignore`."""
-    fields = [f for f in varying_fields(df) if f not in ignore]
+    fields = [f for f in independent_fields(df, varying_fields(df)) if f not in ignore]
     if not fields:
         return [((), df)]
     return [(tuple(zip(fields, key if isinstance(key, tuple) else (key,), strict=True)), group)
@@ -61,23 +61,30 @@ def first_update_study(df: pd.DataFrame, run_dir: Callable[[str], RunDir], step:
 
     Returns per panel ``{fraction: JaccardMatrix}`` with J_r as reference (random prune sets across seeds).
     Before the first update the run's own criterion and growth have not acted, so they do not split panels; one
-    run per seed is used (runs of one seed share that state).
+    probing run per seed is used (runs of one seed share that state).
     """
     study = Study()
-    for key, runs in panels_of(df, ignore=set(STATIC_FREE)):
+    for key, panel in panels_of(df, ignore=set(STATIC_FREE)):
+        runs = panel.sort_values(["seed", "run_id"])
         probes: list[Probe] = []
-        lacking = []
-        for run_id, _ in _one_run_per_seed(runs):
+        probed_seeds: set[object] = set()
+        lacking: dict[object, str] = {}
+        for run_id, seed in zip(runs["run_id"], runs["seed"], strict=True):
+            if seed in probed_seeds:
+                continue
             run = run_dir(run_id)
             steps = run.probe_steps()
             chosen = step if step is not None else (steps[0] if steps else None)
             if chosen is None or chosen not in steps:
-                lacking.append(run_id)
+                lacking.setdefault(seed, run_id)
                 continue
+            probed_seeds.add(seed)
             probes.append(run.probe(chosen))
-        if lacking:
+        unprobed = [run_id for seed, run_id in lacking.items() if seed not in probed_seeds]
+        if unprobed:
             at = "any probe file" if step is None else f"a probe file at step {step}"
-            study.notes.append(_lacking(key, lacking, f"{at} (record with probe_steps and probe_criteria)"))
+            study.notes.append(_lacking(key, unprobed, f"{at} (record with probe_steps and probe_criteria), "
+                                        "and no other run of their seed has one"))
         matrices = {}
         for fraction in sorted({f for probe in probes for _, f in probe}, reverse=True):
             per_seed = [{c: sets for (c, f), sets in probe.items() if f == fraction} for probe in probes]
@@ -119,9 +126,12 @@ def end_mask_study(df: pd.DataFrame, run_dir: Callable[[str], RunDir]) -> Study:
         if lacking:
             study.notes.append(_lacking(key, lacking, "masks/init.npz or masks/final.npz (training records "
                                                       "them when the spec asks for masks)"))
-        if not per_seed:
+        criteria = sort_criteria({c for s in per_seed.values() for c in s if c != "init"})
+        if len(criteria) < 2:
+            if criteria:
+                study.notes.append(f"{_describe(key)}: only {criteria[0]} has end masks; nothing to compare")
             continue
-        names = [*sort_criteria({c for s in per_seed.values() for c in s if c != "init"}), "init"]
+        names = [*criteria, "init"]
         samples = list(per_seed.values())
         matrix = _with_reference(end_mask_matrix(samples, names),
                                  reference_jaccard([s["init"] for s in samples]), "J_init")
@@ -166,11 +176,6 @@ def _one_fraction(probe: Probe, fraction: float | None) -> dict[str, LayerSets]:
         elif criterion not in chosen or f > chosen[criterion][0]:
             chosen[criterion] = (f, sets)
     return {c: sets for c, (_, sets) in chosen.items()}
-
-
-def _one_run_per_seed(runs: pd.DataFrame) -> list[tuple[str, object]]:
-    first = runs.sort_values(["seed", "run_id"]).drop_duplicates("seed")
-    return list(zip(first["run_id"], first["seed"], strict=True))
 
 
 def _with_reference(matrix: JaccardMatrix, value: float, name: str) -> JaccardMatrix:

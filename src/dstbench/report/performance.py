@@ -10,9 +10,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 import matplotlib
+import numpy as np
 import pandas as pd
 
-from dstbench.analysis.aggregate import criterion_parameters, curves, free_fields, loss_gap, summarize
+from dstbench.analysis.aggregate import (
+    criterion_parameters,
+    curves,
+    free_fields,
+    loss_gap,
+    sort_criteria,
+    summarize,
+    varying_fields,
+)
 from dstbench.analysis.structure import PanelKey
 from dstbench.report import tables
 from dstbench.report.context import (
@@ -46,19 +55,18 @@ def metric_vs(ctx: Context, kind: str, x: str, metric: str, title: str, *, basel
               colours: dict[str, str] | None = None, note: str = "") -> list[Item]:
     """Mean +- std of `metric` against field `x`, lines per criterion, static and dense as dashed baselines.
 
-    `colours` overrides the palette for some methods (e.g. a colour ramp over MEST's lambda); `note` is added to
-    the figure's caption.
+    Where `x` takes a single value (e.g. fig. 2: one density), each criterion is a bar instead. `colours`
+    overrides the palette for some methods (e.g. a colour ramp over MEST's lambda); `note` ends the caption.
     """
     dst = ctx.runs[ctx.runs["mode"] == "dst"]
     if dst.empty:
         return [Note(f"{title}: the experiment has no finished DST runs")]
-    if dst[x].nunique(dropna=True) < 2:
-        return [Note(f"{title}: {x} takes only the value {dst[x].iloc[0]} among finished DST runs; "
-                     "nothing to plot along it")]
+    single = dst[x].nunique(dropna=True) < 2
     panels, items, counts = [], [], []
     for i, (key, group) in enumerate(panel_groups(ctx.runs, exclude=(x, "prune"))):
         panel, summary, levels = _metric_panel(group, key, metric, x, baselines, colours or {})
-        panels.append(panel)
+        panels.append(replace(panel, as_bars=single, title=panel.title or value_label(x, dst[x].iloc[0]))
+                      if single else panel)
         counts.extend(summary["n"])
         level_text = "; ".join(f"{lv.label}: {lv.mean:.2f} ± {lv.std:.2f} ({lv.n})" for lv in levels)
         table = tables.from_summary(
@@ -67,8 +75,9 @@ def metric_vs(ctx: Context, kind: str, x: str, metric: str, title: str, *, basel
             row_order=method_order(summary["method"].unique()))
         items.append(ctx.table(f"{kind}_{i + 1}", table, note=level_text))
     paths = line_figure(panels, ctx.stem(kind))
-    caption = (f"{metric_label(metric)} against {axis_label(x).lower()}: mean ± std over seeds "
-               f"({counts_caption(counts)}); dashed: baselines. {note}").strip()
+    against = f"at {value_label(x, dst[x].iloc[0])}" if single else f"against {axis_label(x).lower()}"
+    caption = (f"{metric_label(metric)} {against}: mean ± std over seeds ({counts_caption(counts)}); "
+               f"dashed: baselines. {note}").strip()
     return [FigureItem(title, caption, tuple(paths)), *items]
 
 
@@ -119,8 +128,28 @@ def update_period(ctx: Context) -> list[Item]:
 
 
 def schedules(ctx: Context) -> list[Item]:
+    """Fig. 16: update period per schedule (panels), and the best update period of each criterion per setting.
+
+    Appendix J asks whether the schedule or batch size moves the best update period; the table answers it.
+    The figure is left out when the section also has the update_period kind, which draws the same panels.
+    """
     metric = ctx.option("schedules", "metric", "best_val_acc")
-    return metric_vs(ctx, "schedules", "update_period", metric, "Update period per prune-fraction schedule")
+    with_figure = "update_period" not in (ctx.options.get("kinds") or [])
+    items = metric_vs(ctx, "schedules", "update_period", metric, "Update period per prune-fraction schedule") \
+        if with_figure else []
+    dst = ctx.runs[ctx.runs["mode"] == "dst"]
+    if dst.empty or dst["update_period"].nunique() < 2:
+        return items or [Note("Schedules: needs finished DST runs at two or more update periods")]
+    fields = [f for f in varying_fields(dst) if f not in ("prune", "update_period")]
+    s = summarize(dst, metric, ["prune", *fields, "update_period"])
+    best = s.loc[s.groupby(["prune", *fields], dropna=False)["mean"].idxmax()]
+    best = best.assign(setting=[panel_title(tuple((f, row[f]) for f in fields)) or "all"
+                                for _, row in best.iterrows()])
+    table = tables.from_summary(best.assign(mean=best["update_period"], std=np.nan), "prune", "setting",
+                                title=f"Update period Δt with the best {metric_label(metric).lower()}", marked=False,
+                                row_label=criterion_label, row_order=sort_criteria(best["prune"].unique()),
+                                digits=0)
+    return items + [ctx.table("best_update_period", table)]
 
 
 def itop(ctx: Context) -> list[Item]:
@@ -152,23 +181,30 @@ def loss_gap_kind(ctx: Context) -> list[Item]:
 
 
 def learning_curves(ctx: Context) -> list[Item]:
-    """Fig. 23-30: a per-epoch metric (validation accuracy by default) per criterion, one panel per density."""
-    metric = ctx.option("learning_curves", "metric", "val_acc")
+    """Fig. 23-30 (and fig. 2 right): per-epoch metrics per criterion, one panel per density.
+
+    The spec's ``curves`` option names the per-epoch metrics (default: validation accuracy), one figure each.
+    """
+    names = ctx.options.get("learning_curves", {}).get("curves") if isinstance(
+        ctx.options.get("learning_curves"), dict) else None
+    names = list(names or ctx.options.get("curves") or ["val_acc"])
     metrics = ctx.metrics()
-    if metrics.empty or metric not in metrics.columns:
-        return [Note(f"Learning curves: metrics.parquet has no {metric!r} for these runs")]
     items: list[Item] = []
-    for i, (key, group) in enumerate(panel_groups(ctx.runs, exclude=("prune", "density"))):
-        panels = []
-        for density in sorted(group.loc[group["mode"] == "dst", "density"].unique()):
-            at = group[(group["mode"] == "dense") | (group["density"] == density)]
-            panels.append(Panel(value_label("density", density), "Epoch", metric_label(metric),
-                                tuple(_curve_lines(metrics, at, metric))))
-        paths = line_figure(panels, ctx.stem(f"learning_curves_{i + 1}"), ncols=4)
-        counts = [n for p in panels for ln in p.lines for n in ln.n]
-        items.append(FigureItem(f"Learning curves: {panel_title(key) or ctx.experiment}",
-                                f"{metric_label(metric)} per epoch, mean ± std over seeds ({counts_caption(counts)}).",
-                                tuple(paths)))
+    for metric in names:
+        if metrics.empty or metric not in metrics.columns:
+            items.append(Note(f"Learning curves: metrics.parquet has no {metric!r} for these runs"))
+            continue
+        for i, (key, group) in enumerate(panel_groups(ctx.runs, exclude=("prune", "density"))):
+            panels = []
+            for density in sorted(group.loc[group["mode"] == "dst", "density"].unique()):
+                at = group[(group["mode"] == "dense") | (group["density"] == density)]
+                panels.append(Panel(value_label("density", density), "Epoch", metric_label(metric),
+                                    tuple(_curve_lines(metrics, at, metric))))
+            paths = line_figure(panels, ctx.stem(f"learning_curves_{metric}_{i + 1}"), ncols=4)
+            counts = [n for p in panels for ln in p.lines for n in ln.n]
+            items.append(FigureItem(f"Learning curves: {panel_title(key) or ctx.experiment}",
+                                    f"{metric_label(metric)} per epoch, mean ± std over seeds "
+                                    f"({counts_caption(counts)}).", tuple(paths)))
     return items or [Note("Learning curves: the experiment has no finished DST runs")]
 
 
@@ -248,7 +284,7 @@ def sensitivity_vs_reciprocal(ctx: Context) -> list[Item]:
     if dst["prune"].nunique() < 2:
         return [Note("Sensitivity vs reciprocal: needs finished DST runs of both sensitivity and "
                      "reciprocal_sensitivity")]
-    wanted = float(ctx.option("sensitivity_vs_reciprocal", "density", 0.2))
+    wanted = float(ctx.option("sensitivity_vs_reciprocal", "curve_density", 0.2))
     densities = sorted(dst["density"].unique())
     at = min(densities, key=lambda d: abs(d - wanted))
     metrics = ctx.metrics()

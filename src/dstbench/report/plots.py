@@ -48,6 +48,7 @@ class Panel:
     levels: tuple[Level, ...] = ()
     log_x: bool = False
     vlines: tuple[float, ...] = ()
+    as_bars: bool = False  # one x value only: each line's value as a bar, levels as dashed lines across
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def loss_gap_figure(gap: Panel, bars: Sequence[Bar], ylabel: str, stem: Path) ->
     with styled():
         fig, (left, right) = new_figure(2, ncols=2)
         _draw_panel(left, gap)
-        _draw_bars(right, bars, ylabel)
+        _draw_bars(right, bars, ylabel, "Accuracy reached")
         _shared_legend(fig, [left])
         return save(fig, stem)
 
@@ -111,6 +112,12 @@ def scatter_figure(points: Sequence[Point], *, title: str, xlabel: str, ylabel: 
 
 
 def _draw_panel(ax: Axes, panel: Panel) -> None:
+    if panel.as_bars:
+        bars = [Bar(ln.label, ln.colour, float(ln.mean[0]), float(ln.std[0]), int(ln.n[0])) for ln in panel.lines]
+        _draw_bars(ax, bars, panel.ylabel, panel.title)
+        for level in panel.levels:
+            ax.axhline(level.mean, color=level.colour, linestyle="--", linewidth=1.2, label=level.label)
+        return
     for line in panel.lines:
         order = np.argsort(line.x, kind="stable")
         x, mean, std = line.x[order], line.mean[order], line.std[order]
@@ -143,7 +150,7 @@ def _tick_at_data(ax: Axes, lines: Sequence[Line]) -> None:
         ax.set_xticks(xs, [f"{v:g}" for v in xs], rotation=45 if len(xs) > 6 else 0)
 
 
-def _draw_bars(ax: Axes, bars: Sequence[Bar], ylabel: str) -> None:
+def _draw_bars(ax: Axes, bars: Sequence[Bar], ylabel: str, title: str) -> None:
     positions = np.arange(len(bars))
     means = np.array([b.mean for b in bars])
     ax.bar(positions, means, yerr=[_finite(b.std) for b in bars], color=[b.colour for b in bars], capsize=3)
@@ -151,7 +158,7 @@ def _draw_bars(ax: Axes, bars: Sequence[Bar], ylabel: str) -> None:
     if len(means):
         spread = float(means.max() - means.min()) or abs(float(means.max())) * 0.05 or 1.0
         ax.set_ylim(float(means.min()) - 1.5 * spread, float(means.max()) + spread)
-    ax.set(ylabel=ylabel, title="Accuracy reached")
+    ax.set(ylabel=ylabel, title=title)
     ax.grid(axis="x", visible=False)
 
 

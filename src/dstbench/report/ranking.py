@@ -22,26 +22,27 @@ from dstbench.report.diagrams import CDPanel, cd_figure
 from dstbench.report.style import criterion_label
 
 
-def subsets(dst: pd.DataFrame, split: float) -> list[tuple[str, pd.DataFrame]]:
-    """All runs, and where density varies, those at or below `split` and those above it (paper fig. 3a-c)."""
+def subsets(dst: pd.DataFrame, splits: list[float]) -> list[tuple[str, pd.DataFrame]]:
+    """All runs, and where density varies, those at or below each split and those above it (paper fig. 3a-c)."""
     out = [("all densities", dst)]
     if dst["density"].nunique() > 1:
-        out += [(f"densities ≤ {split:g}", dst[dst["density"] <= split]),
-                (f"densities > {split:g}", dst[dst["density"] > split])]
+        for split in splits:
+            out += [(f"densities ≤ {split:g}", dst[dst["density"] <= split]),
+                    (f"densities > {split:g}", dst[dst["density"] > split])]
     return [(name, part) for name, part in out if not part.empty]
 
 
 def critical_difference_kind(ctx: Context) -> list[Item]:
     metric = ctx.option("critical_difference", "metric", "best_val_test_acc")
     alpha = float(ctx.option("critical_difference", "alpha", 0.05))
-    split = float(ctx.option("critical_difference", "density_split", 0.2))
+    splits = [float(v) for v in ctx.option("critical_difference", "density_splits", [0.2])]
     dst = ctx.runs[ctx.runs["mode"] == "dst"]
     if dst.empty or dst["prune"].nunique() < 2:
         return [Note("Critical difference: needs finished DST runs of at least two criteria")]
     blocks = [f for f in varying_fields(dst) if f != "prune"]
     panels, notes, stats, rank_columns = [], [], [], {}
     wilcoxon_items: list[Item] = []
-    for name, part in subsets(dst, split):
+    for name, part in subsets(dst, splits):
         scores, dropped = block_scores(part, metric, blocks)
         if dropped:
             notes.append(Note(f"Critical difference ({name}): {len(dropped)} setting(s) left out because some "

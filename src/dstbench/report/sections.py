@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 
 from dstbench.analysis.aggregate import (
+    COMPARED_FIELDS,
     CONDITION_FIELDS,
     criterion_parameters,
     free_fields,
+    independent_fields,
     summarize,
     varying_fields,
 )
@@ -42,14 +44,6 @@ KINDS: dict[str, Callable[[Context], list[Item]]] = {
     "batch_size": performance.batch_size,
 }
 OVERVIEW_METRICS = ("best_val_test_acc", "final_test_acc", "final_itop")
-# Fields the paper's figures compare along an axis, as lines or as panels; other differences (recipe fields such
-# as epochs or lr) mean runs that should not be averaged together, so the report says they are kept apart.
-COMPARED_FIELDS = frozenset(
-    {"model", "dataset", "density", "prune", "grow", "update_period", "global_pruning", "schedule", "batch_size",
-     "update_batch_size", "dropout", "distribution", "erk_power", "prune_fraction", "end_step",
-     "regrow_just_pruned", "grow_init", "dense_layers"}
-)
-
 
 @dataclass
 class Section:
@@ -111,7 +105,13 @@ def build_section(results: Results, experiment: str, out: Path) -> Section:
     if runs.empty:
         section.items.append(Note("No finished run: nothing to plot yet."))
         return section
-    ctx = Context(results, experiment, runs, results.options(experiment), out, section.cache)
+    options = results.options(experiment)
+    baselines = options.get("baselines")  # the baseline modes figures show; all where the spec names none
+    unknown = sorted(set(baselines or ()) - {"static", "dense"})
+    if unknown:
+        section.items.append(Note(f"Report option baselines names {unknown}, ignored; valid: static, dense"))
+    shown = runs if baselines is None else runs[(runs["mode"] == "dst") | runs["mode"].isin(baselines)]
+    ctx = Context(results, experiment, shown, options, out, section.cache)
     section.items.extend(caveats(runs))
     for kind in kinds:
         if kind not in KINDS:
@@ -123,14 +123,15 @@ def build_section(results: Results, experiment: str, out: Path) -> Section:
             where = traceback.extract_tb(exc.__traceback__)[-1]
             section.items.append(Note(f"{kind}: could not be computed ({type(exc).__name__}: {exc}; at "
                                       f"{Path(where.filename).name}:{where.lineno})"))
-    section.items.append(overview(ctx))
+    section.items.append(overview(ctx, runs))
     return section
+
 
 
 def caveats(runs: pd.DataFrame) -> list[Note]:
     """What limits the comparison: runs that differ in more than the compared fields, or a single seed."""
     notes = []
-    other = [f for f in varying_fields(runs) if f not in COMPARED_FIELDS]
+    other = [f for f in independent_fields(runs, varying_fields(runs)) if f not in COMPARED_FIELDS]
     if other:
         notes.append(Note(f"Runs of this experiment also differ in {', '.join(other)}; figures keep them apart "
                           "in separate panels instead of averaging them together."))
@@ -141,10 +142,10 @@ def caveats(runs: pd.DataFrame) -> list[Note]:
     return notes
 
 
-def overview(ctx: Context) -> TableItem:
+def overview(ctx: Context, runs: pd.DataFrame) -> TableItem:
     """Every condition of the experiment (runs differing only in seed) with its main numbers and run count."""
-    runs = with_methods(ctx.runs)
-    fields = [f for f in varying_fields(runs) if f not in ("prune",)]
+    runs = with_methods(runs)
+    fields = [f for f in independent_fields(runs, varying_fields(runs)) if f != "prune"]
     rows = runs.groupby(["method", *fields], dropna=False, sort=False).ngroup()
     runs = runs.assign(condition=rows)
     labels = {}

@@ -32,7 +32,8 @@ class Table:
 
 def from_summary(summary: pd.DataFrame, row: str, column: str, *, title: str, scale: float = 1.0,
                  row_label: Callable[[object], str] = str, column_label: Callable[[object], str] = str,
-                 row_order: Sequence[object] | None = None, higher_is_better: bool = True) -> Table:
+                 row_order: Sequence[object] | None = None, higher_is_better: bool = True, marked: bool = True,
+                 digits: int = 2) -> Table:
     """Pivot a `summarize` result (one line per row x column with mean, std, n) into a `Table`."""
     rows = list(row_order) if row_order is not None else sorted(summary[row].unique(), key=str)
     columns = sorted(summary[column].unique())
@@ -43,7 +44,7 @@ def from_summary(summary: pd.DataFrame, row: str, column: str, *, title: str, sc
             i, j = rows.index(line[row]), columns.index(line[column])
             mean[i, j], std[i, j], n[i, j] = line["mean"], line["std"], line["n"]
     return Table(title, row, column, tuple(row_label(r) for r in rows), tuple(column_label(c) for c in columns),
-                 mean, std, n, scale, higher_is_better)
+                 mean, std, n, scale, higher_is_better, marked, digits)
 
 
 def marks(table: Table) -> np.ndarray:
