@@ -12,6 +12,7 @@ from dstbench.analysis.aggregate import (
     loss_gap,
     matching,
     mode_of,
+    setting_fields,
     sort_criteria,
     summarize,
     varying_fields,
@@ -99,3 +100,4 @@ def test_fields_set_per_model_are_dependent():
     fields = ["model", "dataset", "epochs", "update_period", "density"]
     assert independent_fields(df, fields) == ["model", "dataset", "density"]
     assert independent_fields(df, ["epochs", "density"]) == ["epochs", "density"]
+    assert setting_fields(df, exclude={"density"}) == ["model", "dataset"]

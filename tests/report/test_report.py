@@ -154,3 +154,4 @@ def test_schedules_table_gives_the_best_update_period(tmp_path):
     best = (out / "tables/fig16/best_update_period.csv").read_text().splitlines()
     assert best[0] == "prune,setting,mean,std,n,mark"
     assert len(best) == 1 + 2 * 2 and all(",4.0," in line or ",16.0," in line for line in best[1:])
+

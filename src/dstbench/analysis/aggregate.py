@@ -66,6 +66,13 @@ def independent_fields(df: pd.DataFrame, fields: Sequence[str]) -> list[str]:
     return kept
 
 
+def setting_fields(df: pd.DataFrame, exclude: Iterable[str] = ()) -> list[str]:
+    """The condition fields that vary in `df` on their own (see `independent_fields`), less `exclude`: what
+    tells panels, blocks and table rows apart."""
+    excluded = set(exclude)
+    return [f for f in independent_fields(df, varying_fields(df)) if f not in excluded]
+
+
 def summarize(df: pd.DataFrame, value: str, by: Sequence[str]) -> pd.DataFrame:
     """Mean, sample std (nan for a single run), run count and seeds of `value` per combination of `by`."""
     columns = [*by, "mean", "std", "n", "seeds"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from dstbench.analysis.aggregate import STATIC_FREE, independent_fields, sort_criteria, varying_fields
+from dstbench.analysis.aggregate import STATIC_FREE, setting_fields, sort_criteria
 from dstbench.analysis.jaccard import (
     JaccardMatrix,
     LayerSets,
@@ -49,7 +49,7 @@ class Study:
 
 def panels_of(df: pd.DataFrame, ignore: set[str]) -> list[tuple[PanelKey, pd.DataFrame]]:
     """Split runs by the condition fields that vary, except those in `ignore`."""
-    fields = [f for f in independent_fields(df, varying_fields(df)) if f not in ignore]
+    fields = setting_fields(df, ignore)
     if not fields:
         return [((), df)]
     return [(tuple(zip(fields, key if isinstance(key, tuple) else (key,), strict=True)), group)

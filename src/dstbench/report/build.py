@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dstbench.analysis.aggregate import summarize, varying_fields
+from dstbench.analysis.aggregate import setting_fields, summarize
 from dstbench.analysis.jaccard import JaccardMatrix
 from dstbench.analysis.ranks import average_ranks, block_scores
 from dstbench.analysis.results import Results, load_results
@@ -78,7 +78,7 @@ def _ranking(results: Results, sections: Sequence[Section]) -> str:
         dst = dst[dst["mode"] == "dst"] if not dst.empty else dst
         if dst.empty or dst["prune"].nunique() < 2:
             continue
-        scores, _ = block_scores(dst, "best_val_test_acc", [f for f in varying_fields(dst) if f != "prune"])
+        scores, _ = block_scores(dst, "best_val_test_acc", setting_fields(dst, exclude={"prune"}))
         if scores.shape[1] >= 2 and (best is None or len(scores) > len(best[1])):
             best = (name, scores)
     if best is None:
@@ -101,7 +101,7 @@ def _lowest_density(results: Results, sections: Sequence[Section]) -> str:
         if sparse.empty:
             continue
         density = float(sparse["density"].min())
-        keys = [f for f in varying_fields(sparse[sparse["density"] == density]) if f != "seed"] or ["prune"]
+        keys = setting_fields(sparse[sparse["density"] == density]) or ["prune"]
         s = summarize(sparse[sparse["density"] == density], "best_val_test_acc", keys)
         best = s.loc[s["mean"].idxmax()]
         label = ", ".join(criterion_label(str(best[k])) if k == "prune" else value_label(k, best[k]) for k in keys)

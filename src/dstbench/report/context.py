@@ -16,10 +16,9 @@ import pandas as pd
 from dstbench.analysis.aggregate import (
     CONDITION_FIELDS,
     free_fields,
-    independent_fields,
     matching,
+    setting_fields,
     sort_criteria,
-    varying_fields,
 )
 from dstbench.analysis.results import Results
 from dstbench.analysis.structure import PanelKey
@@ -137,7 +136,7 @@ def panel_groups(runs: pd.DataFrame, exclude: tuple[str, ...]) -> Iterator[tuple
     """
     runs = with_methods(runs)
     dst = runs[runs["mode"] == "dst"]
-    fields = [f for f in independent_fields(dst, varying_fields(dst)) if f not in exclude]
+    fields = setting_fields(dst, exclude)
     grouped = dst.groupby(fields, dropna=False, sort=True) if fields else [((), dst)] if len(dst) else []
     for key, group in grouped:
         key = key if isinstance(key, tuple) else (key,)

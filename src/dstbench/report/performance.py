@@ -18,9 +18,9 @@ from dstbench.analysis.aggregate import (
     curves,
     free_fields,
     loss_gap,
+    setting_fields,
     sort_criteria,
     summarize,
-    varying_fields,
 )
 from dstbench.analysis.structure import PanelKey
 from dstbench.report import tables
@@ -140,7 +140,7 @@ def schedules(ctx: Context) -> list[Item]:
     dst = ctx.runs[ctx.runs["mode"] == "dst"]
     if dst.empty or dst["update_period"].nunique() < 2:
         return items or [Note("Schedules: needs finished DST runs at two or more update periods")]
-    fields = [f for f in varying_fields(dst) if f not in ("prune", "update_period")]
+    fields = setting_fields(dst, exclude={"prune", "update_period"})
     s = summarize(dst, metric, ["prune", *fields, "update_period"])
     best = s.loc[s.groupby(["prune", *fields], dropna=False)["mean"].idxmax()]
     best = best.assign(setting=[panel_title(tuple((f, row[f]) for f in fields)) or "all"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dstbench.analysis.aggregate import varying_fields
+from dstbench.analysis.aggregate import setting_fields
 from dstbench.analysis.ranks import (
     average_ranks,
     block_scores,
@@ -23,13 +23,13 @@ from dstbench.report.style import criterion_label
 
 
 def subsets(dst: pd.DataFrame, splits: list[float]) -> list[tuple[str, pd.DataFrame]]:
-    """All runs, and where density varies, those at or below each split and those above it (paper fig. 3a-c)."""
+    """All runs, and for each split with runs on both sides, those at or below it and those above (fig. 3a-c)."""
     out = [("all densities", dst)]
-    if dst["density"].nunique() > 1:
-        for split in splits:
-            out += [(f"densities ≤ {split:g}", dst[dst["density"] <= split]),
-                    (f"densities > {split:g}", dst[dst["density"] > split])]
-    return [(name, part) for name, part in out if not part.empty]
+    for split in splits:
+        low, high = dst[dst["density"] <= split], dst[dst["density"] > split]
+        if len(low) and len(high):  # a split with one empty side repeats "all densities"
+            out += [(f"densities ≤ {split:g}", low), (f"densities > {split:g}", high)]
+    return out
 
 
 def critical_difference_kind(ctx: Context) -> list[Item]:
@@ -39,7 +39,7 @@ def critical_difference_kind(ctx: Context) -> list[Item]:
     dst = ctx.runs[ctx.runs["mode"] == "dst"]
     if dst.empty or dst["prune"].nunique() < 2:
         return [Note("Critical difference: needs finished DST runs of at least two criteria")]
-    blocks = [f for f in varying_fields(dst) if f != "prune"]
+    blocks = setting_fields(dst, exclude={"prune"})
     panels, notes, stats, rank_columns = [], [], [], {}
     wilcoxon_items: list[Item] = []
     for name, part in subsets(dst, splits):

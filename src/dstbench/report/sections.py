@@ -17,9 +17,8 @@ from dstbench.analysis.aggregate import (
     CONDITION_FIELDS,
     criterion_parameters,
     free_fields,
-    independent_fields,
+    setting_fields,
     summarize,
-    varying_fields,
 )
 from dstbench.analysis.results import Results
 from dstbench.report import performance, ranking, similarity, tables
@@ -69,7 +68,7 @@ def infer_kinds(runs: pd.DataFrame, results: Results) -> list[str]:
     dst = runs[runs["mode"] == "dst"] if not runs.empty else runs
     if dst.empty:
         return ["loss_gap"] if len(runs) and runs["mode"].nunique() > 1 else []
-    varying = set(varying_fields(dst))
+    varying = set(setting_fields(dst))
     criteria = set(dst["prune"])
     kinds = []
     if "density" in varying:
@@ -131,7 +130,7 @@ def build_section(results: Results, experiment: str, out: Path) -> Section:
 def caveats(runs: pd.DataFrame) -> list[Note]:
     """What limits the comparison: runs that differ in more than the compared fields, or a single seed."""
     notes = []
-    other = [f for f in independent_fields(runs, varying_fields(runs)) if f not in COMPARED_FIELDS]
+    other = [f for f in setting_fields(runs) if f not in COMPARED_FIELDS]
     if other:
         notes.append(Note(f"Runs of this experiment also differ in {', '.join(other)}; figures keep them apart "
                           "in separate panels instead of averaging them together."))
@@ -145,7 +144,7 @@ def caveats(runs: pd.DataFrame) -> list[Note]:
 def overview(ctx: Context, runs: pd.DataFrame) -> TableItem:
     """Every condition of the experiment (runs differing only in seed) with its main numbers and run count."""
     runs = with_methods(runs)
-    fields = [f for f in independent_fields(runs, varying_fields(runs)) if f != "prune"]
+    fields = setting_fields(runs, exclude={"prune"})
     rows = runs.groupby(["method", *fields], dropna=False, sort=False).ngroup()
     runs = runs.assign(condition=rows)
     labels = {}
