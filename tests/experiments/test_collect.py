@@ -9,7 +9,7 @@ from dstbench import store
 from dstbench.cli import main
 from dstbench.config import EXECUTION_FIELDS, RunConfig
 from dstbench.experiments import collect, run_sweep, write_collected
-from dstbench.experiments.collect import IDENTITY_FIELDS
+from dstbench.experiments.tables import IDENTITY_FIELDS
 
 from . import fake_trainers
 from .helpers import small_spec

@@ -4,28 +4,37 @@
 - `run_sweep(spec, out, ...)`: train what is not done yet (local processes, Slurm via submitit, or Ray).
 - `sweep_status(out)`: done / running / failed / pending per spec.
 - `collect(out)` / `write_collected(out)`: the results and metrics tables.
+
+Names are imported on first use, so that worker processes and `dstbench list specs` do not load pandas.
 """
 
-from dstbench.experiments.collect import collect, write_collected
-from dstbench.experiments.spec import PlannedRun, Spec, SpecError, list_specs, load_spec, select_runs
-from dstbench.experiments.status import format_status, sweep_status
-from dstbench.experiments.sweep import SweepResult, plan_sweep, run_sweep
-from dstbench.experiments.worker import WorkerJob, work
+from __future__ import annotations
 
-__all__ = [
-    "PlannedRun",
-    "Spec",
-    "SpecError",
-    "SweepResult",
-    "WorkerJob",
-    "collect",
-    "format_status",
-    "list_specs",
-    "load_spec",
-    "plan_sweep",
-    "run_sweep",
-    "select_runs",
-    "sweep_status",
-    "work",
-    "write_collected",
-]
+import importlib
+from typing import Any
+
+_NAMES = {
+    "PlannedRun": "spec",
+    "Spec": "spec",
+    "SpecError": "spec",
+    "list_specs": "spec",
+    "load_spec": "spec",
+    "select_runs": "spec",
+    "SweepResult": "sweep",
+    "plan_sweep": "sweep",
+    "run_sweep": "sweep",
+    "WorkerJob": "worker",
+    "work": "worker",
+    "format_status": "status",
+    "sweep_status": "status",
+    "collect": "tables",
+    "write_collected": "tables",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"dstbench.experiments.{_NAMES[name]}"), name)
+    raise AttributeError(f"module 'dstbench.experiments' has no attribute {name!r}")

@@ -19,6 +19,7 @@ that two workers never keep writing to one run folder.
 from __future__ import annotations
 
 import _thread
+import functools
 import json
 import os
 import socket
@@ -56,14 +57,19 @@ class Owner:
 
     @classmethod
     def current(cls, worker: str | None = None) -> Owner:
-        host = socket.gethostname()
+        host, boot, pidns = _machine()
         pid = os.getpid()
-        try:
-            pidns = os.readlink("/proc/self/ns/pid")
-        except OSError:
-            pidns = ""
-        boot = _read_text("/proc/sys/kernel/random/boot_id")
         return cls(host, boot, pidns, pid, worker or f"{host}:{pid}:{uuid.uuid4().hex[:8]}")
+
+
+@functools.lru_cache(maxsize=1)
+def _machine() -> tuple[str, str, str]:
+    """This machine's name, boot id and pid namespace: where a pid means this process table."""
+    try:
+        pidns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pidns = ""
+    return socket.gethostname(), _read_text("/proc/sys/kernel/random/boot_id"), pidns
 
 
 def claim_path(out: Path | str, run_id: str) -> Path:

@@ -69,7 +69,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from dstbench.experiments.collect import METRICS_TABLE, RESULTS, write_collected
+    from dstbench.experiments.tables import METRICS_TABLE, RESULTS, write_collected
 
     results, metrics = write_collected(args.dir, include_incomplete=args.include_incomplete)
     print(f"{Path(args.dir) / RESULTS}: {len(results)} rows; {Path(args.dir) / METRICS_TABLE}: {len(metrics)} rows")

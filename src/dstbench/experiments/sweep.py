@@ -172,7 +172,7 @@ class Monitor:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=len(self.run_ids), initial=self.counts.done, unit="run", desc="runs",
-                             dynamic_ncols=True)
+                             dynamic_ncols=True, disable=None)  # None: no bar when stderr is not a terminal
             self._show()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="sweep-monitor")
@@ -259,7 +259,8 @@ def run_sweep(
         retry=plan.retry, execution=execution, stale_after=stale_after, heartbeat_s=heartbeat_s,
     )
     run_ids = [run.run_id for run in plan.selected]
-    monitor = Monitor(out, run_ids, stale_after, show=progress and wait)
+    # Each poll reads the unfinished runs' summaries: poll big sweeps less often.
+    monitor = Monitor(out, run_ids, stale_after, show=progress and wait, interval=1.0 if len(run_ids) < 2000 else 5.0)
     problems: list[str] = []
     with monitor:
         if monitor.counts.pending + monitor.counts.running + len(plan.retry):
