@@ -194,3 +194,18 @@ def test_a_split_is_copied_to_a_device_once():
     assert split.on("cpu")[0] is split.x and split.on(None)[1] is split.y
     first, again = split.on("meta"), split.on(torch.device("meta"))
     assert first[0] is again[0] and first[0].device.type == "meta"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_evaluation_passes_never_change_the_data_set(dtype):
+    # Unshuffled batches are views of the data; normalising them must not write through to it (a float data set
+    # used to be standardised again at every evaluation pass).
+    x = (torch.arange(40, dtype=torch.float32).reshape(10, 4) % 7).to(dtype)
+    y = torch.zeros(10, dtype=torch.long)
+    original = x.clone()
+    batches = Batches(x, y, 4, shuffle=False, mean=[1.0] * 4, std=[2.0] * 4)
+    first = [b.clone() for b, _ in batches]
+    second = [b.clone() for b, _ in batches]
+    assert torch.equal(x, original)
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    assert torch.allclose(first[0], (original[:4].float() - 1.0) / 2.0)
