@@ -23,7 +23,7 @@ from dstbench.analysis.aggregate import (
 from dstbench.analysis.results import Results
 from dstbench.analysis.structure import PanelKey
 from dstbench.report import tables
-from dstbench.report.style import PALETTE, colour, criterion_label
+from dstbench.report.style import colour, criterion_label
 
 DROPOUT_COLOUR = "#555555"
 
@@ -117,7 +117,7 @@ def method_label(method: str) -> str:
 def method_colour(method: str) -> str:
     if method.startswith("dense:"):
         return DROPOUT_COLOUR
-    return PALETTE.get(method) or colour(method)
+    return colour(method)
 
 
 def method_order(methods: Any) -> list[str]:

@@ -64,11 +64,12 @@ def metric_vs(ctx: Context, kind: str, x: str, metric: str, title: str, *, basel
     single = dst[x].nunique(dropna=True) < 2
     panels, items, counts = [], [], []
     for i, (key, group) in enumerate(panel_groups(ctx.runs, exclude=(x, "prune"))):
-        panel, summary, levels = _metric_panel(group, key, metric, x, baselines, colours or {})
+        panel, summary = _metric_panel(group, key, metric, x, baselines, colours or {})
         panels.append(replace(panel, as_bars=single, title=panel.title or value_label(x, dst[x].iloc[0]))
                       if single else panel)
         counts.extend(summary["n"])
-        level_text = "; ".join(f"{lv.label}: {lv.mean:.2f} ± {lv.std:.2f} ({lv.n})" for lv in levels)
+        level_text = "; ".join(f"{lv.label}: {lv.mean:.2f}" + (f" ± {lv.std:.2f}" if np.isfinite(lv.std) else "")
+                               + f" ({lv.n})" for lv in panel.levels)
         table = tables.from_summary(
             summary, "method", x, title=f"{title}: {panel_title(key) or ctx.experiment}", scale=scale(metric),
             row_label=method_label, column_label=lambda v: value_label(x, v).split("=")[-1],
@@ -82,7 +83,8 @@ def metric_vs(ctx: Context, kind: str, x: str, metric: str, title: str, *, basel
 
 
 def _metric_panel(group: pd.DataFrame, key: PanelKey, metric: str, x: str, baselines: bool,
-                  colours: dict[str, str]) -> tuple[Panel, pd.DataFrame, list[Level]]:
+                  colours: dict[str, str]) -> tuple[Panel, pd.DataFrame]:
+    """One panel's lines (criteria; static where it varies along x) and levels (baselines fixed along x)."""
     factor = scale(metric)
     lines, levels, summaries = [], [], []
     for method in method_order(group["method"].unique()):
@@ -107,7 +109,7 @@ def _metric_panel(group: pd.DataFrame, key: PanelKey, metric: str, x: str, basel
         columns=["method", x, "mean", "std", "n"])
     panel = Panel(panel_title(key), axis_label(x), metric_label(metric), tuple(lines), tuple(levels),
                   log_x=x in LOG_FIELDS)
-    return panel, summary, levels
+    return panel, summary
 
 
 def accuracy_vs_density(ctx: Context) -> list[Item]:
@@ -290,7 +292,7 @@ def sensitivity_vs_reciprocal(ctx: Context) -> list[Item]:
     metrics = ctx.metrics()
     panels = []
     for key, group in panel_groups(runs, exclude=("density", "prune")):
-        left, _, _ = _metric_panel(group, key, metric, "density", True, {})
+        left, _ = _metric_panel(group, key, metric, "density", True, {})
         panels.append(Panel(left.title or "Accuracy vs density", left.xlabel, left.ylabel, left.lines, left.levels,
                             log_x=True, vlines=(at,)))
         chosen = group[(group["mode"] == "dst") & (group["density"] == at)]

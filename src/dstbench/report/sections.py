@@ -126,7 +126,6 @@ def build_section(results: Results, experiment: str, out: Path) -> Section:
     return section
 
 
-
 def caveats(runs: pd.DataFrame) -> list[Note]:
     """What limits the comparison: runs that differ in more than the compared fields, or a single seed."""
     notes = []

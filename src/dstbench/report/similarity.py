@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import pandas as pd
 
 from dstbench.analysis.jaccard import JaccardMatrix, OverTime
 from dstbench.analysis.structure import EndMasks, Study, end_mask_study, first_update_study, over_time_study
@@ -14,11 +17,12 @@ from dstbench.report.plots import Line, Panel, line_figure
 from dstbench.report.style import colour, criterion_label, panel_title
 
 
-def _dst(ctx: Context):
+def _dst(ctx: Context) -> pd.DataFrame:
     return ctx.runs[ctx.runs["mode"] == "dst"]
 
 
-def _study(ctx: Context, name: str, compute) -> Study:
+def _study(ctx: Context, name: str, compute: Callable[[], Study]) -> Study:
+    """Each study reads its files once per section, whichever kinds need it."""
     if name not in ctx.cache:
         ctx.cache[name] = compute()
     return ctx.cache[name]
