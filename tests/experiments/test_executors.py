@@ -169,6 +169,16 @@ def test_ray_tasks_run_the_same_claim_loop(tmp_path, monkeypatch):
     assert_all_done_once(spec, out)
 
 
+@pytest.mark.parametrize(("executor", "extra"), [("submitit", "slurm"), ("ray", "ray")])
+def test_a_missing_optional_executor_says_how_to_install_it(tmp_path, monkeypatch, executor, extra):
+    monkeypatch.setitem(sys.modules, executor, None)  # import fails as if not installed
+    spec = small_spec(tmp_path, densities=(0.1,), seeds=(0,))
+    with pytest.raises(ImportError, match=rf"pip install 'dstbench\[{extra}\]'"):
+        run_sweep(spec, tmp_path / "out", executor=executor, trainer=fake_trainers.steady, progress=False)
+    argv = ["sweep", spec.path, "--out", str(tmp_path / "out"), "--executor", executor, "--no-progress"]
+    assert main(argv) == 2
+
+
 def test_executors_reject_what_they_cannot_do(tmp_path):
     spec = small_spec(tmp_path, densities=(0.1,), seeds=(0,))
     out = tmp_path / "out"

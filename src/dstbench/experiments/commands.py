@@ -30,6 +30,8 @@ def parse_assignments(items: Sequence[str], what: str) -> dict[str, list[Any]]:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from dstbench.cli import UserError
+    from dstbench.experiments.executors import MissingExtraError
     from dstbench.experiments.spec import load_spec
     from dstbench.experiments.sweep import plan_sweep, run_sweep
 
@@ -46,11 +48,14 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"{spec.name}: {len(plan.selected)} runs selected of {len(plan.runs)} "
               f"({', '.join(f'{g}: {n}' for g, n in groups.items())}); {len(plan.retry)} failed to retry")
         return 0
-    result = run_sweep(
-        spec, args.out, workers=args.workers, executor=args.executor, retry_failed=args.retry_failed, only=only,
-        trainer=args.trainer, execution=execution, stale_after=args.stale_after, executor_options=options,
-        wait=not args.no_wait, progress=not args.no_progress,
-    )
+    try:
+        result = run_sweep(
+            spec, args.out, workers=args.workers, executor=args.executor, retry_failed=args.retry_failed,
+            only=only, trainer=args.trainer, execution=execution, stale_after=args.stale_after,
+            executor_options=options, wait=not args.no_wait, progress=not args.no_progress,
+        )
+    except MissingExtraError as exc:
+        raise UserError(str(exc)) from None
     c = result.counts
     print(f"{spec.name}: {c.done} done ({c.done - result.started_done} now), {c.failed} failed, "
           f"{c.running} running elsewhere, {c.pending} pending, of {c.total}")

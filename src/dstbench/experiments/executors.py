@@ -32,12 +32,16 @@ EXECUTORS = ("local", "submitit", "ray")
 _EXTRAS = {"submitit": "slurm", "ray": "ray"}
 
 
+class MissingExtraError(ImportError):
+    """An executor's optional package is not installed."""
+
+
 def optional_import(module: str) -> ModuleType:
     """Import an optional extra, or fail with the pip command that installs it."""
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ImportError(
+        raise MissingExtraError(
             f"the {module} executor needs the {module!r} package: pip install 'dstbench[{_EXTRAS[module]}]'"
         ) from None
 
