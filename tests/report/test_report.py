@@ -60,6 +60,7 @@ def test_summary_lists_ranks_baselines_and_jaccard(results_folder, built_report)
     assert "at the lowest density" in text and "D=0.05: best DST (Magnitude" in text and expected in text
     assert "First-update Jaccard index (structure, ρ = 0.5)" in text and "J_r (chance level)" in text
     assert text.splitlines()[0] in built_report.read_text()
+    assert (built_report.parent / "summary.txt").read_text() == text + "\n"
 
 
 def test_default_out_is_inside_the_results_folder(tmp_path, capsys):

@@ -17,8 +17,10 @@ from dstbench.report.page import render
 from dstbench.report.sections import Section, build_section, kinds_for
 from dstbench.report.similarity import first_update_study_of
 from dstbench.report.style import criterion_label, panel_title, value_label
+from dstbench.store import atomic_write_bytes
 
 REPORT_FILE = "report.html"
+SUMMARY_FILE = "summary.txt"  # the plain-text summary, also at the top of the page
 
 
 class NothingToReport(ValueError):
@@ -29,7 +31,7 @@ def build_report(results_dir: Path | str, out_dir: Path | str | None = None) -> 
     """Figures, tables and ``report.html`` for every experiment in `results_dir`; returns the HTML path.
 
     Collects the run folders first when the tables are missing or older than the runs. Writes into `out_dir`
-    (default ``results_dir/report``): ``report.html``, ``figures/<experiment>/*.png|svg`` and
+    (default ``results_dir/report``): ``report.html``, ``summary.txt``, ``figures/<experiment>/*.png|svg`` and
     ``tables/<experiment>/*.csv|tex``.
     """
     results = load_results(results_dir)
@@ -40,9 +42,10 @@ def build_report(results_dir: Path | str, out_dir: Path | str | None = None) -> 
     out = Path(out_dir) if out_dir is not None else results.root / "report"
     out.mkdir(parents=True, exist_ok=True)
     sections = [build_section(results, name, out) for name in results.experiments()]
-    page = render(results.root, out, sections, summarize_results(results, sections))
+    summary = summarize_results(results, sections)
+    atomic_write_bytes(out / SUMMARY_FILE, (summary + "\n").encode())
     path = out / REPORT_FILE
-    path.write_text(page, encoding="utf-8")
+    atomic_write_bytes(path, render(results.root, out, sections, summary).encode())  # never half a page
     return path
 
 
