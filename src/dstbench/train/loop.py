@@ -21,6 +21,7 @@ from torch import nn
 import dstbench
 from dstbench import store
 from dstbench.config import RunConfig
+from dstbench.plugins import load_plugins
 from dstbench.sparsity import DST
 from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint
 from dstbench.train.distributed import Distributed
@@ -35,6 +36,7 @@ class ConfigMismatchError(ValueError):
 
 def run(config: RunConfig, run_dir: Path | str) -> dict[str, Any]:
     """Train (or resume, or return) the run described by `config` in `run_dir`; return its summary."""
+    load_plugins()
     config = resolve_config(config)
     folder = store.RunDir(run_dir)
     _claim_folder(folder, config)

@@ -1,0 +1,81 @@
+"""`dstbench study`: the paper's study, reduced to data that ships with scikit-learn, from nothing to a report.
+
+It is a list of ordinary spec files run through the ordinary sweep machinery into one folder, then collected
+and reported like any full study: stopping and rerunning resumes, and a second run trains nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# The specs of each budget (built-in files in dstbench/specs). "default" is the README's study (about ten
+# minutes on two cores); "small" is the one-minute smoke version CI runs end to end.
+BUDGETS: dict[str, tuple[str, ...]] = {
+    "default": ("study-fig1", "study-fig5", "study-fig6"),
+    "small": ("study-small-fig1", "study-small-fig5", "study-small-fig6"),
+}
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    out: Path
+    report: Path
+    summary: str
+    trained: int
+    failed: dict[str, str]
+    seconds: float
+
+
+def run_study(out: Path | str, *, budget: str = "default", workers: int = 2, progress: bool = True) -> StudyResult:
+    """Run every spec of `budget` into `out`, collect, and write `out/report/report.html`."""
+    from dstbench.experiments import load_spec, run_sweep, write_collected
+    from dstbench.report import build_report, summary_text
+
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}; valid: {', '.join(BUDGETS)}")
+    if workers < 0:
+        raise ValueError(f"--workers must be >= 0 (0 trains in this process), got {workers}")
+    out = Path(out)
+    started = time.time()
+    trained, failed = 0, {}
+    for name in BUDGETS[budget]:
+        result = run_sweep(load_spec(name), out, workers=workers, execution={"num_threads": 1}, progress=progress)
+        trained += result.counts.done - result.started_done
+        failed.update(result.failures)
+        if result.problems:
+            raise RuntimeError(f"sweep {name} had worker problems: {'; '.join(result.problems)}; "
+                               f"rerun `dstbench study --out {out}` to resume")
+    write_collected(out)
+    report = build_report(out, out / "report")
+    return StudyResult(out=out, report=report, summary=summary_text(out), trained=trained, failed=failed,
+                       seconds=time.time() - started)
+
+
+def _run(args: argparse.Namespace) -> int:
+    result = run_study(args.out, budget=args.budget, workers=args.workers, progress=not args.no_progress)
+    print(result.summary)
+    print()
+    print(f"trained {result.trained} runs in {result.seconds:.0f} s; results in {result.out}")
+    if result.failed:
+        print(f"{len(result.failed)} runs failed (see `dstbench status {result.out}`)", file=sys.stderr)
+    print(f"report: {result.report}")
+    return 1 if result.failed else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "study", help="run the reduced paper study on embedded data (no download) and write the report",
+        description="The paper's study in miniature on scikit-learn's digits and breast_cancer: five criteria x "
+                    "two growth rules x densities x seeds, dense and static baselines, first-update and end-mask "
+                    "Jaccard studies, an update-period sweep and ITOP; then the HTML report.",
+    )
+    parser.add_argument("--out", default="dstbench-study", help="results folder (default: ./dstbench-study)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel training processes (default 2)")
+    parser.add_argument("--budget", choices=list(BUDGETS), default="default",
+                        help="'default' (about 10 minutes on 2 cores) or 'small' (about 1 minute)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_run)

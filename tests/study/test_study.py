@@ -1,0 +1,59 @@
+"""`dstbench study --budget small` end to end through the CLI: the CI smoke run of the main job."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from dstbench.cli import main
+from dstbench.study import BUDGETS, run_study
+
+CRITERIA_LABELS = ["Magnitude", "SET", "MEST", "SNIP", "RSensitivity"]
+
+
+@pytest.fixture(scope="module")
+def small_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    return out, run_study(out, budget="small", workers=2, progress=False)
+
+
+def test_small_study_writes_the_report_and_summary(small_study):
+    out, result = small_study
+    assert result.failed == {}
+    report = out / "report" / "report.html"
+    assert result.report == report and report.exists()
+    html = report.read_text()
+    for spec in BUDGETS["small"]:
+        assert spec in html
+    results = pd.read_parquet(out / "results.parquet")
+    assert set(results["experiment"]) == set(BUDGETS["small"])
+    assert (results["status"] == "done").all()
+    # every kind the specs ask for has a figure in the report folder
+    kinds = {k for spec in BUDGETS["small"] for k in json.loads((out / "sweeps" / f"{spec}.json").read_text())
+             ["report"]["kinds"]}
+    assert {"accuracy_vs_density", "critical_difference", "update_period", "itop", "first_update_jaccard",
+            "end_mask_jaccard"} <= kinds
+    figures = list((out / "report").rglob("*.png"))
+    for kind in kinds:
+        assert any(kind in f.name for f in figures), f"no figure for {kind}"
+    for label in CRITERIA_LABELS:
+        assert label in result.summary
+    assert "J_r" in result.summary or "Jaccard" in result.summary
+
+
+def test_rerun_trains_nothing_and_cli_prints_the_summary(small_study, capsys):
+    out, _ = small_study
+    assert main(["study", "--budget", "small", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "trained 0 runs" in printed
+    assert str(out / "report" / "report.html") in printed
+    for label in CRITERIA_LABELS:
+        assert label in printed
+
+
+def test_unknown_budget(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["study", "--budget", "huge", "--out", str(tmp_path)])
+    assert "huge" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="valid: default, small"):
+        run_study(tmp_path, budget="huge")
