@@ -33,7 +33,7 @@ class StudyResult:
 def run_study(out: Path | str, *, budget: str = "default", workers: int = 2, progress: bool = True) -> StudyResult:
     """Run every spec of `budget` into `out`, collect, and write `out/report/report.html`."""
     from dstbench.experiments import load_spec, run_sweep, write_collected
-    from dstbench.report import build_report, summary_text
+    from dstbench.report import build_report
 
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; valid: {', '.join(BUDGETS)}")
@@ -51,7 +51,8 @@ def run_study(out: Path | str, *, budget: str = "default", workers: int = 2, pro
                                f"rerun `dstbench study --out {out}` to resume")
     write_collected(out)
     report = build_report(out, out / "report")
-    return StudyResult(out=out, report=report, summary=summary_text(out), trained=trained, failed=failed,
+    summary = (report.parent / "summary.txt").read_text()  # written by build_report beside report.html
+    return StudyResult(out=out, report=report, summary=summary, trained=trained, failed=failed,
                        seconds=time.time() - started)
 
 
