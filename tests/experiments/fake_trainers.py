@@ -126,3 +126,12 @@ def until_interrupted(config: RunConfig, run_dir: Path) -> dict:
     while time.time() < deadline:
         time.sleep(0.01)
     return steady(config, run_dir)
+
+
+def record_hook(run_dir: Path, summary: dict) -> None:
+    """A tracker hook that notes which runs it saw and how they ended."""
+    log_event(run_dir, f"hook-{summary.get('status')}")
+
+
+def broken_hook(run_dir: Path, summary: dict) -> None:
+    raise RuntimeError("the tracker is down")

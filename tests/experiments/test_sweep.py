@@ -222,3 +222,16 @@ def test_count_states(tmp_path):
     ids = [r.run_id for r in spec.expand()]
     counts = count_states(out, ids + ["never-started"])
     assert (counts.done, counts.failed, counts.running, counts.pending) == (2, 2, 0, 1)
+
+
+def test_hooks_see_every_finished_run_and_a_broken_hook_changes_nothing(tmp_path):
+    spec = small_spec(tmp_path, densities=(0.1,), seeds=(0, 1))
+    out = tmp_path / "out"
+    result = sweep(spec, out, trainer=fake_trainers.flaky,
+                   hooks=["experiments.fake_trainers:broken_hook", fake_trainers.record_hook])
+    assert result.counts.done == 2 and result.counts.failed == 1
+    assert Counter(event for event, _ in events(out) if event.startswith("hook")) == {"hook-done": 2, "hook-failed": 1}
+    assert sweep(spec, out, hooks=[fake_trainers.record_hook]).counts.done == 2  # nothing ran: no hook calls
+    assert sum(1 for event, _ in events(out) if event.startswith("hook")) == 3
+    with pytest.raises(ValueError, match="hook 'nowhere:x': cannot import 'nowhere'"):
+        sweep(spec, out, hooks=["nowhere:x"])

@@ -52,7 +52,7 @@ def _sweep(args: argparse.Namespace) -> int:
         result = run_sweep(
             spec, args.out, workers=args.workers, executor=args.executor, retry_failed=args.retry_failed,
             only=only, trainer=args.trainer, execution=execution, stale_after=args.stale_after,
-            executor_options=options, wait=not args.no_wait, progress=not args.no_progress,
+            executor_options=options, wait=not args.no_wait, progress=not args.no_progress, hooks=args.hook,
         )
     except MissingExtraError as exc:
         raise UserError(str(exc)) from None
@@ -101,6 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--num-threads", type=int, help="torch threads per run (execution only)")
     sweep.add_argument("--trainer", default=DEFAULT_TRAINER, metavar="MODULE:FUNCTION",
                        help=f"the training function (default {DEFAULT_TRAINER})")
+    sweep.add_argument("--hook", action="append", default=[], metavar="MODULE:FUNCTION",
+                       help="call function(run_dir, summary) after each finished run (e.g. to mirror it into a "
+                            "tracker); repeat for several")
     sweep.add_argument("--stale-after", type=float, default=STALE_AFTER, metavar="SECONDS",
                        help="a claim whose heartbeat is older than this belongs to a dead worker")
     sweep.add_argument("--no-wait", action="store_true", help="submit the workers and return (submitit, ray)")

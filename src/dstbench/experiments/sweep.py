@@ -21,8 +21,10 @@ from dstbench.experiments.spec import PlannedRun, Spec, check_selection, select_
 from dstbench.experiments.worker import (
     DEFAULT_TRAINER,
     EXECUTION_KEYS,
+    Hook,
     Trainer,
     WorkerJob,
+    resolve_function,
     resolve_trainer,
     summary_signature,
 )
@@ -235,15 +237,19 @@ def run_sweep(
     executor_options: Mapping[str, Any] | None = None,
     wait: bool = True,
     progress: bool = True,
+    hooks: Sequence[str | Hook] = (),
 ) -> SweepResult:
     """Run the spec's runs that are not done into `out`; see the module docstring.
 
     `workers`: processes (local; 0 = in this process), array tasks (submitit) or tasks (ray). `execution` sets
     execution-only fields on every run (data_root, device, num_threads, progress); it never changes run ids.
+    `hooks` ("module:function") are called after each run a worker finishes, with its folder and summary.
     """
     from dstbench.experiments.executors import execute
 
-    resolve_trainer(trainer)  # a wrong trainer name fails here, once, not in every worker
+    resolve_trainer(trainer)  # a wrong trainer or hook name fails here, once, not in every worker
+    for hook in hooks:
+        resolve_function(hook, "hook")
     execution = dict(execution or {})
     unknown = sorted(set(execution) - set(EXECUTION_KEYS))
     if unknown:
@@ -256,7 +262,7 @@ def run_sweep(
     record_sweep(plan)
     job = WorkerJob(
         out=str(out), spec=spec, only=tuple((k, tuple(v)) for k, v in (only or {}).items()), trainer=trainer,
-        retry=plan.retry, execution=execution, stale_after=stale_after, heartbeat_s=heartbeat_s,
+        retry=plan.retry, execution=execution, stale_after=stale_after, heartbeat_s=heartbeat_s, hooks=tuple(hooks),
     )
     run_ids = [run.run_id for run in plan.selected]
     # Each poll reads the unfinished runs' summaries: poll big sweeps less often.

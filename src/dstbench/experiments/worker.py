@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TRAINER = "dstbench.train.loop:run"
 Trainer = Callable[[RunConfig, Path], Mapping[str, Any]]
+# Called after every run this worker finishes (done or failed) with its folder and summary: a way to mirror
+# results into a tracker (TensorBoard, MLflow, ...). The run folder stays the record; a hook that fails is logged.
+Hook = Callable[[Path, Mapping[str, Any]], None]
 # Errors of the storage, not of the run: the run stays resumable and the worker stops (the next run would fail too).
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 # Exit code of a worker process that stopped because it cannot write results.
@@ -63,6 +66,7 @@ class WorkerJob:
     heartbeat_s: float | None = None
     max_attempts: int = MAX_ATTEMPTS
     parent_pid: int | None = None
+    hooks: tuple[str | Hook, ...] = ()
 
     def runs(self) -> list[PlannedRun]:
         return select_runs(self.spec.expand(), dict(self.only))
@@ -80,21 +84,35 @@ class WorkerReport:
     orphaned: bool = False
 
 
-def resolve_trainer(trainer: str | Trainer) -> Trainer:
-    """A trainer function from ``"package.module:function"`` (or the function itself)."""
-    if callable(trainer):
-        return trainer
-    module_name, sep, attr = trainer.partition(":")
+def resolve_function(name: str | Callable[..., Any], what: str = "trainer") -> Callable[..., Any]:
+    """A function from ``"package.module:function"`` (or the function itself)."""
+    if callable(name):
+        return name
+    module_name, sep, attr = name.partition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(f"trainer {trainer!r} must be 'module:function', e.g. {DEFAULT_TRAINER!r}")
+        raise ValueError(f"{what} {name!r} must be 'module:function', e.g. {DEFAULT_TRAINER!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"trainer {trainer!r}: cannot import {module_name!r} ({exc})") from None
+        raise ValueError(f"{what} {name!r}: cannot import {module_name!r} ({exc})") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
-        raise ValueError(f"trainer {trainer!r}: {module_name!r} has no function {attr!r}")
+        raise ValueError(f"{what} {name!r}: {module_name!r} has no function {attr!r}")
     return fn
+
+
+def resolve_trainer(trainer: str | Trainer) -> Trainer:
+    return resolve_function(trainer, "trainer")
+
+
+def _call_hooks(hooks: list[Hook], run_dir: Path) -> None:
+    summary = store.RunDir(run_dir).summary()
+    for hook in hooks:
+        try:
+            hook(run_dir, summary or {})
+        except Exception:
+            log.warning("hook %r failed for %s (the run's result stands):\n%s", hook, run_dir.name,
+                        traceback.format_exc())
 
 
 def summary_signature(path: Path) -> tuple[int, int, int] | None:
@@ -173,6 +191,7 @@ def work(job: WorkerJob) -> WorkerReport:
     owner = Owner.current()
     report = WorkerReport(owner.worker)
     trainer = resolve_trainer(job.trainer)
+    hooks = [resolve_function(h, "hook") for h in job.hooks]
     on_lost = _claim_lost_handler()
     for run in job.runs():
         if job.parent_pid is not None and os.getppid() != job.parent_pid:
@@ -194,6 +213,7 @@ def work(job: WorkerJob) -> WorkerReport:
                 (report.done if outcome == "done" else report.failed).append(run.run_id)
             finally:
                 claim.release()
+            _call_hooks(hooks, run_dir)
         except KeyboardInterrupt:
             if not claim.lost.is_set():
                 raise
