@@ -260,8 +260,8 @@ def run_sweep(
     out = Path(out)
     plan = plan_sweep(spec, out, only=only, retry_failed=retry_failed)
     record_sweep(plan)
-    job = WorkerJob(
-        out=str(out), spec=spec, only=tuple((k, tuple(v)) for k, v in (only or {}).items()), trainer=trainer,
+    job = WorkerJob(  # an absolute folder: cluster workers may start elsewhere
+        out=str(out.absolute()), spec=spec, only=tuple((k, tuple(v)) for k, v in (only or {}).items()), trainer=trainer,
         retry=plan.retry, execution=execution, stale_after=stale_after, heartbeat_s=heartbeat_s, hooks=tuple(hooks),
     )
     run_ids = [run.run_id for run in plan.selected]
