@@ -1,5 +1,7 @@
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dstbench.sparsity import CRITERIA, GROWTH, list_criteria, parse_spec, register_criterion
 from dstbench.sparsity.masks import prune_count, select_highest, select_lowest
@@ -131,3 +133,15 @@ def test_user_registered_criterion():
     assert pruned("test_neg_magnitude:scale=2", [0.1, 0.9, 0.5], k=1) == [False, True, False]
     with pytest.raises(ValueError, match="already registered"):
         register_criterion("test_neg_magnitude", neg_magnitude)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.integers(-3, 3), min_size=1, max_size=40), data=st.data())
+def test_selection_equals_a_stable_sort(values, data):
+    scores = torch.tensor(values, dtype=torch.float32)
+    eligible = torch.tensor(data.draw(st.lists(st.booleans(), min_size=len(values), max_size=len(values))))
+    k = data.draw(st.integers(0, int(eligible.sum())))
+    keyed = torch.where(eligible, scores, torch.tensor(float("inf")))
+    expected = torch.zeros(len(values), dtype=torch.bool)
+    expected[torch.argsort(keyed, stable=True)[:k]] = True
+    assert torch.equal(select_lowest(scores, eligible, k), expected)

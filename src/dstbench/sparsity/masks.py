@@ -20,12 +20,18 @@ def random_mask(shape: torch.Size | tuple[int, ...], count: int, generator: torc
 def select_lowest(scores: Tensor, eligible: Tensor, k: int) -> Tensor:
     """The `k` eligible entries with the lowest scores, as a bool mask; ties go to the lower flat index.
 
-    `k` must not exceed the number of eligible entries (callers know that count exactly).
+    `k` must not exceed the number of eligible entries (callers know that count exactly). A selection, not a
+    sort: the k-th smallest score splits the entries in linear time, and only ties at that score are ordered.
     """
     flat = torch.where(eligible, scores, torch.full_like(scores, float("inf"))).reshape(-1)
-    chosen = torch.zeros(flat.numel(), dtype=torch.bool, device=scores.device)
-    if k > 0:
-        chosen[torch.argsort(flat, stable=True)[:k]] = True
+    if k <= 0:
+        return torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    threshold = torch.kthvalue(flat, k).values
+    chosen = flat < threshold
+    missing = k - int(chosen.sum())
+    if missing > 0:
+        ties = torch.nonzero(flat == threshold).reshape(-1)[:missing]
+        chosen[ties] = True
     return chosen.reshape(scores.shape)
 
 
