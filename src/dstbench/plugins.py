@@ -1,7 +1,7 @@
 """User modules that register criteria, growth rules, schedules or models, imported by every process.
 
 A sweep trains in worker processes (local pool, Slurm, Ray) that never ran the user's script, so a rule
-registered there must be importable by name: list the modules in ``DSTBENCH_PLUGINS`` (comma-separated; the
+registered there must be importable by name (from the working folder or PYTHONPATH): list the modules in ``DSTBENCH_PLUGINS`` (comma-separated; the
 `--plugin` flag of the CLI sets it) and every dstbench process imports them before it trains.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 
 ENV = "DSTBENCH_PLUGINS"
 _loaded: set[str] = set()
@@ -22,6 +23,8 @@ def load_plugins(extra: list[str] | None = None) -> list[str]:
             names.append(name)
     if extra:
         os.environ[ENV] = ",".join(names)
+    if names and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # like `python -m`: a module beside the user's spec is importable
     for name in names:
         if name in _loaded:
             continue
