@@ -25,7 +25,6 @@ SPARSE_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv
 
 # Optimizer state entries that act as momentum for the "momentum" growth rule.
 MOMENTUM_KEYS = ("momentum_buffer", "exp_avg")
-SUPPORTED_OPTIMIZERS = "SGD (with or without momentum), Adam, AdamW, or any optimizer whose state tensors have the parameter's shape"
 
 
 def sparse_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
