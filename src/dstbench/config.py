@@ -57,6 +57,7 @@ class RunConfig(BaseModel):
     warmup_epochs: int | None = Field(None, ge=0)
     label_smoothing: float | None = Field(None, ge=0.0, lt=1.0)
     train_subset: int | None = Field(None, gt=0)
+    amp: bool = False  # bfloat16 autocast for forward and loss (weights, gradients, masks stay float32)
 
     # what to record beyond metrics.jsonl and summary.json
     mask_snapshot_steps: tuple[int, ...] = ()

@@ -162,3 +162,10 @@ def test_cli_train(tmp_path, capsys):
 def test_cli_bad_input(tmp_path, capsys, argv, message):
     assert main(["train", *argv, "--epochs", "1", "--no-progress", "--out", str(tmp_path / "x")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_amp_run_trains_in_bfloat16_autocast(tmp_path):
+    amp = run(cfg(density=0.2, update_period=5, amp=True), tmp_path / "amp")
+    full = run(cfg(density=0.2, update_period=5), tmp_path / "fp32")
+    assert amp["status"] == "done" and amp["config"]["amp"] is True and amp["run_id"] != full["run_id"]
+    assert amp["final_test_acc"] > 0.5 and abs(amp["final_test_acc"] - full["final_test_acc"]) < 0.1

@@ -163,8 +163,9 @@ class _Trainer:
         for x, y in self.train_batches:
             x, y = self.dist.shard(x), self.dist.shard(y)
             self.optimizer.zero_grad(set_to_none=True)
-            out = self.net(x)
-            loss = self._loss(out, y)
+            with self._autocast():
+                out = self.net(x)
+                loss = self._loss(out, y)
             loss.backward()
             self.optimizer.step()
             self.scheduler.step()
@@ -211,7 +212,9 @@ class _Trainer:
         batch = next(iter(self.update_batches), None) or next(iter(self.update_batches))  # epoch wrap-around
         x, y = (self.dist.shard(t) for t in batch)
         self.optimizer.zero_grad(set_to_none=True)
-        self._loss(self.net(x), y).backward()
+        with self._autocast():
+            loss = self._loss(self.net(x), y)
+        loss.backward()
 
     def _probe(self, step: int) -> None:
         fractions = self.config.probe_fractions or (self.dst.prune_fraction(step),)
@@ -225,7 +228,12 @@ class _Trainer:
 
     # ----------------------------------------------------------------------------------------- evaluation
 
+    def _autocast(self) -> torch.autocast:
+        """bfloat16 autocast when the config asks for AMP: no loss scaling needed, parameters stay float32."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp)
+
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = out.float()  # the loss and the metrics in float32 whatever the autocast
         if self.data.task == "binary":
             return F.binary_cross_entropy_with_logits(out.reshape(-1), y.float())
         return F.cross_entropy(out, y, label_smoothing=self.config.label_smoothing)
@@ -242,7 +250,8 @@ class _Trainer:
         correct = torch.zeros((), device=self.device)
         seen = 0
         for x, y in batches:
-            out = self.model(x)
+            with self._autocast():
+                out = self.model(x)
             loss_sum += self._loss(out, y) * len(y)
             correct += self._correct(out, y)
             seen += len(y)
