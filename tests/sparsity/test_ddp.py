@@ -39,3 +39,25 @@ def test_two_gloo_ranks_hold_identical_masks(tmp_path, prune, grow):
         assert torch.equal(a["masks"][name], b["masks"][name])
     for pa, pb in zip(a["params"], b["params"], strict=True):
         assert torch.equal(pa, pb)
+
+
+def _mismatched_worker(rank: int, world: int, init_file: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    model = torch.nn.parallel.DistributedDataParallel(mlp(seed=0))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    # A different seed per rank: different initial masks and random choices, which the engine must catch.
+    dst = DST(model, opt, density=0.3, prune="random", update_period=1, total_steps=10, seed=rank)
+    x, y = torch.randn(8, 12), torch.randint(0, 3, (8,))
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    try:
+        dst.step()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ranks_with_different_masks_are_caught(tmp_path):
+    with pytest.raises(Exception, match="masks differ across ranks"):
+        mp.spawn(_mismatched_worker, args=(2, str(tmp_path / "init")), nprocs=2, join=True)

@@ -5,8 +5,9 @@ Pure PyTorch: no files, no training loop, no printing.
 
 from dstbench.sparsity.criteria import CRITERIA, list_criteria, register_criterion
 from dstbench.sparsity.distributions import DISTRIBUTIONS, exact_counts, layer_densities
-from dstbench.sparsity.engine import DST, SPARSE_LAYER_TYPES, sparse_parameters
+from dstbench.sparsity.engine import DST
 from dstbench.sparsity.growth import GROWTH, list_growth, register_growth
+from dstbench.sparsity.layers import SPARSE_LAYER_TYPES, sparse_parameters
 from dstbench.sparsity.registry import parse_spec
 from dstbench.sparsity.schedules import SCHEDULES, list_schedules, register_schedule
 

@@ -17,28 +17,13 @@ from torch import Tensor, nn
 from dstbench.sparsity.criteria import CRITERIA
 from dstbench.sparsity.distributions import exact_counts, layer_densities
 from dstbench.sparsity.growth import GROWTH
+from dstbench.sparsity.layers import SPARSE_LAYER_TYPES, sparse_parameters, verify_masks_match_across_ranks
 from dstbench.sparsity.masks import prune_count, random_mask, select_highest, select_lowest
 from dstbench.sparsity.registry import RuleSpec
 from dstbench.sparsity.schedules import SCHEDULES
 
-SPARSE_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
 # Optimizer state entries that act as momentum for the "momentum" growth rule.
 MOMENTUM_KEYS = ("momentum_buffer", "exp_avg")
-
-
-def sparse_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
-    """The weights DST makes sparse: those of Linear and Conv layers that are trained, in parameter order.
-
-    A weight shared by several modules appears once (under its first name); frozen weights
-    (``requires_grad=False``) stay dense and out of the density, since nothing could regrow them.
-    """
-    eligible = {
-        id(m.weight)
-        for m in model.modules()
-        if isinstance(m, SPARSE_LAYER_TYPES) and isinstance(m.weight, nn.Parameter) and m.weight.requires_grad
-    }
-    return {name: p for name, p in model.named_parameters() if id(p) in eligible}
 
 
 @dataclass
@@ -300,7 +285,7 @@ class DST:
                 dict(step=self.steps, layer=layer.name, prune_fraction=fraction, pruned=n_lost, grown=n_lost,
                      active=layer.count)
             )
-        self._sync_masks_across_ranks()
+        verify_masks_match_across_ranks(self.masks, self.steps)
         self._refresh_float_masks()
 
     def _grow(self, layer: _Layer, lost: Tensor, n_lost: int) -> Tensor:
@@ -368,21 +353,6 @@ class DST:
             layer.name: self.masks[layer.name].to(layer.param.dtype) for layer in self.layers
         }
 
-    def _sync_masks_across_ranks(self) -> None:
-        """Under torch.distributed, verify every rank chose the same masks (they must: same grads and seed)."""
-        dist = torch.distributed
-        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-            return
-        local = torch.stack([_checksum(m) for m in self.masks.values()])
-        low, high = local.clone(), local.clone()
-        dist.all_reduce(low, op=dist.ReduceOp.MIN)
-        dist.all_reduce(high, op=dist.ReduceOp.MAX)
-        if not torch.equal(low, high):
-            raise RuntimeError(
-                f"masks differ across ranks after the update at step {self.steps}: the ranks' weights, gradients "
-                "or seeds are not identical (wrap the model in DistributedDataParallel and use one seed)"
-            )
-
     # ---------------------------------------------------------------------------------------- checkpointing
 
     def state_dict(self) -> dict[str, Any]:
@@ -415,10 +385,3 @@ class DST:
         self._refresh_float_masks()
         self.apply_masks()
         self._update_next = self.update_due()
-
-
-def _checksum(mask: Tensor) -> Tensor:
-    """An order-sensitive fingerprint of a mask (positions weighted by a fixed pseudo-random sequence)."""
-    flat = mask.reshape(-1).to(torch.int64)
-    weights = (torch.arange(flat.numel(), device=mask.device, dtype=torch.int64) * 2654435761) % 1000003
-    return (flat * weights).sum()
