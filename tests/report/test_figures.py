@@ -7,7 +7,7 @@ from matplotlib.image import imread
 
 from dstbench.analysis.jaccard import JaccardMatrix, OverTime
 from dstbench.report.diagrams import CDPanel, cd_figure, heatmap_figure, retained_figure
-from dstbench.report.plots import Bar, Level, Line, Panel, Point, line_figure, loss_gap_figure, scatter_figure
+from dstbench.report.plots import Line, Panel, Point, Stat, line_figure, loss_gap_figure, scatter_figure
 from dstbench.report.similarity import _over_time_panels
 
 
@@ -28,14 +28,14 @@ def line(label, colour="#0072B2", dashed=False):
 
 def test_line_figure_with_baselines_log_axis_and_marker(tmp_path):
     panels = [Panel("a", "Density", "Test accuracy (%)", (line("Magnitude"), line("Static", "#56B4E9", True)),
-                    (Level("Dense", "#000000", 80.0, 0.3, 3),), log_x=True, vlines=(0.1,)),
+                    (Stat("Dense", "#000000", 80.0, 0.3, 3),), log_x=True, vlines=(0.1,)),
               Panel("b", "Epoch", "Validation accuracy (%)", (line("SNIP", "#D55E00"),))]
     check(line_figure(panels, tmp_path / "lines"))
 
 
 def test_loss_gap_figure(tmp_path):
     gap = Panel("gap", "Epoch", "Loss gap", (line("Magnitude"),))
-    bars = [Bar("Magnitude", "#0072B2", 70.0, 0.5, 3), Bar("Dense", "#000000", 80.0, float("nan"), 1)]
+    bars = [Stat("Magnitude", "#0072B2", 70.0, 0.5, 3), Stat("Dense", "#000000", 80.0, float("nan"), 1)]
     check(loss_gap_figure(gap, bars, "Test accuracy (%)", tmp_path / "gap"))
 
 

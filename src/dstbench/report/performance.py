@@ -35,7 +35,7 @@ from dstbench.report.context import (
     method_order,
     panel_groups,
 )
-from dstbench.report.plots import Bar, Level, Line, Panel, Point, line_figure, loss_gap_figure, scatter_figure
+from dstbench.report.plots import Line, Panel, Point, Stat, line_figure, loss_gap_figure, scatter_figure
 from dstbench.report.style import (
     axis_label,
     colour,
@@ -95,7 +95,7 @@ def _metric_panel(group: pd.DataFrame, key: PanelKey, metric: str, x: str, basel
         if x in free_fields(mode):
             s = summarize(rows, metric, [])
             if not s.empty:
-                levels.append(Level(method_label(method), method_colour(method), s["mean"][0] * factor,
+                levels.append(Stat(method_label(method), method_colour(method), s["mean"][0] * factor,
                                     s["std"][0] * factor, int(s["n"][0])))
             continue
         s = summarize(rows, metric, [x])
@@ -172,7 +172,7 @@ def loss_gap_kind(ctx: Context) -> list[Item]:
         for method in method_order(group["method"].unique()):
             s = summarize(group[group["method"] == method], metric, [])
             if not s.empty:
-                bars.append(Bar(method_label(method), method_colour(method), s["mean"][0] * scale(metric),
+                bars.append(Stat(method_label(method), method_colour(method), s["mean"][0] * scale(metric),
                                 s["std"][0] * scale(metric), int(s["n"][0])))
         panel = Panel(panel_title(key) or "Loss gap", "Epoch", metric_label("loss_gap"), tuple(lines))
         paths = loss_gap_figure(panel, bars, metric_label(metric), ctx.stem(f"loss_gap_{i + 1}"))

@@ -29,8 +29,8 @@ class Line:
 
 
 @dataclass(frozen=True)
-class Level:
-    """A horizontal reference such as the dense model: one mean, std and count."""
+class Stat:
+    """One labelled mean ± std over n runs: drawn as a horizontal reference (the dense model) or as a bar."""
 
     label: str
     colour: str
@@ -45,19 +45,10 @@ class Panel:
     xlabel: str
     ylabel: str
     lines: tuple[Line, ...]
-    levels: tuple[Level, ...] = ()
+    levels: tuple[Stat, ...] = ()
     log_x: bool = False
     vlines: tuple[float, ...] = ()
     as_bars: bool = False  # one x value only: each line's value as a bar, levels as dashed lines across
-
-
-@dataclass(frozen=True)
-class Bar:
-    label: str
-    colour: str
-    mean: float
-    std: float
-    n: int
 
 
 @dataclass(frozen=True)
@@ -83,7 +74,7 @@ def line_figure(panels: Sequence[Panel], stem: Path, *, ncols: int = 3) -> list[
         return save(fig, stem)
 
 
-def loss_gap_figure(gap: Panel, bars: Sequence[Bar], ylabel: str, stem: Path) -> list[Path]:
+def loss_gap_figure(gap: Panel, bars: Sequence[Stat], ylabel: str, stem: Path) -> list[Path]:
     """Fig. 4: the loss gap over epochs (left) and the accuracy each method reaches (right)."""
     with styled():
         fig, (left, right) = new_figure(2, ncols=2)
@@ -113,7 +104,7 @@ def scatter_figure(points: Sequence[Point], *, title: str, xlabel: str, ylabel: 
 
 def _draw_panel(ax: Axes, panel: Panel) -> None:
     if panel.as_bars:
-        bars = [Bar(ln.label, ln.colour, float(ln.mean[0]), float(ln.std[0]), int(ln.n[0])) for ln in panel.lines]
+        bars = [Stat(ln.label, ln.colour, float(ln.mean[0]), float(ln.std[0]), int(ln.n[0])) for ln in panel.lines]
         _draw_bars(ax, bars, panel.ylabel, panel.title)
         for level in panel.levels:
             ax.axhline(level.mean, color=level.colour, linestyle="--", linewidth=1.2, label=level.label)
@@ -150,7 +141,7 @@ def _tick_at_data(ax: Axes, lines: Sequence[Line]) -> None:
         ax.set_xticks(xs, [f"{v:g}" for v in xs], rotation=45 if len(xs) > 6 else 0)
 
 
-def _draw_bars(ax: Axes, bars: Sequence[Bar], ylabel: str, title: str) -> None:
+def _draw_bars(ax: Axes, bars: Sequence[Stat], ylabel: str, title: str) -> None:
     positions = np.arange(len(bars))
     means = np.array([b.mean for b in bars])
     ax.bar(positions, means, yerr=[_finite(b.std) for b in bars], color=[b.colour for b in bars], capsize=3)
