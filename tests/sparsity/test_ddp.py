@@ -25,6 +25,9 @@ def _worker(rank: int, world: int, init_file: str, out: str, prune: str, grow: s
         opt.step()
         dst.step()
     torch.save({"masks": dst.masks, "params": [p.detach() for p in model.parameters()]}, f"{out}.{rank}")
+    # Tear down in step: a rank destroying the group while the other still talks aborts gloo's threads.
+    dist.barrier()
+    del dst, model
     dist.destroy_process_group()
 
 
