@@ -24,7 +24,7 @@ def _env():
 
 def test_torchrun_two_gloo_ranks(tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "dstbench", *TRAIN, "--epochs", "2", "--out", str(out)]
     subprocess.run(cmd, check=True, env=_env(), timeout=300, capture_output=True)
     folder = store.RunDir(out)
