@@ -193,10 +193,9 @@ class DST:
             mask = self._float_masks[layer.name]
             weights.append(layer.param.data)
             masks.append(mask)
-            for value in self.optimizer.state.get(layer.param, {}).values():
-                if isinstance(value, Tensor) and value.shape == layer.param.shape:
-                    states.append(value)
-                    state_masks.append(mask if value.dtype == mask.dtype else mask.to(value.dtype))
+            for value in self._weight_shaped_state(layer.param):
+                states.append(value)
+                state_masks.append(mask if value.dtype == mask.dtype else mask.to(value.dtype))
         if weights:
             torch._foreach_mul_(weights, masks)
         if states:
@@ -317,9 +316,13 @@ class DST:
             param.data.copy_(torch.where(grown, fresh, param.data))
         else:
             param.data.masked_fill_(grown, 0.0)
-        for value in self.optimizer.state.get(param, {}).values():
-            if isinstance(value, Tensor) and value.shape == param.shape:
-                value.masked_fill_(grown, 0)
+        for value in self._weight_shaped_state(param):
+            value.masked_fill_(grown, 0)
+
+    def _weight_shaped_state(self, param: nn.Parameter) -> list[Tensor]:
+        """The optimizer's per-weight state of `param` (momentum, Adam moments, ...): what masking must reach."""
+        return [v for v in self.optimizer.state.get(param, {}).values()
+                if isinstance(v, Tensor) and v.shape == param.shape]
 
     def _momentum(self, param: nn.Parameter) -> Tensor:
         state = self.optimizer.state.get(param, {})
