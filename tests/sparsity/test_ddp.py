@@ -1,5 +1,7 @@
 """Under DistributedDataParallel every rank must hold the same masks after every update."""
 
+import os
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -25,10 +27,12 @@ def _worker(rank: int, world: int, init_file: str, out: str, prune: str, grow: s
         opt.step()
         dst.step()
     torch.save({"masks": dst.masks, "params": [p.detach() for p in model.parameters()]}, f"{out}.{rank}")
-    # Tear down in step: a rank destroying the group while the other still talks aborts gloo's threads.
+    # Both ranks have saved once both pass the barrier. Leave without tearing gloo down: in torch 2.13 its
+    # worker threads can abort the process at exit ("terminate called without an active exception", seen
+    # once in CI under load), which would fail this test for a reason that has nothing to do with masks.
+    # The full teardown path is exercised by tests/train/test_slow.py through torchrun.
     dist.barrier()
-    del dst, model
-    dist.destroy_process_group()
+    os._exit(0)
 
 
 @pytest.mark.slow
