@@ -58,10 +58,8 @@ def _mismatched_worker(rank: int, world: int, init_file: str) -> None:
     x, y = torch.randn(8, 12), torch.randint(0, 3, (8,))
     F.cross_entropy(model(x), y).backward()
     opt.step()
-    try:
-        dst.step()
-    finally:
-        dist.destroy_process_group()
+    # No teardown (see `_worker`): spawn records the exception before the process exits, however it exits.
+    dst.step()
 
 
 @pytest.mark.slow
