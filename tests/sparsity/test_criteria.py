@@ -87,6 +87,28 @@ def test_set_differs_from_the_reference_bug():
     assert sum(pruned("set", w, k=2)) == 2
 
 
+def _true_set(w: list[float], active: list[bool], k: int) -> list[bool]:
+    """The definition, by hand: alternate the smallest non-negative and the negative closest to zero (ties by
+    index) until k are removed; a side that runs out leaves the rest to the other."""
+    positive = sorted((v, i) for i, v in enumerate(w) if active[i] and v >= 0)
+    negative = sorted((-v, i) for i, v in enumerate(w) if active[i] and v < 0)
+    removed, turn = set(), 0
+    while len(removed) < k:
+        side = positive if (turn % 2 == 0 and positive) or not negative else negative
+        removed.add(side.pop(0)[1])
+        turn += 1
+    return [i in removed for i in range(len(w))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.integers(-4, 4), min_size=1, max_size=40), data=st.data())
+def test_set_equals_its_definition(values, data):
+    w = [v / 4 for v in values]  # small integers: many ties and zeros
+    active = data.draw(st.lists(st.booleans(), min_size=len(w), max_size=len(w)))
+    k = data.draw(st.integers(0, sum(active)))
+    assert pruned("set", w, k=k, active=active) == _true_set(w, active, k)
+
+
 def test_random_is_seeded():
     active = torch.ones(100, dtype=torch.bool)
     w = torch.randn(100)
