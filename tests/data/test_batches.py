@@ -184,6 +184,24 @@ def test_flips_happen_about_half_the_time_and_are_mirrors():
     assert 400 < int(flipped.sum()) < 600
 
 
+@pytest.mark.parametrize("hflip", [True, False])
+def test_every_move_is_drawn_about_equally_often(hflip):
+    # A 3x3 image of distinct pixels, padding 1: the output tells which of the 9 offsets (x 2 flips) was drawn.
+    x = torch.arange(1, 10, dtype=torch.uint8).view(1, 1, 3, 3).expand(3600, 1, 3, 3).contiguous()
+    augment = BatchAugmenter(Augmentation(crop_padding=1, hflip=hflip), (1, 3, 3), x.device)
+    out = augment(augment.source(x), torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(x[0], (1, 1, 1, 1))
+    windows = [padded[:, dy:dy + 3, dx:dx + 3] for dy in range(3) for dx in range(3)]
+    moves = windows + [w.flip(-1) for w in windows]
+    counts = [int((out == m).all(dim=(1, 2, 3)).sum()) for m in moves]
+    assert sum(counts) == len(x)  # every output is one of the moves
+    drawn = counts if hflip else counts[:9]
+    expected = len(x) / len(drawn)
+    assert all(0.75 * expected < c < 1.25 * expected for c in drawn), counts
+    if not hflip:
+        assert sum(counts[9:]) == 0
+
+
 def test_augmenting_a_table_is_refused():
     with pytest.raises(ValueError, match=r"needs \(N, C, H, W\) images, got shape \(5, 1\)"):
         Batches(*_ids(5), 2, augmentation=Augmentation(hflip=True))

@@ -82,7 +82,7 @@ class BatchAugmenter:
     """Random crop and/or flip for batches of one data set, drawing from a generator on the data's device.
 
     `source(x)` is what batches are gathered from (with the zero sentinel when cropping); `__call__` augments
-    a batch of rows of it. Draw order, fixed for reproducibility: flips (B uniforms), then offsets (B x 2).
+    a batch of rows of it. Each sample's move (offsets and flip) is one uniform integer from the generator.
     """
 
     def __init__(self, augmentation: Augmentation, sample_shape: tuple[int, int, int], device: torch.device):
@@ -90,19 +90,16 @@ class BatchAugmenter:
             raise ValueError("random-resized crop is applied per image by the streaming loader, not on batches")
         self.padding, self.hflip, self.shape = augmentation.crop_padding, augmentation.hflip, sample_shape
         self.table = crop_flip_table(sample_shape[1], sample_shape[2], self.padding, device)
+        self.num_moves = (2 * self.padding + 1) ** 2 * (2 if self.hflip else 1)
 
     def source(self, x: torch.Tensor) -> torch.Tensor:
         """The data in the layout `__call__` expects; a copy only when cropping needs the sentinel."""
         return with_sentinel(x) if self.padding else x.flatten(2)
 
     def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        b, device = batch.shape[0], batch.device
-        if self.hflip:
-            flip = torch.rand(b, generator=generator, device=device) < 0.5
-        else:
-            flip = torch.zeros(b, dtype=torch.bool, device=device)
-        if self.padding:
-            offsets = torch.randint(0, 2 * self.padding + 1, (b, 2), generator=generator, device=device)
-        else:
-            offsets = torch.zeros(b, 2, dtype=torch.long, device=device)
-        return crop_flip_batch(batch, self.table, move_ids(offsets, flip, self.padding), self.shape)
+        b = batch.shape[0]
+        draw = torch.randint(0, self.num_moves, (b,), generator=generator, device=batch.device)
+        # Table row r is offset r // 2, flipped when r is odd: uniform rows are uniform, independent offsets
+        # and flips. Without flipping, only the even rows.
+        moves = draw if self.hflip else draw * 2
+        return crop_flip_batch(batch, self.table, moves, self.shape)
