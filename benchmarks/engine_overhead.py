@@ -2,8 +2,9 @@
 
 For each model (the paper's small and large MLP, on random data of their data sets' shapes), one process times
 plain dense training and DST at density 0.1 with each criterion: every chunk of DST steps right after a chunk of
-dense steps, and the step's cost is the median ratio of such pairs, so that machine noise hits both alike. A DST step's cost is its ordinary step (optimizer step + masking) plus, amortised over the update
-period, the cost of one topology update, which is timed on its own. Prints a table and writes JSON.
+dense steps, and the step's cost is the median ratio of such pairs, so that machine noise hits both alike. A DST
+step's cost is its ordinary step (optimizer step + masking) plus, amortised over the update period, the cost of
+one topology update, which is timed on its own. Prints a table and writes JSON.
 
     python benchmarks/engine_overhead.py [--steps 200] [--rounds 5] [--threads 2]
 """

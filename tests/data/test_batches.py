@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dstbench.data import ArraySplit, Augmentation, Batches
-from dstbench.data.augment import BatchAugmenter, crop_flip_batch, crop_flip_table, move_ids, with_sentinel
+from dstbench.data.augment import BatchAugmenter, crop_flip_batch, crop_flip_table, with_sentinel
 
 
 def _ids(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,6 +114,11 @@ def test_bad_arguments_are_explained():
         Batches(*_ids(3), 0)
     with pytest.raises(ValueError, match="x has 3 samples but y has 2"):
         Batches(torch.zeros(3, 1), torch.zeros(2), 1)
+
+
+def move_ids(offsets, flip, padding):
+    """The table row of each (dy, dx) offset and flip, as `crop_flip_table` documents its layout."""
+    return (offsets[:, 0] * (2 * padding + 1) + offsets[:, 1]) * 2 + flip.long()
 
 
 def _crop_flip(x, padding, offsets, flip):

@@ -65,11 +65,6 @@ def crop_flip_table(height: int, width: int, padding: int, device: torch.device 
     return index.reshape(span * span * 2, height * width)
 
 
-def move_ids(offsets: torch.Tensor, flip: torch.Tensor, padding: int) -> torch.Tensor:
-    """The table row of each sample's move, from its (B, 2) offsets (dy, dx in 0..2p) and (B,) flips."""
-    return (offsets[:, 0] * (2 * padding + 1) + offsets[:, 1]) * 2 + flip.long()
-
-
 def crop_flip_batch(source: torch.Tensor, table: torch.Tensor, moves: torch.Tensor,
                     shape: tuple[int, int, int]) -> torch.Tensor:
     """Apply each sample's move to a (B, C, H*W [+ 1]) batch; returns (B, C, H, W)."""
