@@ -183,7 +183,7 @@ def test_augmentation_keeps_shape_and_padding_is_the_normalised_black():
 def test_flips_happen_about_half_the_time_and_are_mirrors():
     x = torch.arange(4, dtype=torch.uint8).view(1, 1, 1, 4).expand(1000, 1, 1, 4).contiguous()
     augment = BatchAugmenter(Augmentation(hflip=True), (1, 1, 4), x.device)
-    out = augment(augment.source(x), torch.Generator().manual_seed(0))
+    out = augment(augment.source(x), augment.draw(len(x), torch.Generator().manual_seed(0)))
     flipped = (out == x.flip(-1)).all(dim=(1, 2, 3))
     assert ((out == x).all(dim=(1, 2, 3)) | flipped).all()
     assert 400 < int(flipped.sum()) < 600
@@ -194,7 +194,7 @@ def test_every_move_is_drawn_about_equally_often(hflip):
     # A 3x3 image of distinct pixels, padding 1: the output tells which of the 9 offsets (x 2 flips) was drawn.
     x = torch.arange(1, 10, dtype=torch.uint8).view(1, 1, 3, 3).expand(3600, 1, 3, 3).contiguous()
     augment = BatchAugmenter(Augmentation(crop_padding=1, hflip=hflip), (1, 3, 3), x.device)
-    out = augment(augment.source(x), torch.Generator().manual_seed(0))
+    out = augment(augment.source(x), augment.draw(len(x), torch.Generator().manual_seed(0)))
     padded = torch.nn.functional.pad(x[0], (1, 1, 1, 1))
     windows = [padded[:, dy:dy + 3, dx:dx + 3] for dy in range(3) for dx in range(3)]
     moves = windows + [w.flip(-1) for w in windows]

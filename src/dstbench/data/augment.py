@@ -74,10 +74,11 @@ def crop_flip_batch(source: torch.Tensor, table: torch.Tensor, moves: torch.Tens
 
 
 class BatchAugmenter:
-    """Random crop and/or flip for batches of one data set, drawing from a generator on the data's device.
+    """Random crop and/or flip for batches of one data set.
 
-    `source(x)` is what batches are gathered from (with the zero sentinel when cropping); `__call__` augments
-    a batch of rows of it. Each sample's move (offsets and flip) is one uniform integer from the generator.
+    `source(x)` is what batches are gathered from (with the zero sentinel when cropping); `draw(n, generator)`
+    picks `n` samples' moves on the CPU generator (one uniform integer each, the same on every device), and
+    `__call__` applies moves to a batch of rows of the source.
     """
 
     def __init__(self, augmentation: Augmentation, sample_shape: tuple[int, int, int], device: torch.device):
@@ -91,10 +92,11 @@ class BatchAugmenter:
         """The data in the layout `__call__` expects; a copy only when cropping needs the sentinel."""
         return with_sentinel(x) if self.padding else x.flatten(2)
 
-    def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        b = batch.shape[0]
-        draw = torch.randint(0, self.num_moves, (b,), generator=generator, device=batch.device)
-        # Table row r is offset r // 2, flipped when r is odd: uniform rows are uniform, independent offsets
-        # and flips. Without flipping, only the even rows.
-        moves = draw if self.hflip else draw * 2
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """`n` moves, as table rows. Row r is offset r // 2, flipped when r is odd: uniform rows are uniform,
+        independent offsets and flips. Without flipping, only the even rows."""
+        draw = torch.randint(0, self.num_moves, (n,), generator=generator)
+        return draw if self.hflip else draw * 2
+
+    def __call__(self, batch: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
         return crop_flip_batch(batch, self.table, moves, self.shape)

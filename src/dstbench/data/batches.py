@@ -2,11 +2,12 @@
 
 Images stay uint8 until a batch is formed; the batch is gathered by index, augmented on tensors (see
 `dstbench.data.augment`) and normalised as float32 (`(x / pixel_scale - mean) / std`, as one multiply and one
-add). The shuffle is a permutation per epoch from a `torch.Generator` seeded with (seed, epoch); a batch's
-augmentation uses the generator re-seeded with (seed, epoch, batch). So the whole stream is a function of
-(seed, epoch, batch): `state_dict()` is those three numbers, and a run resumed from it mid-epoch sees
-bit-identical batches without replaying anything. Streams differ between CPU and CUDA (different generators),
-as any torch randomness does.
+add). Each epoch's randomness is drawn at once on a CPU `torch.Generator` seeded with (seed, epoch): the
+shuffle (a permutation) and every sample's augmentation move (one integer per position in the epoch). The draws
+go to the data's device in one asynchronous copy per epoch, so a batch costs no host round trip, and the stream
+is the same on every device: a CUDA run sees exactly the batches of a CPU run with the same seed. The whole
+stream is a function of (seed, epoch, batch): `state_dict()` is those three numbers, and a run resumed from it
+mid-epoch sees bit-identical batches without replaying anything.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ class Batches:
         self.seed, self.epoch, self.batch = seed, 0, 0
         self.num_samples = len(x)  # samples per epoch, a dropped last partial batch included
         self._num_batches = len(x) // batch_size if drop_last else math.ceil(len(x) / batch_size)
-        self._generator = torch.Generator(device=self.device)
+        self._generator = torch.Generator()  # on the CPU whatever the device: one stream everywhere
+        self._draws: tuple[int, torch.Tensor | None, torch.Tensor | None] | None = None  # (epoch, order, moves)
 
     def __len__(self) -> int:
         return self._num_batches
@@ -114,13 +116,21 @@ class Batches:
             raise ValueError(f"cannot resume at batch {state['batch']}: an epoch has {len(self)} batches")
         self.seed, self.epoch, self.batch = int(state["seed"]), int(state["epoch"]), int(state["batch"])
 
-    def _order(self) -> torch.Tensor | None:
-        if not self.shuffle:
-            return None
-        self._generator.manual_seed(derive_seed(self.seed, self.epoch, _PERMUTATION_STREAM))
-        return torch.randperm(self.num_samples, generator=self._generator, device=self.device)
+    def _epoch_draws(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """This epoch's permutation and augmentation moves on the device (None where unused), drawn once."""
+        if self._draws is None or self._draws[0] != self.epoch:
+            order = moves = None
+            if self.shuffle:
+                self._generator.manual_seed(derive_seed(self.seed, self.epoch, _PERMUTATION_STREAM))
+                order = _upload(torch.randperm(self.num_samples, generator=self._generator), self.device)
+            if self._augment is not None:
+                self._generator.manual_seed(derive_seed(self.seed, self.epoch, _AUGMENT_STREAM))
+                moves = _upload(self._augment.draw(self.num_samples, self._generator), self.device)
+            self._draws = (self.epoch, order, moves)
+        return self._draws[1], self._draws[2]
 
-    def _make(self, order: torch.Tensor | None, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _make(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        order, moves = self._epoch_draws()
         start, stop = index * self.batch_size, min((index + 1) * self.batch_size, self.num_samples)
         if order is None:
             x, y = self._source[start:stop], self.y[start:stop]
@@ -128,17 +138,22 @@ class Batches:
             rows = order[start:stop]
             x, y = self._source.index_select(0, rows), self.y.index_select(0, rows)
         if self._augment is not None:
-            self._generator.manual_seed(derive_seed(self.seed, self.epoch, _AUGMENT_STREAM, index))
-            x = self._augment(x, self._generator)
+            x = self._augment(x, moves[start:stop])
         x = self.normalize(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self._order()
         while self.batch < self._num_batches:
             index = self.batch
             self.batch += 1  # counted as consumed once handed out: a checkpoint after the step resumes after it
-            yield self._make(order, index)
+            yield self._make(index)
         self.epoch, self.batch = self.epoch + 1, 0
+
+
+def _upload(draws: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """CPU draws on `device`: through pinned memory and without waiting on a GPU, a plain copy elsewhere."""
+    if device.type != "cuda":
+        return draws.to(device)
+    return draws.pin_memory().to(device, non_blocking=True)
