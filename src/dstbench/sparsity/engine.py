@@ -159,12 +159,13 @@ class DST:
         zero through the optimizer step (weight decay of 0 is 0), so masking the gradient, one multiply on a tensor
         backward just wrote, replaces masking weights and state after every step. Before an update the gradient is
         left dense: gradient growth reads it, and `step()` masks weights and state after that update. Under
-        torch.distributed, whose gradient reduction may write `.grad` after these hooks, and for other optimizers,
+        torch.distributed (any world size), whose gradient reduction may write `.grad` after these hooks, and for
+        other optimizers,
         `step()` masks weights and state every step instead. ``.grad`` of inactive weights therefore reads zero
         between updates.
         """
         dist = torch.distributed
-        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        distributed = dist.is_available() and dist.is_initialized()  # DDP writes .grad even with one rank
         exact = type(self.optimizer) in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
         if distributed or not exact:
             return []

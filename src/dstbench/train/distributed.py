@@ -1,4 +1,8 @@
-"""DistributedDataParallel through torchrun: one process per device, rank 0 writes the run folder."""
+"""DistributedDataParallel through torchrun: one process per device, rank 0 writes the run folder.
+
+The backend is NCCL on GPUs and gloo on CPUs; `DSTBENCH_DIST_BACKEND` overrides it (gloo on GPUs, say, when
+more ranks than GPUs share a machine: rank r uses GPU r mod the GPUs present, which NCCL refuses to share).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from torch import nn
 
 from dstbench.config import RunConfig
 
+BACKEND_VARIABLE = "DSTBENCH_DIST_BACKEND"
+
 
 @dataclass
 class Distributed:
@@ -21,19 +27,26 @@ class Distributed:
 
     @classmethod
     def from_env(cls, config: RunConfig) -> Distributed:
-        """Join the process group torchrun describes in the environment (WORLD_SIZE > 1), else run alone."""
+        """Join the process group torchrun describes in the environment, else run alone.
+
+        Under torchrun even one process trains through DistributedDataParallel (a single-GPU check of the
+        multi-GPU path); elsewhere WORLD_SIZE > 1 alone says a launcher set the process group up.
+        """
         world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
+        if world <= 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
             return cls(enabled=False)
         rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
         use_cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
+        device = torch.device("cuda", local % torch.cuda.device_count()) if use_cuda else torch.device("cpu")
         if use_cuda:
-            torch.cuda.set_device(local)
+            torch.cuda.set_device(device)
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if use_cuda else "gloo")
+            backend = os.environ.get(BACKEND_VARIABLE) or ("nccl" if use_cuda else "gloo")
+            if backend not in ("nccl", "gloo"):
+                raise ValueError(f"{BACKEND_VARIABLE}={backend!r}: choose nccl or gloo")
+            dist.init_process_group(backend)
         if config.batch_size % world:
             raise ValueError(f"batch_size {config.batch_size} must be divisible by the {world} processes")
-        device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
         return cls(enabled=True, rank=rank, world_size=world, device=device)
 
     @property
