@@ -69,13 +69,15 @@ def _claim_folder(folder: store.RunDir, config: RunConfig) -> None:
 
 
 class _Trainer:
-    def __init__(self, config: RunConfig, folder: store.RunDir, dist: Distributed):
+    """A run's pieces and its epochs. `data` replaces the config's data set (benchmarks on synthetic data)."""
+
+    def __init__(self, config: RunConfig, folder: store.RunDir, dist: Distributed, data: Any = None):
         self.config, self.folder, self.dist = config, folder, dist
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         self.device = dist.device if dist.enabled else pick_device(config.device)
         torch.manual_seed(config.seed)
-        self.data = load_data(config)
+        self.data = data if data is not None else load_data(config)
         self.model = build_for(config, self.data).to(self.device)
         if config.init_from:
             load_pretrained(self.model, config.init_from)
@@ -162,15 +164,7 @@ class _Trainer:
         history_before = len(self.dst.history)
         for x, y in self.train_batches:
             x, y = self.dist.shard(x), self.dist.shard(y)
-            self.optimizer.zero_grad(set_to_none=True)
-            with self._autocast():
-                out = self.net(x)
-                loss = self._loss(out, y)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
-            self._before_dst_step()
-            self.dst.step()
+            loss, out = self.train_step(x, y)
             with torch.no_grad():
                 loss_sum += loss.detach() * len(y)
                 correct += self._correct(out.detach(), y)
@@ -194,6 +188,22 @@ class _Trainer:
             store.append_jsonl(self.folder.file(store.HISTORY), self.dst.history[history_before:])
             self._checkpoint()
         return row
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step and DST step on a batch; returns the loss and the outputs, still on the device.
+
+        Between topology updates (and probes or snapshots) nothing here waits for the device: no host sync.
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            out = self.net(x)
+            loss = self._loss(out, y)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self._before_dst_step()
+        self.dst.step()
+        return loss, out
 
     def _before_dst_step(self) -> None:
         """Work that must see the state the topology update will see: probes, snapshots, a larger-batch grad."""
