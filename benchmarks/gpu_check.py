@@ -1,0 +1,441 @@
+"""The GPU check: one command that proves every GPU path and times the paper's models, in at most 8 minutes.
+
+Parts, each printed as it finishes and saved at once (a run cut off still leaves what it did):
+
+1. tests: the `gpu` tests (`tests/gpu/`): the CUDA batcher against the CPU one, DST masks on CUDA against CPU,
+   bfloat16 autocast, channels_last, checkpoints across devices, NCCL and gloo DDP through torchrun, and no host
+   synchronisation inside a training step between topology updates.
+2. models: every paper model on synthetic data of its data set's real shapes (random pixels or features, random
+   labels; ImageNet as an in-memory pool of decoded images, so JPEG decoding is not timed), through the
+   trainer's own step (`_Trainer.train_step`: batcher, forward, backward, optimizer, LR schedule, DST). Per
+   model: samples/s of a training epoch (ResNet-50: a few hundred steps), peak GPU memory, the DST step
+   (density 0.1, update period 800, magnitude + random growth) over the dense step with one topology update
+   amortised over 800 steps (chunks of DST steps timed right after chunks of dense steps, median of the pairs'
+   ratios), the time of one topology update, and the batcher's rate against the model's step rate.
+3. amp: bfloat16 autocast against float32 on ResNet-56 and VGG-16 (DST steps, interleaved chunks).
+4. run groups: `benchmarks/run_groups.py` when it exists.
+
+Targets (reported, never asserted): DST at most 5% over dense on every model; the batcher faster than the
+model's steps; bf16 at least 1.5x float32 on ResNet-56 and VGG-16.
+
+    python benchmarks/gpu_check.py [--quick] [--out DIR]     # on a GPU: ~8 minutes, --quick ~3
+    python benchmarks/gpu_check.py --cpu-smoke               # every code path on the CPU, tiny sizes, < 1 min
+
+Writes DIR/gpu_check.json and DIR/gpu_check.md (default benchmarks/results/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import dstbench
+from dstbench import store
+from dstbench.config import RunConfig
+from dstbench.data import ArraySplit, Augmentation, DataSplits
+from dstbench.train import resolve_config
+from dstbench.train.distributed import Distributed
+from dstbench.train.loop import _Trainer
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+UPDATE_PERIOD = 800
+DST_SETTINGS = dict(density=0.1, prune="magnitude", grow="random", update_period=UPDATE_PERIOD)
+TARGET_OVERHEAD_PCT, TARGET_AMP_SPEEDUP = 5.0, 1.5
+CIFAR_AUG = Augmentation(crop_padding=4, hflip=True)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A paper model on its data set: sample shape, training samples, classes (1 = one logit), preprocessing."""
+
+    model: str
+    dataset: str
+    shape: tuple[int, ...]
+    train: int
+    classes: int
+    augmentation: Augmentation | None = None
+    max_steps: int | None = None  # timed steps of the "epoch" (None: a whole epoch)
+    amp_check: bool = False
+
+
+SETUPS = [
+    Setup("small_mlp", "higgs", (24,), 658_112, 1),
+    Setup("lenet5_caffe", "fashionmnist", (1, 28, 28), 54_000, 10),
+    Setup("large_mlp", "cifar10", (3, 32, 32), 45_000, 10, CIFAR_AUG),
+    Setup("small_cnn", "cifar10", (3, 32, 32), 45_000, 10, CIFAR_AUG),
+    Setup("resnet56", "cifar10", (3, 32, 32), 45_000, 10, CIFAR_AUG, amp_check=True),
+    Setup("resnet56", "cifar100", (3, 32, 32), 45_000, 100, CIFAR_AUG),
+    Setup("vgg16_bn", "cifar100", (3, 32, 32), 45_000, 100, CIFAR_AUG, amp_check=True),
+    Setup("efficientnet_b0", "tinyimagenet", (3, 64, 64), 90_000, 200, Augmentation(hflip=True)),
+    Setup("resnet50", "imagenet", (3, 224, 224), 256 * 25, 1000, Augmentation(hflip=True), max_steps=200),
+]
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How hard to look: the full check, --quick, or --cpu-smoke (tiny sizes, every code path)."""
+
+    name: str
+    device: str
+    max_epoch_steps: int | None  # cap on the timed epoch of every model
+    warmup_steps: int
+    chunk_seconds: float
+    min_chunk: int
+    rounds: int
+    update_repeats: int
+    batch_size: int | None = None  # None: the paper's recipe
+    train_samples: int | None = None
+    deadline_s: float = 480.0
+
+
+MODES = {
+    "full": Mode("full", "cuda", None, 20, 0.25, 5, 5, 3, deadline_s=450.0),
+    "quick": Mode("quick", "cuda", 150, 10, 0.15, 3, 3, 2, deadline_s=170.0),
+    "cpu-smoke": Mode("cpu-smoke", "cpu", 2, 1, 0.0, 1, 1, 1, batch_size=4, train_samples=8, deadline_s=50.0),
+}
+
+
+# ----------------------------------------------------------------------------------------------- timing
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _endless(trainer: _Trainer) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The trainer's training batches, epoch after epoch."""
+    return itertools.chain.from_iterable(iter(trainer.train_batches) for _ in itertools.count())
+
+
+class Timed:
+    """A trainer, its endless batch stream, and timers for its steps."""
+
+    def __init__(self, config: RunConfig, data: DataSplits, folder: Path) -> None:
+        self.trainer = _Trainer(config, store.RunDir(folder), Distributed(enabled=False), data=data)
+        self.device = self.trainer.device
+        self.stream = _endless(self.trainer)
+
+    def steps(self, n: int) -> float:
+        """Seconds for `n` training steps, batches included."""
+        _sync(self.device)
+        start = time.perf_counter()
+        for _ in range(n):
+            self.trainer.train_step(*next(self.stream))
+        _sync(self.device)
+        return time.perf_counter() - start
+
+    def batches(self, n: int) -> float:
+        """Seconds for making `n` batches alone (the input pipeline)."""
+        _sync(self.device)
+        start = time.perf_counter()
+        for _ in range(n):
+            next(self.stream)
+        _sync(self.device)
+        return time.perf_counter() - start
+
+    def update(self) -> float:
+        """Seconds of one topology update (selection, prune, grow, masking), after a step left a gradient."""
+        self.steps(1)
+        dst = self.trainer.dst
+        _sync(self.device)
+        start = time.perf_counter()
+        dst._update(dst.prune_fraction() or 0.5)
+        dst.apply_masks()
+        _sync(self.device)
+        return time.perf_counter() - start
+
+
+def interleaved_ratio(a: Timed, b: Timed, steps: int, rounds: int) -> tuple[float, float, float]:
+    """Median over rounds of time(b chunk) / time(a chunk), each b chunk right after an a chunk; also the
+    median seconds per step of each."""
+    ratios, ta, tb = [], [], []
+    for _ in range(rounds):
+        sa, sb = a.steps(steps), b.steps(steps)
+        ratios.append(sb / sa)
+        ta.append(sa / steps)
+        tb.append(sb / steps)
+    return statistics.median(ratios), statistics.median(ta), statistics.median(tb)
+
+
+# ------------------------------------------------------------------------------------------------- data
+
+def synthetic(setup: Setup, mode: Mode, device: torch.device) -> DataSplits:
+    """Random data of the set's shapes on the device: uint8 images with the set's augmentation, or features."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    n = mode.train_samples or setup.train
+
+    def split(count: int) -> ArraySplit:
+        if len(setup.shape) == 1:
+            x = torch.randn((count, *setup.shape), generator=gen, device=device)
+        else:
+            x = torch.randint(0, 256, (count, *setup.shape), generator=gen, device=device, dtype=torch.uint8)
+        y = torch.randint(0, max(setup.classes, 2), (count,), generator=gen, device=device)
+        return ArraySplit(x, y)
+
+    images = len(setup.shape) == 3  # normalised per channel; tables stay unscaled, as Higgs is in the paper
+    return DataSplits(
+        name=setup.dataset, task="binary" if setup.classes == 1 else "multiclass",
+        num_classes=max(setup.classes, 2), input_shape=setup.shape, train=split(n), val=split(64),
+        test=split(64), mean=(0.5,) * setup.shape[0] if images else None,
+        std=(0.25,) * setup.shape[0] if images else None, pixel_scale=255.0 if images else 1.0,
+        augmentation=setup.augmentation,
+    )
+
+
+def _config(setup: Setup, mode: Mode, **changes: Any) -> RunConfig:
+    fields = dict(model=setup.model, dataset=setup.dataset, device=mode.device, progress=False, seed=0)
+    if mode.batch_size:
+        fields["batch_size"] = mode.batch_size
+    return resolve_config(RunConfig(**{**fields, **changes}))
+
+
+def _gib(nbytes: float) -> float:
+    return nbytes / 2**30
+
+
+# ------------------------------------------------------------------------------------------------ parts
+
+def part_tests(mode: Mode, out: Path) -> dict[str, Any]:
+    """The `gpu` tests through pytest (on the CPU: collected only, proving they import)."""
+    xml = out / "gpu_tests.xml"
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "tests" / "gpu"), "-m", "gpu", "-o", "addopts=",
+           "-p", "no:cacheprovider", "-q", "-rfEs", f"--junitxml={xml}"]
+    if mode.device == "cpu":
+        cmd.append("--collect-only")
+    else:
+        try:
+            import xdist  # noqa: F401
+
+            cmd += ["-n", "4"]
+        except ImportError:
+            pass
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        output, code = done.stdout + done.stderr, done.returncode
+    except subprocess.TimeoutExpired as exc:
+        output, code = f"{exc.stdout or ''}\n{exc.stderr or ''}\npytest timed out after 300 s", -1
+    result: dict[str, Any] = dict(returncode=code, seconds=time.perf_counter() - start,
+                                  tail=output[-4000:])
+    if mode.device == "cpu":
+        result["collected"] = sum(1 for line in output.splitlines() if "::" in line)
+    elif xml.exists():
+        suite = ET.parse(xml).getroot()
+        suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+        counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+        result.update(counts, passed=counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"])
+        result["failed_tests"] = [f"{case.get('classname')}::{case.get('name')}" for case in suite.iter("testcase")
+                                  if case.find("failure") is not None or case.find("error") is not None]
+    print(f"[tests] exit {code} in {result['seconds']:.0f} s: "
+          + (f"{result.get('collected', 0)} collected (CPU: not run)" if mode.device == "cpu" else
+             f"{result.get('passed', '?')} passed, {result.get('failures', '?')} failed, "
+             f"{result.get('errors', '?')} errors, {result.get('skipped', '?')} skipped"), flush=True)
+    if code not in (0,) and mode.device != "cpu":
+        print(output[-3000:], flush=True)
+    return result
+
+
+def part_model(setup: Setup, mode: Mode, device: torch.device, tmp: Path) -> dict[str, Any]:
+    data = synthetic(setup, mode, device)
+    data_bytes = sum(t.numel() * t.element_size() for t in (data.train.x, data.train.y))
+    row: dict[str, Any] = dict(model=setup.model, dataset=setup.dataset, shape=list(setup.shape),
+                               train_samples=len(data.train), data_gib=_gib(data_bytes))
+    runs: dict[str, Timed] = {}
+    for name, changes in (("dense", {}), ("dst", DST_SETTINGS)):
+        base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+        timed = runs[name] = Timed(_config(setup, mode, **changes), data, tmp / f"{setup.model}-{name}")
+        timed.steps(mode.warmup_steps)  # cuDNN algorithm choice, allocations, optimizer state
+        per_epoch = len(timed.trainer.train_batches)
+        steps = min(x for x in (per_epoch, setup.max_steps, mode.max_epoch_steps) if x is not None)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        seconds = timed.steps(steps)
+        batch = timed.trainer.config.batch_size
+        row[name] = dict(
+            timed_steps=steps, steps_per_epoch=per_epoch, batch_size=batch, samples_per_s=steps * batch / seconds,
+            step_ms=1e3 * seconds / steps, epoch_s=seconds * per_epoch / steps,
+            peak_gib=_gib(torch.cuda.max_memory_allocated(device) - base) if device.type == "cuda" else None,
+        )
+    dense, dst = runs["dense"], runs["dst"]
+    chunk = max(mode.min_chunk, round(mode.chunk_seconds / (row["dense"]["step_ms"] / 1e3)))
+    ratio, dense_step, dst_step = interleaved_ratio(dense, dst, chunk, mode.rounds)
+    update = statistics.median(dst.update() for _ in range(mode.update_repeats))
+    batch_s = dst.batches(chunk) / chunk
+    overhead = 100 * (ratio - 1 + update / UPDATE_PERIOD / dense_step)
+    row.update(
+        chunk_steps=chunk, rounds=mode.rounds, dense_step_ms=1e3 * dense_step, dst_step_ms=1e3 * dst_step,
+        dst_step_ratio=ratio, update_ms=1e3 * update, dst_overhead_pct=overhead,
+        overhead_target_met=overhead <= TARGET_OVERHEAD_PCT, batch_ms=1e3 * batch_s,
+        batcher_vs_step_rate=dst_step / batch_s, input_share=batch_s / dst_step,
+        fed_target_met=batch_s < dst_step,
+    )
+    if setup.amp_check:
+        runs["dst-bf16"] = Timed(_config(setup, mode, amp=True, **DST_SETTINGS), data, tmp / f"{setup.model}-bf16")
+        runs["dst-bf16"].steps(mode.warmup_steps)
+        speedup, fp32_step, bf16_step = interleaved_ratio(runs["dst-bf16"], dst, chunk, mode.rounds)
+        row["amp"] = dict(fp32_step_ms=1e3 * fp32_step, bf16_step_ms=1e3 * bf16_step, speedup=speedup,
+                          target_met=speedup >= TARGET_AMP_SPEEDUP)
+    d, s = row["dense"], row["dst"]
+    print(f"[models] {setup.model:<15} {setup.dataset:<12} dense {d['samples_per_s']:>9,.0f}/s "
+          f"{d['step_ms']:7.2f} ms  DST {s['samples_per_s']:>9,.0f}/s  mem {d['peak_gib'] or 0:5.2f}/"
+          f"{s['peak_gib'] or 0:5.2f} GiB  update {row['update_ms']:7.1f} ms  DST {overhead:+5.1f}%  "
+          f"batch {100 * row['input_share']:4.1f}% of a step"
+          + (f"  bf16 {row['amp']['speedup']:.2f}x" if "amp" in row else ""), flush=True)
+    return row
+
+
+def part_run_groups(mode: Mode, out: Path) -> dict[str, Any]:
+    script = HERE / "run_groups.py"
+    if not script.exists():
+        print("[run groups] benchmarks/run_groups.py does not exist yet: nothing to time", flush=True)
+        return dict(status="absent")
+    cmd = [sys.executable, str(script), "--device", mode.device, "--out", str(out / "run_groups.json")]
+    if mode.name != "full":
+        cmd.append("--quick")
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    print(done.stdout[-3000:], done.stderr[-2000:], flush=True)
+    result = dict(status="ok" if done.returncode == 0 else "failed", returncode=done.returncode)
+    if (out / "run_groups.json").exists():
+        result["result"] = json.loads((out / "run_groups.json").read_text())
+    return result
+
+
+# ----------------------------------------------------------------------------------------------- report
+
+def environment(device: torch.device) -> dict[str, Any]:
+    env = dict(python=platform.python_version(), torch=torch.__version__, dstbench=dstbench.__version__,
+               machine=platform.machine(), device=str(device), cpu_threads=torch.get_num_threads())
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        env.update(gpu=props.name, gpu_memory_gib=_gib(props.total_memory), capability=f"{props.major}.{props.minor}",
+                   cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(), gpus=torch.cuda.device_count())
+    return env
+
+
+def markdown(result: dict[str, Any]) -> str:
+    env = result["environment"]
+    lines = [f"GPU check ({result['mode']}): {env.get('gpu', env['device'])}, torch {env['torch']}, "
+             f"CUDA {env.get('cuda', '-')}", ""]
+    tests = result.get("tests")
+    if tests and "passed" in tests:
+        lines += [f"gpu tests: {tests['passed']} passed, {tests['failures']} failed, {tests['errors']} errors, "
+                  f"{tests['skipped']} skipped ({tests['seconds']:.0f} s)"
+                  + (f"; failed: {', '.join(tests['failed_tests'])}" if tests["failed_tests"] else ""), ""]
+    lines += ["| model | data | batch | dense samples/s | DST samples/s | peak GiB dense / DST | dense step ms "
+              "| DST step ms | one update ms | DST over dense (Δt 800) | batch share of a step |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["models"]:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['dataset']} | failed: {r['error']} |||||||||")
+            continue
+        d, s = r["dense"], r["dst"]
+        mem = (f"{d['peak_gib']:.2f} / {s['peak_gib']:.2f}" if d["peak_gib"] is not None else "-")
+        lines.append(
+            f"| {r['model']} | {r['dataset']} | {d['batch_size']} | {d['samples_per_s']:,.0f} | "
+            f"{s['samples_per_s']:,.0f} | {mem} | {r['dense_step_ms']:.2f} | {r['dst_step_ms']:.2f} | "
+            f"{r['update_ms']:.1f} | {r['dst_overhead_pct']:+.1f}% | {100 * r['input_share']:.0f}% |")
+    amp = [r for r in result["models"] if "amp" in r]
+    if amp:
+        lines += ["", "| model | fp32 DST step ms | bf16 DST step ms | bf16 speed-up |", "|---|---|---|---|"]
+        lines += [f"| {r['model']} | {r['amp']['fp32_step_ms']:.2f} | {r['amp']['bf16_step_ms']:.2f} | "
+                  f"{r['amp']['speedup']:.2f}x |" for r in amp]
+    targets = result.get("targets")
+    if targets:
+        lines += ["", "Targets: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in targets.items())]
+    return "\n".join(lines) + "\n"
+
+
+def targets(models: list[dict[str, Any]]) -> dict[str, bool]:
+    done = [r for r in models if "error" not in r]
+    amp = [r for r in done if "amp" in r]
+    return {
+        f"DST <= {TARGET_OVERHEAD_PCT:g}% over dense on every model": bool(done)
+        and all(r["overhead_target_met"] for r in done),
+        "batcher faster than every model's step": bool(done) and all(r["fed_target_met"] for r in done),
+        f"bf16 >= {TARGET_AMP_SPEEDUP:g}x fp32 on ResNet-56 and VGG-16": bool(amp)
+        and all(r["amp"]["target_met"] for r in amp),
+    }
+
+
+def save(result: dict[str, Any], out: Path) -> None:
+    (out / "gpu_check.json").write_text(json.dumps(result, indent=2))
+    (out / "gpu_check.md").write_text(markdown(result))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="shorter epochs and fewer rounds: about 3 minutes")
+    group.add_argument("--cpu-smoke", action="store_true", help="every code path on the CPU at tiny sizes")
+    parser.add_argument("--out", default=str(HERE / "results"), help="folder for gpu_check.json and .md")
+    parser.add_argument("--parts", default="tests,models,groups", help="comma-separated: tests, models, groups")
+    parser.add_argument("--only", default=None, help="comma-separated model names to time (default: all)")
+    args = parser.parse_args(argv)
+    mode = MODES["cpu-smoke" if args.cpu_smoke else "quick" if args.quick else "full"]
+    if mode.device == "cuda" and not torch.cuda.is_available():
+        print("gpu_check: no CUDA device here; run it on a GPU, or use --cpu-smoke", file=sys.stderr)
+        return 2
+    device = torch.device(mode.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = set(args.parts.split(","))
+    started = time.perf_counter()
+    result: dict[str, Any] = dict(benchmark="gpu_check", mode=mode.name, environment=environment(device),
+                                  models=[], started=time.strftime("%Y-%m-%d %H:%M:%S"))
+    print(f"gpu_check ({mode.name}) on {result['environment'].get('gpu', 'cpu')}, torch {torch.__version__}",
+          flush=True)
+    if "tests" in parts:
+        result["tests"] = part_tests(mode, out)
+        save(result, out)
+    if "models" in parts:
+        only = set(args.only.split(",")) if args.only else None
+        seen: set[str] = set()
+        with tempfile.TemporaryDirectory() as tmp:
+            for setup in SETUPS:
+                if (only and setup.model not in only) or (mode.name != "full" and setup.model in seen):
+                    continue  # --quick and the smoke time each model once
+                seen.add(setup.model)
+                if time.perf_counter() - started > mode.deadline_s:
+                    print(f"[models] {setup.model}: skipped, past the {mode.deadline_s:.0f} s budget", flush=True)
+                    result["models"].append(dict(model=setup.model, dataset=setup.dataset, error="skipped: budget"))
+                    continue
+                try:
+                    row = part_model(setup, mode, device, Path(tmp))
+                except Exception as exc:  # one model's failure must not cost the others' numbers
+                    traceback.print_exc()
+                    row = dict(model=setup.model, dataset=setup.dataset, error=f"{type(exc).__name__}: {exc}")
+                result["models"].append(row)
+                result["targets"] = targets(result["models"])
+                save(result, out)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+    if "groups" in parts:
+        result["run_groups"] = part_run_groups(mode, out)
+    result["seconds"] = time.perf_counter() - started
+    save(result, out)
+    print()
+    print(markdown(result))
+    print(f"wrote {out / 'gpu_check.json'} and {out / 'gpu_check.md'} in {result['seconds']:.0f} s")
+    tests_ok = "tests" not in result or result["tests"]["returncode"] == 0
+    models_ok = all("error" not in r or r["error"] == "skipped: budget" for r in result["models"])
+    return 0 if tests_ok and models_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
