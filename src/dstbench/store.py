@@ -24,14 +24,18 @@ from typing import Any
 
 import numpy as np
 
-CONFIG = "config.json"
-METRICS = "metrics.jsonl"
-HISTORY = "history.jsonl"
-CHECKPOINT = "checkpoint.pt"
-SUMMARY = "summary.json"
-MASKS = "masks"
-PROBES = "probes"
-RUNS = "runs"
+from dstbench.vocab import (  # noqa: F401  (the file names are part of this module's interface)
+    CHECKPOINT,
+    CONFIG,
+    FINAL_MODEL,
+    HISTORY,
+    MASKS,
+    METRICS,
+    PROBES,
+    RUNS,
+    SUMMARY,
+    status_of,
+)
 
 # One key separator for probe files; criterion names with parameters use ':' and '=', never '|'.
 _SEP = "|"
@@ -185,11 +189,9 @@ class RunDir:
             return None
 
     def status(self) -> str:
-        """'done', 'failed', 'started' (has files, no summary) or 'pending'."""
+        """'done', 'failed', 'started' (has files, no summary) or 'pending': the one reader of a run's status."""
         summary = self.summary()
-        if summary is not None:
-            return str(summary.get("status", "done"))
-        return "started" if self.file(CONFIG).exists() else "pending"
+        return status_of(summary, started=summary is None and self.file(CONFIG).exists())
 
     def metrics(self) -> list[dict[str, Any]]:
         return read_jsonl(self.file(METRICS))

@@ -15,11 +15,12 @@ from typing import Any
 import pandas as pd
 
 from dstbench.analysis.aggregate import mode_of
+from dstbench.errors import UserError
 from dstbench.store import RUNS, SUMMARY, RunDir, iter_runs, read_json
+from dstbench.vocab import METRICS_TABLE as METRICS_FILE
+from dstbench.vocab import RESULTS_TABLE as RESULTS_FILE
+from dstbench.vocab import SWEEPS
 
-RESULTS_FILE = "results.parquet"
-METRICS_FILE = "metrics.parquet"
-SWEEPS = "sweeps"
 UNLISTED = "runs"  # the experiment of run folders no sweep file lists (e.g. from `dstbench train`)
 
 
@@ -94,7 +95,7 @@ def read_sweeps(root: Path) -> dict[str, dict[str, Any]]:
         try:
             content = read_json(path)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"sweep file {path} is not valid JSON ({exc}); rerun the sweep to rewrite it") from exc
+            raise UserError(f"sweep file {path} is not valid JSON ({exc}); rerun the sweep to rewrite it") from exc
         sweeps[str(content.get("spec", path.stem))] = content
     return sweeps
 

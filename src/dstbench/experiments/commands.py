@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dstbench.errors import UserError
 from dstbench.experiments.claims import STALE_AFTER
 from dstbench.experiments.executors import EXECUTORS
 from dstbench.experiments.worker import DEFAULT_TRAINER
@@ -20,7 +21,7 @@ def parse_assignments(items: Sequence[str], what: str) -> dict[str, list[Any]]:
     for item in items:
         key, eq, text = item.partition("=")
         if not eq or not key.strip():
-            raise ValueError(f"{what} {item!r} is not of the form KEY=VALUE")
+            raise UserError(f"{what} {item!r} is not of the form KEY=VALUE")
         try:
             value = json.loads(text)
         except ValueError:
@@ -30,7 +31,6 @@ def parse_assignments(items: Sequence[str], what: str) -> dict[str, list[Any]]:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from dstbench.cli import UserError
     from dstbench.experiments.executors import MissingExtraError
     from dstbench.experiments.spec import load_spec
     from dstbench.experiments.sweep import plan_sweep, run_sweep

@@ -15,20 +15,16 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dstbench import store
-from dstbench.config import EXECUTION_FIELDS, RunConfig
-from dstbench.experiments.sweep import SWEEPS
+from dstbench.config import IDENTITY_FIELDS
+from dstbench.vocab import METRICS_TABLE, SWEEPS, run_mode, status_of
+from dstbench.vocab import RESULTS_TABLE as RESULTS
 
-RESULTS = "results.parquet"
-METRICS_TABLE = "metrics.parquet"
-IDENTITY_FIELDS = tuple(f for f in RunConfig.model_fields if f not in EXECUTION_FIELDS)
-_MODE = RunConfig.mode.fget  # the config's own rule, applied to plain JSON without validating 10,000 configs
 # pyarrow parses JSON in blocks; big blocks cost far less per row than its 1 MB default.
 _BLOCK = 64 << 20
 _ROW_KEYS = ("experiment", "group", "run_id", "status", "mode")
@@ -76,7 +72,7 @@ def _read_run(folder: Path, include_incomplete: bool) -> _Run | None:
             summary = _loads(raw)
         except ValueError:
             summary = None  # being replaced at this instant; counts as unfinished
-    done = summary is not None and summary.get("status", "done") == "done"
+    done = summary is not None and status_of(summary) == "done"
     if not done and not include_incomplete:
         return None
     config = summary.get("config") if summary is not None else None
@@ -108,8 +104,8 @@ def _cell(value: Any) -> Any:
 def _rows(run: _Run, members: list[tuple[str | None, str | None]]) -> Iterator[dict[str, Any]]:
     config = run.config or {}
     summary = run.summary or {}
-    status = summary.get("status", "done") if run.summary is not None else "started"
-    mode = _MODE(SimpleNamespace(density=config.get("density", 1.0), update_period=config.get("update_period", 0)))
+    status = status_of(run.summary, started=True)
+    mode = run_mode(config.get("density", 1.0), config.get("update_period", 0))
     row: dict[str, Any] = {"run_id": run.run_id, "status": status, "mode": mode}
     row.update({name: _cell(config.get(name)) for name in IDENTITY_FIELDS})
     for key, value in summary.items():

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dstbench import store
+from dstbench import store, vocab
 from dstbench.config import RunConfig
+from dstbench.errors import UserError
 from dstbench.experiments.claims import STALE_AFTER, Claim, Owner, interrupt_main, try_claim
 from dstbench.experiments.spec import PlannedRun, Spec, select_runs
 
@@ -39,8 +40,6 @@ STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 EXIT_STORAGE = 3
 # How many workers may die while holding one run before that run is marked failed.
 MAX_ATTEMPTS = 3
-# The fields a sweep may set on every run without changing what the run computes.
-EXECUTION_KEYS = ("data_root", "device", "num_threads", "progress")
 
 
 class StorageError(RuntimeError):
@@ -90,14 +89,14 @@ def resolve_function(name: str | Callable[..., Any], what: str = "trainer") -> C
         return name
     module_name, sep, attr = name.partition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(f"{what} {name!r} must be 'module:function', e.g. {DEFAULT_TRAINER!r}")
+        raise UserError(f"{what} {name!r} must be 'module:function', e.g. {DEFAULT_TRAINER!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"{what} {name!r}: cannot import {module_name!r} ({exc})") from None
+        raise UserError(f"{what} {name!r}: cannot import {module_name!r} ({exc})") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
-        raise ValueError(f"{what} {name!r}: {module_name!r} has no function {attr!r}")
+        raise UserError(f"{what} {name!r}: {module_name!r} has no function {attr!r}")
     return fn
 
 
@@ -141,10 +140,10 @@ def _storage_error(exc: BaseException) -> bool:
 
 def _wanted(job: WorkerJob, run_dir: Path) -> bool:
     """Whether the run still needs a worker: not done, and not failed unless this sweep retries that failure."""
-    summary = store.RunDir(run_dir).summary()
-    if summary is None:
+    status = store.RunDir(run_dir).status()
+    if status in (vocab.STARTED, vocab.PENDING):
         return True
-    if summary.get("status", "done") == "done":
+    if status == vocab.DONE:
         return False
     planned = job.retry.get(run_dir.name)
     return planned is not None and summary_signature(run_dir / store.SUMMARY) == tuple(planned)

@@ -14,7 +14,7 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
-from dstbench.analysis.aggregate import criterion_parameters
+from dstbench.analysis.aggregate import parse_rule
 
 # Okabe-Ito and Tol colours: distinguishable with colour-blindness and in grey print.
 PALETTE: dict[str, str] = {
@@ -75,7 +75,7 @@ def colour(name: str) -> str:
 def criterion_label(name: str) -> str:
     """"reciprocal_sensitivity" -> "RSensitivity", "mest:lam=0.5" -> "MEST (λ=0.5)"; unknown names as given."""
     try:
-        base, params = criterion_parameters(name)
+        base, params = parse_rule(name)
     except ValueError:
         return name
     label = CRITERION_LABELS.get(base, base)

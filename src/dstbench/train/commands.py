@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dstbench.config import RunConfig
+from dstbench.errors import UserError
 
 
 def _flag(name: str) -> str:
@@ -59,11 +60,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         try:
             values.update(tomllib.loads(path.read_text()))
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"cannot read config file {path}: {exc}") from exc
+            raise UserError(f"cannot read config file {path}: {exc}") from exc
     values.update({k: v for k, v in vars(args).items() if k in RunConfig.model_fields and v is not None})
     missing = [k for k in ("model", "dataset") if k not in values]
     if missing:
-        raise ValueError(f"missing {', '.join(_flag(k) for k in missing)}; see `dstbench list models|datasets`")
+        raise UserError(f"missing {', '.join(_flag(k) for k in missing)}; see `dstbench list models|datasets`")
     return RunConfig.model_validate(values)
 
 

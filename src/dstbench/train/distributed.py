@@ -10,6 +10,7 @@ import torch.distributed as dist
 from torch import nn
 
 from dstbench.config import RunConfig
+from dstbench.errors import UserError
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Distributed:
         if not dist.is_initialized():
             dist.init_process_group("nccl" if use_cuda else "gloo")
         if config.batch_size % world:
-            raise ValueError(f"batch_size {config.batch_size} must be divisible by the {world} processes")
+            raise UserError(f"batch_size {config.batch_size} must be divisible by the {world} processes")
         device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
         return cls(enabled=True, rank=rank, world_size=world, device=device)
 

@@ -21,6 +21,7 @@ from torch import nn
 import dstbench
 from dstbench import store
 from dstbench.config import RunConfig
+from dstbench.errors import UserError
 from dstbench.plugins import load_plugins
 from dstbench.sparsity import DST
 from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint
@@ -30,7 +31,7 @@ from dstbench.train.recipes import resolve_config
 from dstbench.train.setup import build_for, load_data, make_optimizer, make_scheduler, pick_device
 
 
-class ConfigMismatchError(ValueError):
+class ConfigMismatchError(UserError):
     """The run folder holds a run with another config; nothing is overwritten."""
 
 
