@@ -75,3 +75,10 @@ def test_report_kinds_are_the_report_sections():
     from dstbench.report.sections import KINDS
 
     assert set(KINDS) == set(vocab.REPORT_KINDS)
+
+
+def test_metrics_row_has_exactly_the_schema():
+    values = dict.fromkeys(reversed(vocab.METRICS_KEYS), 0.0)
+    assert tuple(vocab.metrics_row(**values)) == vocab.METRICS_KEYS
+    with pytest.raises(ValueError, match="epoch"):
+        vocab.metrics_row(epoch=1)

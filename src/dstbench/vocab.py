@@ -118,6 +118,13 @@ def summary_record(status: str, reason: str | None, run_id: str, config: Mapping
     return record
 
 
+def metrics_row(**values: Any) -> dict[str, Any]:
+    """One metrics.jsonl row: exactly the keys of METRICS_KEYS, in that order."""
+    if set(values) != set(METRICS_KEYS):
+        raise ValueError(f"a metrics row has the keys {', '.join(METRICS_KEYS)}; got {', '.join(values)}")
+    return {k: values[k] for k in METRICS_KEYS}
+
+
 # ------------------------------------------------------------------------------------------ rule strings
 
 RuleSpec = str | tuple[str, Mapping[str, Any]]

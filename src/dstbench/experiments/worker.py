@@ -125,13 +125,8 @@ def summary_signature(path: Path) -> tuple[int, int, int] | None:
 
 def write_failed(run_dir: Path, config: RunConfig, reason: str, wall_seconds: float) -> None:
     """Mark a run failed: a summary with status "failed" and the reason, written atomically."""
-    store.atomic_write_json(run_dir / store.SUMMARY, {
-        "status": "failed",
-        "reason": reason,
-        "run_id": config.run_id(),
-        "config": config.model_dump(mode="json"),
-        "wall_seconds": wall_seconds,
-    })
+    store.atomic_write_json(run_dir / store.SUMMARY, vocab.summary_record(
+        vocab.FAILED, reason, config.run_id(), config.model_dump(mode="json"), wall_seconds=wall_seconds))
 
 
 def _storage_error(exc: BaseException) -> bool:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dstbench
-from dstbench import store
+from dstbench import store, vocab
 from dstbench.config import RunConfig
 from dstbench.errors import UserError
 from dstbench.plugins import load_plugins
@@ -181,7 +181,7 @@ class _Trainer:
         train_loss = float(loss_sum) / seen
         val_loss, val_acc = self._evaluate(self.eval_sets["val"])
         test_loss, test_acc = self._evaluate(self.eval_sets["test"])
-        row = dict(
+        row = vocab.metrics_row(
             epoch=self.epoch, step=self.dst.steps, train_loss=train_loss, train_acc=float(correct) / seen,
             val_loss=val_loss, val_acc=val_acc, test_loss=test_loss, test_acc=test_acc,
             lr=self.optimizer.param_groups[0]["lr"], prune_fraction=self.dst.prune_fraction(),
@@ -284,29 +284,26 @@ class _Trainer:
     def _finish(self, started: float, status: str, reason: str | None) -> dict[str, Any]:
         last = self.last_row
         sparse_total = sum(m.numel() for m in self.dst.masks.values())
-        summary = {
-            "status": status,
-            "reason": reason,
-            "run_id": self.config.run_id(),
-            "config": self.config.model_dump(mode="json"),
-            "epochs": self.epoch,
-            "steps": self.dst.steps,
-            "final_test_acc": last.get("test_acc"),
-            "final_val_acc": last.get("val_acc"),
-            "final_train_loss": last.get("train_loss"),
-            "final_val_loss": last.get("val_loss"),
+        summary = vocab.summary_record(
+            status, reason, self.config.run_id(), self.config.model_dump(mode="json"),
+            epochs=self.epoch,
+            steps=self.dst.steps,
+            final_test_acc=last.get("test_acc"),
+            final_val_acc=last.get("val_acc"),
+            final_train_loss=last.get("train_loss"),
+            final_val_loss=last.get("val_loss"),
             **{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.best.items()},
-            "final_itop": self.dst.itop(),
-            "final_density": self.dst.density(),
-            "wall_seconds": self.elapsed or time.time() - started,
-            "params_total": sum(p.numel() for p in self.model.parameters()),
-            "params_sparse": sparse_total,
-            "params_active": int(sum(int((p != 0).sum()) for p in self.model.parameters())),
-            "versions": {
+            final_itop=self.dst.itop(),
+            final_density=self.dst.density(),
+            wall_seconds=self.elapsed or time.time() - started,
+            params_total=sum(p.numel() for p in self.model.parameters()),
+            params_sparse=sparse_total,
+            params_active=int(sum(int((p != 0).sum()) for p in self.model.parameters())),
+            versions={
                 "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                 "dstbench": dstbench.__version__,
             },
-        }
+        )
         if self.dist.is_main:
             if status == "done" and self.config.mode != "dense":
                 store.save_masks(self.folder.mask_path("final"), self._masks_numpy())
