@@ -31,9 +31,7 @@ def _records(out: Path) -> dict[str, list[str]]:
 
 def sweep_status(out: Path | str, stale_after: float = STALE_AFTER) -> list[SpecStatus]:
     """One entry per recorded spec, plus one for run folders no spec lists (e.g. from `dstbench train`)."""
-    out = Path(out)
-    if not out.is_dir():
-        raise FileNotFoundError(f"{out} is not a folder; give the --out folder of a sweep")
+    out = store.results_folder(out)
     records = _records(out)
     listed = {run_id for run_ids in records.values() for run_id in run_ids}
     unlisted = [run.run_id for run in store.iter_runs(out) if run.run_id not in listed]

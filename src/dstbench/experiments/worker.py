@@ -24,7 +24,7 @@ from typing import Any
 from dstbench import store, vocab
 from dstbench.config import RunConfig
 from dstbench.errors import UserError
-from dstbench.experiments.claims import STALE_AFTER, Claim, Owner, interrupt_main, try_claim
+from dstbench.experiments.claims import STALE_AFTER, Claim, ClaimLostError, Owner, interrupt_main, try_claim
 from dstbench.experiments.spec import PlannedRun, Spec, select_runs
 
 log = logging.getLogger(__name__)
@@ -158,14 +158,18 @@ def _train(job: WorkerJob, run: PlannedRun, trainer: Trainer, claim: Claim, repl
         (run_dir / store.SUMMARY).unlink(missing_ok=True)  # a failed run being retried
         try:
             trainer(config, run_dir)
+        except ClaimLostError:
+            raise
         except Exception as exc:
             if _storage_error(exc):
                 raise StorageError(f"run {run.run_id}: {exc}") from exc
             log.warning("run %s failed:\n%s", run.run_id, traceback.format_exc())
+            claim.check("recording the failure")
             write_failed(run_dir, config, f"{type(exc).__name__}: {exc}", time.time() - started)
             return "failed"
         status = store.RunDir(run_dir).status()
         if status not in ("done", "failed"):
+            claim.check("recording the failure")
             write_failed(run_dir, config, "the trainer returned without writing summary.json", time.time() - started)
             return "failed"
         return status
@@ -208,7 +212,7 @@ def work(job: WorkerJob) -> WorkerReport:
             finally:
                 claim.release()
             _call_hooks(hooks, run_dir)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, ClaimLostError):
             if not claim.lost.is_set():
                 raise
             log.warning("run %s: another worker took it over; left to that worker", run.run_id)

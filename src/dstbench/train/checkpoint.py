@@ -19,6 +19,11 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     store.atomic_write_bytes(path, buf.getvalue())
 
 
+def save_model(path: Path, model: nn.Module) -> None:
+    """The model's weights alone (a plain state dict that `--init-from` reads), written atomically."""
+    save_checkpoint(path, model.state_dict())
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
