@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import logging
 import sys
 import traceback
 
@@ -51,6 +52,19 @@ def os_error_message(exc: OSError) -> str:
     return f"{path}: {exc.strerror}; {fix}"
 
 
+class _StderrHandler(logging.Handler):
+    """Warnings of dstbench's modules (a damaged run left out, a failed run's traceback) on stderr, as lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"dstbench: {record.levelname.lower()}: {self.format(record)}", file=sys.stderr)
+
+
+def _show_warnings() -> None:
+    logger = logging.getLogger("dstbench")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler(logging.WARNING))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dstbench",
@@ -70,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _show_warnings()
     try:
         load_plugins(args.plugin)
         result = args.func(args)

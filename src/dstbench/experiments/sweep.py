@@ -17,7 +17,7 @@ from typing import Any
 
 from dstbench import store, vocab
 from dstbench.errors import UserError
-from dstbench.experiments.claims import STALE_AFTER, live_claims
+from dstbench.experiments.claims import STALE_AFTER, heartbeat_interval, live_claims
 from dstbench.experiments.spec import PlannedRun, Spec, check_selection, select_runs
 from dstbench.experiments.worker import (
     DEFAULT_TRAINER,
@@ -245,6 +245,7 @@ def run_sweep(
     """
     from dstbench.experiments.executors import execute
 
+    heartbeat_interval(stale_after, heartbeat_s)  # a bad --stale-after fails here, not in every worker
     resolve_trainer(trainer)  # a wrong trainer or hook name fails here, once, not in every worker
     for hook in hooks:
         resolve_function(hook, "hook")

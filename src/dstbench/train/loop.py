@@ -186,9 +186,14 @@ class _Trainer:
                 self._own("resuming")
                 store.truncate_jsonl(self.folder.file(store.METRICS), self.epoch)
                 store.truncate_jsonl(self.folder.file(store.HISTORY), int(state["history_rows"]))
-        elif self.dist.is_main and self.config.mode != "dense":
-            self._own("the initial masks")
-            store.save_masks(self.folder.mask_path("init"), self._masks_numpy())
+        elif self.dist.is_main:
+            self._own("the first records")
+            # rows of an attempt that stopped before its first checkpoint (a full disk) belong to no state
+            for name in (store.METRICS, store.HISTORY):
+                if self.folder.file(name).exists():
+                    store.truncate_jsonl(self.folder.file(name), 0)
+            if self.config.mode != "dense":
+                store.save_masks(self.folder.mask_path("init"), self._masks_numpy())
 
     def _train_epoch(self, progress: Progress) -> dict[str, Any]:
         t0 = time.time()
