@@ -49,7 +49,7 @@ def run_study(out: Path | str, *, budget: str = "default", workers: int = 2, pro
         trained += result.counts.done - result.started_done
         failed.update(result.failures)
         if result.problems:
-            raise RuntimeError(f"sweep {name} had worker problems: {'; '.join(result.problems)}; "
+            raise UserError(f"sweep {name} had worker problems: {'; '.join(result.problems)}; "
                                f"rerun `dstbench study --out {out}` to resume")
     write_collected(out)
     report = build_report(out, out / "report")
