@@ -9,6 +9,7 @@ become ``"mest:lam=1.0"``, and a bad rule, parameter, model or data set fails he
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -44,18 +45,24 @@ def canonical_rule(field: str, spec: Any) -> str:
     load_plugins()  # a worker process validates plugin rules too
     registry = getattr(sparsity, RULE_FIELDS[field])
     name, params = parse_rule(spec)
-    rule = registry.get(name)
+    return _canonical(registry.kind, registry.get(name), tuple(sorted(params.items())), field)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical(kind: str, rule: Any, given: tuple[tuple[str, Any], ...], field: str) -> str:
+    """`canonical_rule` of one registered rule (cached: a spec expands to thousands of configs)."""
+    params = dict(given)
     defaults = {k: v for k, v in rule.parameters().items() if k not in _FIELD_PARAMS.get(field, {})}
     unknown = sorted(set(params) - set(defaults))
     if unknown:
         shown = ", ".join(f"{k} (default {v!r})" for k, v in defaults.items()) or "none"
-        raise ValueError(f"{registry.kind} {name!r} has no parameter {', '.join(unknown)}; its parameters: {shown}")
+        raise ValueError(f"{kind} {rule.name!r} has no parameter {', '.join(unknown)}; its parameters: {shown}")
     values = {}
     for key, default in defaults.items():
         if key not in params and default is inspect.Parameter.empty:
-            raise ValueError(f"{registry.kind} {name!r} needs parameter {key} (e.g. \"{name}:{key}=...\")")
-        values[key] = _typed(registry.kind, name, key, params.get(key, default), default)
-    return format_rule(name, values)
+            raise ValueError(f"{kind} {rule.name!r} needs parameter {key} (e.g. \"{rule.name}:{key}=...\")")
+        values[key] = _typed(kind, rule.name, key, params.get(key, default), default)
+    return format_rule(rule.name, values)
 
 
 def _typed(kind: str, rule: str, key: str, value: Any, default: Any) -> Any:
