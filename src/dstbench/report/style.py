@@ -73,7 +73,8 @@ def colour(name: str) -> str:
 
 
 def criterion_label(name: str) -> str:
-    """"reciprocal_sensitivity" -> "RSensitivity", "mest:lam=0.5" -> "MEST (λ=0.5)"; unknown names as given."""
+    """"reciprocal_sensitivity" -> "RSensitivity", "mest:lam=0.5" -> "MEST (λ=0.5)", "mest:lam=1.0" -> "MEST (λ=1)";
+    unknown names as given."""
     try:
         base, params = parse_rule(name)
     except ValueError:
@@ -81,7 +82,9 @@ def criterion_label(name: str) -> str:
     label = CRITERION_LABELS.get(base, base)
     if not params:
         return label
-    return f"{label} ({', '.join(f'{PARAMETER_LABELS.get(k, k)}={v}' for k, v in params.items())})"
+    shown = (f"{PARAMETER_LABELS.get(k, k)}={v:g}" if isinstance(v, float) else f"{PARAMETER_LABELS.get(k, k)}={v}"
+             for k, v in params.items())
+    return f"{label} ({', '.join(shown)})"
 
 
 def value_label(field: str, value: object) -> str:
