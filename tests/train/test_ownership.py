@@ -202,3 +202,19 @@ def test_rows_written_before_the_first_checkpoint_are_dropped_on_restart(tmp_pat
     monkeypatch.undo()
     assert run(cfg(), folder)["status"] == "done"
     assert [r["epoch"] for r in store.RunDir(folder).metrics()] == [1, 2]
+
+
+def test_a_sweep_rewrites_a_pending_runs_damaged_config_from_the_spec(tmp_path):
+    from dstbench.experiments import load_spec, run_sweep
+
+    spec_path = tmp_path / "one.toml"
+    spec_path.write_text('[base]\nmodel = "small_mlp"\ndataset = "digits"\nepochs = 1\nbatch_size = 64\n'
+                         'density = 0.3\n[grid]\nseed = [0]\n')
+    spec = load_spec(spec_path)
+    (run_id,) = [r.run_id for r in spec.expand()]
+    folder = store.RunDir(tmp_path / "out" / store.RUNS / run_id)
+    folder.path.mkdir(parents=True)
+    folder.file(store.CONFIG).write_text('{"model": ')  # a crash or a hand edit left it broken
+    result = run_sweep(spec, tmp_path / "out", workers=0, progress=False)
+    assert result.ok and result.counts.done == 1
+    assert RunConfig.model_validate(folder.config()).run_id() == run_id
