@@ -2,19 +2,83 @@
 
 A `RunConfig` names everything that decides a run's result. Recipe fields left as ``None`` take the paper's
 defaults for the model (see `dstbench.train.recipes`); `resolved()` fills them in, and the run id is a hash of
-the resolved config, so two configs that train the same thing share one run folder.
+the resolved config, so two configs that train the same thing share one run folder. For the same reason every
+rule string is stored in one canonical form (`canonical_rule`): ``"mest"``, ``" mest:"`` and ``"mest:lam=1"`` all
+become ``"mest:lam=1.0"``, and a bad rule, parameter, model or data set fails here, before anything is written.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
+import math
+import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# Fields that change where or how fast a run executes but never its result: left out of the run id.
-EXECUTION_FIELDS = frozenset({"data_root", "device", "num_threads", "progress"})
+from dstbench.vocab import EXECUTION_FIELDS, format_rule, parse_rule, run_mode
+
+# RunConfig fields that name engine rules, and the registry (in dstbench.sparsity) that knows them.
+RULE_FIELDS = {
+    "prune": "CRITERIA",
+    "probe_criteria": "CRITERIA",
+    "grow": "GROWTH",
+    "schedule": "SCHEDULES",
+    "distribution": "DISTRIBUTIONS",
+}
+# Rule parameters that are RunConfig fields of their own: "erk:power=2" is stored as erk = "erk", erk_power = 2.
+_FIELD_PARAMS = {"distribution": {"power": "erk_power"}}
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def canonical_rule(field: str, spec: Any) -> str:
+    """The one form of a rule string: registered name, every parameter with its default filled in, sorted, and
+    each value of its default's type (``"mest:lam=1"`` -> ``"mest:lam=1.0"``). Raises ValueError naming the rule,
+    the parameter and the valid ones. The only place rule strings are validated (RunConfig and specs use it)."""
+    import dstbench.sparsity as sparsity
+    from dstbench.plugins import load_plugins
+
+    load_plugins()  # a worker process validates plugin rules too
+    registry = getattr(sparsity, RULE_FIELDS[field])
+    name, params = parse_rule(spec)
+    return _canonical(registry.kind, registry.get(name), tuple(sorted(params.items())), field)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical(kind: str, rule: Any, given: tuple[tuple[str, Any], ...], field: str) -> str:
+    """`canonical_rule` of one registered rule (cached: a spec expands to thousands of configs)."""
+    params = dict(given)
+    defaults = {k: v for k, v in rule.parameters().items() if k not in _FIELD_PARAMS.get(field, {})}
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        shown = ", ".join(f"{k} (default {v!r})" for k, v in defaults.items()) or "none"
+        raise ValueError(f"{kind} {rule.name!r} has no parameter {', '.join(unknown)}; its parameters: {shown}")
+    values = {}
+    for key, default in defaults.items():
+        if key not in params and default is inspect.Parameter.empty:
+            raise ValueError(f"{kind} {rule.name!r} needs parameter {key} (e.g. \"{rule.name}:{key}=...\")")
+        values[key] = _typed(kind, rule.name, key, params.get(key, default), default)
+    return format_rule(rule.name, values)
+
+
+def _typed(kind: str, rule: str, key: str, value: Any, default: Any) -> Any:
+    """`value` as the type of the parameter's default (int for float is fine; anything else is an error)."""
+    if default is None or default is inspect.Parameter.empty:
+        return value
+    want = type(default)
+    ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if want is float and ok and not math.isfinite(value):
+        ok = False
+    if not ok:
+        raise ValueError(f"{kind} {rule!r}: parameter {key} = {value!r} must be a finite {want.__name__} "
+                         f"(default {default!r})")
+    return value
 
 
 class RunConfig(BaseModel):
@@ -31,7 +95,7 @@ class RunConfig(BaseModel):
     # sparsity (density 1.0 = dense; update_period 0 = static sparse)
     density: float = Field(1.0, gt=0.0, le=1.0)
     distribution: str = "erk"
-    erk_power: float = 1.0
+    erk_power: float = Field(1.0, gt=0.0, allow_inf_nan=False)
     prune: str = "magnitude"
     grow: str = "random"
     update_period: int = Field(800, ge=0)
@@ -70,8 +134,63 @@ class RunConfig(BaseModel):
     # execution only (not part of the run id)
     data_root: str | None = None
     device: str = "auto"
-    num_threads: int | None = None
+    num_threads: int | None = Field(None, ge=1)
     progress: bool = True
+    keep_checkpoints: bool = False  # a finished run keeps checkpoint.pt (the optimizer state) beside model.pt
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rule_parameters_with_fields(cls, data: Any) -> Any:
+        """Parameters of a rule that are fields of their own move there: "erk:power=2" -> erk_power = 2."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        for rule_field, moved in _FIELD_PARAMS.items():
+            if not isinstance(data.get(rule_field), str):
+                continue
+            name, params = parse_rule(data[rule_field])
+            for param, target in moved.items():
+                if param in params:
+                    value = params.pop(param)
+                    if target in data and data[target] != value:
+                        raise ValueError(f"{rule_field} {data[rule_field]!r} sets {param} = {value!r} but "
+                                         f"{target} = {data[target]!r}; set one of them")
+                    data[target] = value
+            data[rule_field] = format_rule(name, params)
+        return data
+
+    @field_validator("prune", "grow", "schedule", "distribution")
+    @classmethod
+    def _canonical_rule(cls, value: str, info: Any) -> str:
+        return canonical_rule(info.field_name, value)
+
+    @field_validator("probe_criteria")
+    @classmethod
+    def _canonical_criteria(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(canonical_rule("probe_criteria", v) for v in value)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        from dstbench.models import registry
+
+        registry.info(value)
+        return value
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        from dstbench.data import registry
+
+        registry.info(value)
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not _DEVICE.match(value):
+            raise ValueError(f"device {value!r} is not one of auto, cpu, mps, cuda, cuda:N")
+        return value
 
     @field_validator("probe_fractions")
     @classmethod
@@ -99,9 +218,7 @@ class RunConfig(BaseModel):
     @property
     def mode(self) -> str:
         """'dense', 'static' (sparse, never updated) or 'dst'."""
-        if self.density >= 1.0:
-            return "dense"
-        return "static" if self.update_period == 0 else "dst"
+        return run_mode(self.density, self.update_period)
 
     def identity(self) -> dict[str, Any]:
         """The fields that decide the result, as plain JSON values."""
@@ -116,3 +233,19 @@ class RunConfig(BaseModel):
     def replace(self, **changes: Any) -> RunConfig:
         """A validated copy with some fields changed."""
         return RunConfig.model_validate({**self.model_dump(), **changes})
+
+
+def validation_message(exc: Any) -> str:
+    """A pydantic ValidationError as one line per problem: ``field = value: what is wrong``."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ())) or "config"
+        message = str(err.get("msg", "")).removeprefix("Value error, ")
+        value = err.get("input")
+        shown = f" = {value!r}" if where != "config" and not isinstance(value, Mapping) else ""
+        parts.append(f"{where}{shown}: {message}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+# The fields that decide a run's result (its id): every field but the execution ones.
+IDENTITY_FIELDS: tuple[str, ...] = tuple(f for f in RunConfig.model_fields if f not in EXECUTION_FIELDS)

@@ -6,6 +6,8 @@ import argparse
 import importlib
 from collections.abc import Callable
 
+from dstbench.errors import UserError
+
 # What can be listed, and where its names come from (imported only when asked).
 _SOURCES: dict[str, tuple[str, str]] = {
     "criteria": ("dstbench.sparsity", "list_criteria"),
@@ -20,7 +22,7 @@ _SOURCES: dict[str, tuple[str, str]] = {
 
 def names(kind: str) -> list[str]:
     if kind not in _SOURCES:
-        raise ValueError(f"cannot list {kind!r}; valid: {', '.join(_SOURCES)}")
+        raise UserError(f"cannot list {kind!r}; valid: {', '.join(_SOURCES)}")
     module, attr = _SOURCES[kind]
     fn: Callable[[], list[str]] = getattr(importlib.import_module(module), attr)
     return list(fn())

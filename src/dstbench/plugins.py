@@ -11,6 +11,8 @@ import importlib
 import os
 import sys
 
+from dstbench.errors import UserError
+
 ENV = "DSTBENCH_PLUGINS"
 _loaded: set[str] = set()
 
@@ -31,7 +33,7 @@ def load_plugins(extra: list[str] | None = None) -> list[str]:
         try:
             importlib.import_module(name)
         except ImportError as exc:
-            raise ValueError(
+            raise UserError(
                 f"plugin module {name!r} (from ${ENV} or --plugin) cannot be imported: {exc}; "
                 "it must be on PYTHONPATH (e.g. run from its folder, or pip install it)"
             ) from exc

@@ -5,7 +5,8 @@ Layout of ``<out>/runs/<run_id>/`` (see docs/run-format.md):
 - ``config.json``      the resolved `RunConfig`
 - ``metrics.jsonl``    one JSON object per epoch
 - ``history.jsonl``    one JSON object per topology update and layer
-- ``checkpoint.pt``    everything needed to resume (atomic replace)
+- ``checkpoint.pt``    everything needed to resume (atomic replace); removed when the run is done
+- ``model.pt``         the final weights (model state only) of a finished run
 - ``masks/<tag>.npz``  bit-packed masks: ``init``, ``final``, ``step_0000800``, ...
 - ``probes/step_<n>.npz``  what each probe criterion would prune at step n
 - ``summary.json``     written last, atomically: its presence with status "done" means the run is done
@@ -24,29 +25,53 @@ from typing import Any
 
 import numpy as np
 
-CONFIG = "config.json"
-METRICS = "metrics.jsonl"
-HISTORY = "history.jsonl"
-CHECKPOINT = "checkpoint.pt"
-SUMMARY = "summary.json"
-MASKS = "masks"
-PROBES = "probes"
-RUNS = "runs"
+from dstbench.errors import UserError
+from dstbench.vocab import (  # noqa: F401  (the file names are part of this module's interface)
+    CHECKPOINT,
+    CONFIG,
+    FINAL_MODEL,
+    HISTORY,
+    MASKS,
+    METRICS,
+    PROBES,
+    RUNS,
+    SUMMARY,
+    status_of,
+)
 
 # One key separator for probe files; criterion names with parameters use ':' and '=', never '|'.
 _SEP = "|"
+
+
+def _umask() -> int:
+    """This process's umask (read without changing it where /proc allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Files are written readable as an ordinary open() would make them: others on a shared folder can read results.
+FILE_MODE = 0o666 & ~_umask()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one, never a part.
 
     The bytes go to a temporary file in the same folder, are flushed to disk, and replace the target with one
-    rename. A full disk or a permission error raises here and leaves the old file (or no file) in place.
+    rename. A full disk or a permission error raises here and leaves the old file (or no file) in place. The file
+    gets the mode an ordinary write would give it (0666 less the umask), not mkstemp's private 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -62,8 +87,13 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """The JSON in `path`; a file that is not JSON raises a UserError naming it."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return json.loads(data)
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+        raise UserError(f"{path} is not valid JSON ({exc}); restore it or delete it") from None
 
 
 def append_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -178,18 +208,29 @@ class RunDir:
         return read_json(self.file(CONFIG))
 
     def summary(self) -> dict[str, Any] | None:
-        """The summary, or None while the run is not finished (or its summary is unreadable)."""
+        """The summary, or None while the run is not finished (or its summary is unreadable: see `damaged`)."""
         try:
-            return read_json(self.file(SUMMARY))
-        except (FileNotFoundError, json.JSONDecodeError):
+            summary = read_json(self.file(SUMMARY))
+        except (FileNotFoundError, UserError):
             return None
+        return summary if isinstance(summary, dict) else None
+
+    def damaged_summary(self) -> str | None:
+        """Why summary.json exists but cannot be used (not JSON, not a JSON object), or None."""
+        try:
+            summary = read_json(self.file(SUMMARY))
+        except FileNotFoundError:
+            return None
+        except (UserError, OSError) as exc:
+            return str(exc)
+        if not isinstance(summary, dict):
+            return f"{self.file(SUMMARY)} holds {type(summary).__name__} {summary!r:.40}, not a JSON object"
+        return None
 
     def status(self) -> str:
-        """'done', 'failed', 'started' (has files, no summary) or 'pending'."""
+        """'done', 'failed', 'started' (has files, no summary) or 'pending': the one reader of a run's status."""
         summary = self.summary()
-        if summary is not None:
-            return str(summary.get("status", "done"))
-        return "started" if self.file(CONFIG).exists() else "pending"
+        return status_of(summary, started=summary is None and self.file(CONFIG).exists())
 
     def metrics(self) -> list[dict[str, Any]]:
         return read_jsonl(self.file(METRICS))
@@ -212,6 +253,14 @@ class RunDir:
 
     def probe(self, step: int) -> dict[tuple[str, float], dict[str, np.ndarray]]:
         return load_probe(self.probe_path(step))
+
+
+def results_folder(out: Path | str) -> Path:
+    """`out` as a Path, or a UserError when it is no folder (a typo must not create an empty results folder)."""
+    out = Path(out)
+    if not out.is_dir():
+        raise UserError(f"{out} is not a folder; give the --out folder of a sweep (or of `dstbench study`)")
+    return out
 
 
 def iter_runs(out: Path | str) -> Iterator[RunDir]:

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dstbench.errors import UserError
+
 # The specs of each budget (built-in files in dstbench/specs). "default" is the README's study (about ten
 # minutes on two cores); "small" is the one-minute smoke version CI runs end to end.
 BUDGETS: dict[str, tuple[str, ...]] = {
@@ -36,9 +38,9 @@ def run_study(out: Path | str, *, budget: str = "default", workers: int = 2, pro
     from dstbench.report import build_report
 
     if budget not in BUDGETS:
-        raise ValueError(f"unknown budget {budget!r}; valid: {', '.join(BUDGETS)}")
+        raise UserError(f"unknown budget {budget!r}; valid: {', '.join(BUDGETS)}")
     if workers < 0:
-        raise ValueError(f"--workers must be >= 0 (0 trains in this process), got {workers}")
+        raise UserError(f"--workers must be >= 0 (0 trains in this process), got {workers}")
     out = Path(out)
     started = time.time()
     trained, failed = 0, {}
@@ -47,7 +49,7 @@ def run_study(out: Path | str, *, budget: str = "default", workers: int = 2, pro
         trained += result.counts.done - result.started_done
         failed.update(result.failures)
         if result.problems:
-            raise RuntimeError(f"sweep {name} had worker problems: {'; '.join(result.problems)}; "
+            raise UserError(f"sweep {name} had worker problems: {'; '.join(result.problems)}; "
                                f"rerun `dstbench study --out {out}` to resume")
     write_collected(out)
     report = build_report(out, out / "report")

@@ -28,7 +28,7 @@ PROBE_CRITERIA = ("magnitude", "set", "snip", "reciprocal_sensitivity", "random"
 
 
 def config(**fields) -> RunConfig:
-    return RunConfig(model="tiny_mlp", dataset="toy", progress=False, **{**RECIPE, **fields})
+    return RunConfig(model="small_mlp", dataset="digits", progress=False, **{**RECIPE, **fields})
 
 
 def accuracy(cfg: RunConfig) -> float:

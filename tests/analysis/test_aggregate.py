@@ -5,7 +5,6 @@ import pytest
 
 from dstbench.analysis.aggregate import (
     CONDITION_FIELDS,
-    criterion_parameters,
     curves,
     free_fields,
     independent_fields,
@@ -77,13 +76,6 @@ def test_curves_average_seeds_per_epoch():
 def test_criteria_in_paper_order_with_parameters_by_value():
     names = ["zeta", "snip", "mest:lam=10", "magnitude", "mest:lam=0.5", "mest", "set"]
     assert sort_criteria(names) == ["magnitude", "set", "mest", "mest:lam=0.5", "mest:lam=10", "snip", "zeta"]
-
-
-def test_criterion_parameters():
-    assert criterion_parameters("mest:lam=0.5") == ("mest", {"lam": "0.5"})
-    assert criterion_parameters("magnitude") == ("magnitude", {})
-    with pytest.raises(ValueError, match="key=value"):
-        criterion_parameters("mest:lam")
 
 
 def test_mode_from_column_or_config():

@@ -4,6 +4,7 @@ import pytest
 
 from analysis import synthetic
 from dstbench.analysis.results import is_stale, load_results
+from dstbench.errors import UserError
 
 
 @pytest.fixture()
@@ -19,7 +20,7 @@ def folder(tmp_path):
 
 def test_load_reads_tables_and_sweeps(folder):
     results = load_results(folder)
-    assert results.experiments() == ["performance", "extra"]
+    assert sorted(results.experiments()) == ["extra", "performance"]  # in the order of their first run id
     done = results.done("performance")
     assert len(done) == 4 + 2 + 2  # 2 criteria x 2 seeds, static, dense
     assert set(done["mode"]) == {"dst", "static", "dense"}
@@ -69,8 +70,9 @@ def test_failed_runs_carry_their_reason(folder):
 
 
 def test_missing_folder_says_how_to_make_results(tmp_path):
-    with pytest.raises(FileNotFoundError, match="dstbench sweep"):
+    with pytest.raises(UserError, match="nope is not a folder; give the --out folder of a sweep"):
         load_results(tmp_path / "nope")
+    assert not (tmp_path / "nope").exists()
 
 
 def test_bad_sweep_file_is_named(tmp_path):

@@ -121,7 +121,7 @@ def test_digits_are_small_uint8_images():
 
 
 def test_unknown_names_and_options_list_the_valid_ones(tmp_path):
-    with pytest.raises(KeyError, match=r"unknown data set 'mnist'; valid names: breast_cancer, cifar10"):
+    with pytest.raises(ValueError, match=r"unknown data set 'mnist'; valid names: breast_cancer, cifar10"):
         data.load("mnist")
     with pytest.raises(ValueError, match=r"higgs: unknown option\(s\) bogus; valid: cache, target"):
         data.load("higgs", root=tmp_path, bogus=1)

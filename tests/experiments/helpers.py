@@ -29,7 +29,6 @@ grid = {{seed = [0]}}
 
 [report]
 kinds = ["accuracy_vs_density"]
-x = "density"
 """
 
 

@@ -5,6 +5,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from dstbench.experiments import claims
 from dstbench.experiments.claims import (
     Owner,
@@ -164,3 +166,50 @@ def test_a_worker_whose_claim_was_taken_over_is_told(tmp_path):
     assert lost.wait(2.0) and result.claim.lost.is_set()
     result.claim.release()
     assert read_claim(path)["worker"] == "b"  # releasing a lost claim leaves the new owner's file alone
+
+
+# --- claims judged by their owner's rules (issue #14.2) ----------------------------------------------------------
+
+def test_a_claim_records_its_owners_interval_and_limit(tmp_path):
+    result = try_claim(tmp_path, "r", Owner.current("a"), stale_after=90, on_lost=no_interrupt)
+    info = read_claim(claim_path(tmp_path, "r"))
+    result.claim.release()
+    assert info["heartbeat_s"] == 9.0 and info["stale_after"] == 90
+
+
+def test_a_live_claim_is_judged_by_its_owners_stale_after_not_the_judges(tmp_path):
+    # the owner beats every 30 s and allows 600 s; its last beat was 20 s ago
+    forge(tmp_path, "r", host="elsewhere", heartbeat=time.time() - 20, heartbeat_s=30.0, stale_after=600.0)
+    impatient = try_claim(tmp_path, "r", Owner.current("b"), stale_after=2, on_lost=no_interrupt)
+    assert impatient.claim is None and impatient.holder["host"] == "elsewhere"
+    assert "r" in live_claims(tmp_path, stale_after=2)
+
+
+def test_a_claim_is_stale_after_its_owners_limit_and_several_of_its_intervals(tmp_path):
+    path = forge(tmp_path, "r", host="elsewhere", heartbeat=time.time() - 700, heartbeat_s=30.0, stale_after=600.0)
+    assert is_stale(read_claim(path), path, stale_after=1e9)
+    # an owner that recorded a limit shorter than three of its beats is given three beats
+    path = forge(tmp_path, "q", host="elsewhere", heartbeat=time.time() - 50, heartbeat_s=30.0, stale_after=10.0)
+    assert not is_stale(read_claim(path), path, stale_after=1.0)
+
+
+def test_claims_of_older_versions_are_judged_by_the_judges_limit(tmp_path):
+    path = forge(tmp_path, "r", host="elsewhere", heartbeat=time.time() - 50)
+    assert is_stale(read_claim(path), path, stale_after=10) and not is_stale(read_claim(path), path, stale_after=100)
+
+
+@pytest.mark.parametrize(("stale_after", "heartbeat_s"), [(0, None), (-5, None), (1.0, 0.5), (10, 10)])
+def test_stale_after_must_exceed_several_heartbeats(tmp_path, stale_after, heartbeat_s):
+    with pytest.raises(ValueError, match="stale-after"):
+        try_claim(tmp_path, "r", Owner.current("a"), stale_after=stale_after, heartbeat_s=heartbeat_s,
+                  on_lost=no_interrupt)
+    assert not claim_path(tmp_path, "r").exists()
+
+
+def test_a_sweep_rejects_a_non_positive_stale_after(tmp_path, capsys):
+    from dstbench.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["sweep", "quick-fig1", "--out", str(tmp_path / "o"), "--stale-after", "0"])
+    assert "positive number of seconds" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

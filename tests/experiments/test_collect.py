@@ -121,3 +121,33 @@ def test_collect_reads_10000_runs(tmp_path):
     bench.synthetic_runs(tmp_path, 10_000, epochs=100)
     results, metrics = collect(tmp_path)
     assert len(results) == 10_000 and len(metrics) == 1_000_000
+
+
+# --- nothing dropped silently (issue #14.5) ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("content", "why"), [('{"status": "do', "not valid JSON"), ("[1, 2]", "JSON list")])
+def test_a_damaged_summary_is_named_not_dropped_silently(tmp_path, caplog, capsys, content, why):
+    _, out = make_sweep(tmp_path, densities=(0.1,), seeds=(0,))
+    damaged = next(store.iter_runs(out))
+    damaged.file(store.SUMMARY).write_text(content)
+    with caplog.at_level("WARNING"):
+        results, _ = collect(out)
+    assert damaged.run_id not in set(results["run_id"]) and len(results) == 1
+    assert f"runs/{damaged.run_id}/summary.json: " in caplog.text and why in caplog.text
+    assert damaged.status() == "started"  # the status readers do not crash on it either
+    assert main(["collect", str(out)]) == 0
+    assert f"runs/{damaged.run_id}/summary.json" in capsys.readouterr().err
+
+
+def test_collect_on_a_missing_folder_fails_and_creates_nothing(tmp_path, capsys):
+    assert main(["collect", str(tmp_path / "nope")]) == 2
+    assert "nope is not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "nope").exists()
+
+
+def test_a_damaged_sweep_record_is_named(tmp_path, capsys):
+    _, out = make_sweep(tmp_path, densities=(0.1,), seeds=(0,))
+    (out / "sweeps" / "small.json").write_text("")
+    assert main(["collect", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "sweeps/small.json is not valid JSON" in err and "Traceback" not in err

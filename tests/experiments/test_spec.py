@@ -11,7 +11,7 @@ from dstbench.train import resolve_config
 
 from .helpers import small_spec
 
-CRITERIA = ["set", "magnitude", "mest", "snip", "reciprocal_sensitivity"]
+CRITERIA = ["set", "magnitude", "mest:lam=1.0", "snip", "reciprocal_sensitivity"]  # canonical rule strings
 DENSITIES = [0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5]
 FIG1_PAIRS = [("small_mlp", "higgs"), ("lenet5_caffe", "fashionmnist"), ("large_mlp", "cifar10"),
               ("small_cnn", "cifar10"), ("resnet56", "cifar10"), ("resnet56", "cifar100"),
@@ -88,7 +88,7 @@ def test_paper_hyperparameters_of_the_other_figures(expanded):
     assert {r.config.update_batch_size for r in expanded["fig13"] if r.group == "update_batch1024"} == {1024}
     fig15 = [r.config for r in expanded["fig15"]]
     assert {c.global_pruning for c in fig15} == {True, False} and "set" not in {c.prune for c in fig15}
-    assert {c.schedule for r in expanded["fig16"] for c in [r.config]} == {"cosine", "linear", "constant"}
+    assert {c.schedule for r in expanded["fig16"] for c in [r.config]} == {"cosine", "linear:every=600,factor=0.99", "constant"}
     assert {r.config.probe_every for r in expanded["fig18"]} == {3200}
 
 
@@ -201,7 +201,7 @@ def test_unknown_rule_names_list_the_registered_ones(tmp_path):
     assert "[grid] prune = 'magnitdue'" in msg and "reciprocal_sensitivity" in msg and "snip" in msg
     msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\nprune = "mest:lamda=2"\n')
     assert "lamda" in msg and "lam (default 1.0)" in msg
-    msg = error(tmp_path, '[base]\nmodel = "m"\ndataset = "d"\n[[groups]]\nname = "g"\ngrid = {grow = ["rigl"]}\n')
+    msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\n[[groups]]\nname = "g"\ngrid = {grow = ["rigl"]}\n')
     assert "[[groups]] #1 grid grow = 'rigl'" in msg and "gradient" in msg
 
 
@@ -226,7 +226,7 @@ def test_groups_need_unique_names_and_no_key_twice(tmp_path):
 
 
 def test_model_level_rules_name_the_group(tmp_path):
-    msg = error(tmp_path, '[base]\nmodel = "m"\ndataset = "d"\n[grid]\nprobe_steps = [[800]]\n')
+    msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\n[grid]\nprobe_steps = [[800]]\n')
     assert "group 'main'" in msg and "probe_criteria" in msg
 
 
@@ -236,3 +236,56 @@ def test_invalid_toml_and_unknown_names(tmp_path):
         spec_path("fig99")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         spec_path(tmp_path / "missing.toml")
+
+
+# --- one canonical form per rule (issue #14.3) and one validation path (issue #9.2) ------------------------------
+
+def test_rule_aliases_map_to_one_run_id(tmp_path):
+    spec = load(tmp_path, """
+[base]
+model = "small_mlp"
+dataset = "digits"
+density = 0.1
+[grid]
+prune = ["mest", "mest:", " mest", "mest:lam=1.0", "mest:lam=1"]
+""")
+    runs = spec.expand()
+    assert len(runs) == 1 and runs[0].config.prune == "mest:lam=1.0"
+
+
+def test_bad_rule_parameters_fail_at_load_naming_the_parameter_and_the_rule(tmp_path):
+    msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\n[grid]\nprune = ["mest:lam=abc"]\n')
+    assert "[grid] prune = 'mest:lam=abc'" in msg and "'mest'" in msg and "lam = 'abc'" in msg and "float" in msg
+    msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\ndistribution = "erk:pwr=2"\n')
+    assert "distribution" in msg and "pwr" in msg
+
+
+def test_distribution_parameters_are_the_erk_power_field(tmp_path):
+    spec = load(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\ndensity = 0.1\n'
+                          '[grid]\ndistribution = ["erk:power=2", "erk"]\n')
+    configs = [r.config for r in spec.expand()]
+    assert [(c.distribution, c.erk_power) for c in configs] == [("erk", 2.0), ("erk", 1.0)]
+    msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\nerk_power = 3.0\n'
+                          'distribution = "erk:power=2"\n')
+    assert "erk_power" in msg and "set one of them" in msg
+
+
+def test_unknown_models_and_data_sets_fail_at_load(tmp_path):
+    msg = error(tmp_path, '[base]\nmodel = "small_mpl"\ndataset = "digits"\n')
+    assert "[base] model = 'small_mpl'" in msg and "small_mlp" in msg
+    msg = error(tmp_path, '[base]\nmodel = "small_mlp"\n[grid]\ndataset = ["digits", "digts"]\n')
+    assert "[grid] dataset = 'digts'" in msg and "breast_cancer" in msg
+
+
+@pytest.mark.parametrize("key", ["x", "facet", "series", "split", "compare", "reference"])
+def test_report_keys_nothing_reads_are_rejected(tmp_path, key):
+    msg = error(tmp_path, f'[base]\nmodel = "small_mlp"\ndataset = "digits"\n[report]\n{key} = "density"\n')
+    assert f"unknown key {key!r} in [report]" in msg and "metric" in msg
+
+
+def test_report_options_per_kind(tmp_path):
+    spec = load(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\n'
+                          '[report]\nmetric = "best_val_acc"\n[report.critical_difference]\nalpha = 0.1\n')
+    assert spec.report["critical_difference"] == {"alpha": 0.1}
+    msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\n[report.critical_difference]\nx = 1\n')
+    assert "[report.critical_difference]" in msg and "'x'" in msg

@@ -46,7 +46,7 @@ def test_the_sweep_record_lists_the_spec_and_merges_when_the_spec_grows(tmp_path
     sweep(small_spec(tmp_path, seeds=(0, 1)), out)
     record = store.read_json(sweep_record_path(out, "small"))
     assert record["spec"] == "small" and record["path"].endswith("small.toml")
-    assert record["report"] == {"kinds": ["accuracy_vs_density"], "x": "density"}
+    assert record["report"] == {"kinds": ["accuracy_vs_density"]}
     assert Counter(e["group"] for e in record["runs"]) == {"dst": 4, "dense": 1}
     grown = small_spec(tmp_path, densities=(0.2,), seeds=(0, 1, 2))  # one density dropped, one seed added
     sweep(grown, out)

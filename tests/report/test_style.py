@@ -20,6 +20,7 @@ def test_unknown_criteria_get_deterministic_further_colours():
 def test_nice_labels():
     assert criterion_label("reciprocal_sensitivity") == "RSensitivity"
     assert criterion_label("mest:lam=0.5") == "MEST (λ=0.5)"
+    assert criterion_label("mest:lam=1.0") == "MEST (λ=1)"  # canonical rule strings carry their defaults
     assert criterion_label("set") == "SET"
     assert criterion_label("my_rule:a=1,b=2") == "my_rule (a=1, b=2)"
     assert criterion_label("odd:thing") == "odd:thing"

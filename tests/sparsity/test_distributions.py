@@ -93,3 +93,12 @@ def test_counts_are_exact_and_hit_the_target(shapes, density, dist):
     # Within one weight per layer of the target (rounding), unless every layer holds its one-weight minimum.
     if all(c > 1 for c in counts.values()):
         assert abs(sum(counts.values()) - density * total) <= len(shapes)
+
+
+def test_distribution_strings_take_parameters_like_the_other_rules():
+    # issue #9.2: "erk:power=2" passed spec validation and failed in every worker
+    shapes = {"a": (256, 24), "b": (256, 256), "c": (10, 256)}
+    assert layer_densities("erk:power=2", shapes, 0.1) == layer_densities("erk", shapes, 0.1, power=2.0)
+    assert layer_densities("erk:power=2", shapes, 0.1) != layer_densities("erk", shapes, 0.1)
+    with pytest.raises(ValueError, match="distribution 'er' has no parameter power"):
+        layer_densities("er:power=2", shapes, 0.1)

@@ -85,8 +85,8 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, monkeypatch):
     a = store.RunDir(tmp_path / "straight").masks("final")
     b = store.RunDir(tmp_path / "broken").masks("final")
     assert all((a[n] == b[n]).all() for n in a)
-    wa = torch.load(tmp_path / "straight" / store.CHECKPOINT, weights_only=True)["model"]
-    wb = torch.load(tmp_path / "broken" / store.CHECKPOINT, weights_only=True)["model"]
+    wa = torch.load(tmp_path / "straight" / store.FINAL_MODEL, weights_only=True)
+    wb = torch.load(tmp_path / "broken" / store.FINAL_MODEL, weights_only=True)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert store.RunDir(tmp_path / "broken").history() == store.RunDir(tmp_path / "straight").history()
 

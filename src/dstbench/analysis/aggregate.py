@@ -13,37 +13,21 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from dstbench.config import EXECUTION_FIELDS, RunConfig
+from dstbench.config import IDENTITY_FIELDS
+from dstbench.vocab import (  # noqa: F401  (part of this module's interface)
+    COMPARED_FIELDS,
+    DENSE_FREE,
+    MODES,
+    RECORD_FIELDS,
+    STATIC_FREE,
+    free_fields,
+    parse_rule,
+    run_mode,
+)
 
-IDENTITY_FIELDS: tuple[str, ...] = tuple(f for f in RunConfig.model_fields if f not in EXECUTION_FIELDS)
-# What is recorded during a run, not how it trains: two runs differing only here are repeats of one condition.
-RECORD_FIELDS = frozenset(
-    {"mask_snapshot_steps", "probe_steps", "probe_every", "probe_criteria", "probe_fractions"}
-)
 CONDITION_FIELDS: tuple[str, ...] = tuple(f for f in IDENTITY_FIELDS if f not in RECORD_FIELDS | {"seed"})
-# Fields that mean nothing for a static sparse run (no updates) or for a dense one (no mask either).
-STATIC_FREE = frozenset(
-    {"prune", "grow", "update_period", "prune_fraction", "schedule", "end_step", "global_pruning",
-     "regrow_just_pruned", "grow_init", "update_batch_size"}
-)
-DENSE_FREE = STATIC_FREE | {"density", "distribution", "erk_power", "dense_layers"}
-MODES = ("dst", "static", "dense")
-# Fields the paper's figures compare along an axis, as lines or as panels. Other differences (recipe fields such
-# as epochs or lr) mean runs that must not be averaged together; reports keep them apart and say so.
-COMPARED_FIELDS = frozenset(
-    {"model", "dataset", "density", "prune", "grow", "update_period", "global_pruning", "schedule", "batch_size",
-     "update_batch_size", "dropout", "distribution", "erk_power", "prune_fraction", "end_step",
-     "regrow_just_pruned", "grow_init", "dense_layers"}
-)
 # The paper's order of criteria (its tables 5-6), then the rest; criteria with parameters follow their base name.
 CRITERION_ORDER = ("magnitude", "set", "mest", "reciprocal_sensitivity", "sensitivity", "snip", "random")
-
-
-def free_fields(mode: str) -> frozenset[str]:
-    """The fields a run of `mode` ignores: a baseline matches a panel whatever values it holds there."""
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
-    return {"dst": frozenset(), "static": STATIC_FREE, "dense": DENSE_FREE}[mode]
 
 
 def varying_fields(df: pd.DataFrame, fields: Iterable[str] = CONDITION_FIELDS) -> list[str]:
@@ -130,18 +114,8 @@ def sort_criteria(names: Iterable[str]) -> list[str]:
     return sorted(set(names), key=_criterion_key)
 
 
-def criterion_parameters(name: str) -> tuple[str, dict[str, str]]:
-    """Split "mest:lam=0.5" into ("mest", {"lam": "0.5"}); a plain name has no parameters."""
-    base, _, params = name.partition(":")
-    pairs = [p.split("=", 1) for p in params.split(",") if p]
-    bad = [p for p in pairs if len(p) != 2]
-    if bad:
-        raise ValueError(f"criterion {name!r}: parameters must be key=value, got {['='.join(b) for b in bad]}")
-    return base, {k.strip(): v.strip() for k, v in pairs}
-
-
 def _criterion_key(name: str) -> tuple:
-    base, params = criterion_parameters(name)
+    base, params = parse_rule(name)
     known = CRITERION_ORDER.index(base) if base in CRITERION_ORDER else len(CRITERION_ORDER)
     numbers = []
     for key, value in sorted(params.items()):
@@ -156,9 +130,7 @@ def mode_of(row: pd.Series) -> str:
     """The run's mode, from the column when present (results.parquet has it) or from its density and period."""
     if "mode" in row and isinstance(row["mode"], str):
         return row["mode"]
-    if float(row["density"]) >= 1.0:
-        return "dense"
-    return "static" if int(row["update_period"]) == 0 else "dst"
+    return run_mode(row["density"], row["update_period"])
 
 
 def _is_missing(value: object) -> bool:

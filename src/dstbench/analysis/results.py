@@ -7,7 +7,7 @@ older than the run folders, `load_results` collects (and writes them) again firs
 
 from __future__ import annotations
 
-import json
+import errno
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,11 +15,12 @@ from typing import Any
 import pandas as pd
 
 from dstbench.analysis.aggregate import mode_of
-from dstbench.store import RUNS, SUMMARY, RunDir, iter_runs, read_json
+from dstbench.errors import UserError
+from dstbench.store import RUNS, SUMMARY, RunDir, iter_runs, read_json, results_folder
+from dstbench.vocab import METRICS_TABLE as METRICS_FILE
+from dstbench.vocab import RESULTS_TABLE as RESULTS_FILE
+from dstbench.vocab import SWEEPS
 
-RESULTS_FILE = "results.parquet"
-METRICS_FILE = "metrics.parquet"
-SWEEPS = "sweeps"
 UNLISTED = "runs"  # the experiment of run folders no sweep file lists (e.g. from `dstbench train`)
 
 
@@ -69,9 +70,7 @@ class Results:
 
 def load_results(root: Path | str, *, refresh: bool = True) -> Results:
     """Read a results folder; with `refresh`, collect first where the tables are missing or out of date."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"results folder {root} does not exist; run `dstbench sweep SPEC --out {root}`")
+    root = results_folder(root)
     sweeps = read_sweeps(root)
     if refresh and is_stale(root):
         runs, metrics = collect_tables(root)
@@ -91,10 +90,9 @@ def read_sweeps(root: Path) -> dict[str, dict[str, Any]]:
         return {}
     sweeps = {}
     for path in sorted(folder.glob("*.json")):
-        try:
-            content = read_json(path)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"sweep file {path} is not valid JSON ({exc}); rerun the sweep to rewrite it") from exc
+        content = read_json(path)
+        if not isinstance(content, dict):
+            raise UserError(f"sweep file {path} is not a JSON object; rerun the sweep to rewrite it")
         sweeps[str(content.get("spec", path.stem))] = content
     return sweeps
 
@@ -111,11 +109,24 @@ def is_stale(root: Path) -> bool:
 
 
 def collect_tables(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run `dstbench collect` (which also writes the tables, so the next report need not collect again)."""
-    from dstbench.experiments import write_collected
+    """Run `dstbench collect` and write the tables, so the next report need not collect again; on a folder this
+    process may not write (another user's results, a read-only mount) the tables stay in memory."""
+    from dstbench.experiments.tables import collect, write_tables
 
-    return write_collected(root)
+    runs, metrics = collect(root)
+    try:
+        write_tables(root, runs, metrics)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+    return runs, metrics
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+    if not path.exists():
+        return pd.DataFrame()
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's errors for a damaged file are of these kinds
+        raise UserError(f"{path} is not a readable Parquet table ({exc}); delete it and run "
+                        f"`dstbench collect {path.parent}` to write it again") from None

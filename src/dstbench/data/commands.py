@@ -9,7 +9,7 @@ from dstbench.data.registry import info, list_datasets
 
 
 def _download(args: argparse.Namespace) -> int:
-    from dstbench.cli import UserError
+    from dstbench.errors import UserError
 
     try:
         paths = download(args.name, args.root, mirror=args.mirror, timeout=args.timeout)

@@ -26,6 +26,7 @@ from dstbench.data.checksums import file_digest
 from dstbench.data.errors import ChecksumError, DataFormatError
 from dstbench.data.registry import info
 from dstbench.data.sources import Resource
+from dstbench.errors import UserError
 
 MIRROR_ENV = "DSTBENCH_DATA_MIRROR"
 _CHUNK = 1 << 20
@@ -159,7 +160,7 @@ def download(
         report(f"{canonical} ships with scikit-learn: nothing to download")
         return []
     if canonical == "imagenet":
-        raise ValueError(sources.IMAGENET_INSTRUCTIONS.replace("ROOT", str(root)))
+        raise UserError(sources.IMAGENET_INSTRUCTIONS.replace("ROOT", str(root)))
     if canonical == "higgs":
         resources = _higgs_resources(root, mirror, timeout, report)
     else:

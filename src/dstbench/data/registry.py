@@ -11,6 +11,7 @@ from pathlib import Path
 from dstbench.data import embedded, folders, higgs, vision
 from dstbench.data.locate import resolve_root
 from dstbench.data.splits import DataSplits, random_subset
+from dstbench.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def _entry(name: str) -> tuple[DatasetInfo, _Loader, dict[str, object]]:
     for known, entry in _DATASETS.items():
         if known.replace("_", "") == key:
             return entry
-    raise KeyError(f"unknown data set {name!r}; valid names: {', '.join(list_datasets())}")
+    raise UserError(f"unknown data set {name!r}; valid names: {', '.join(list_datasets())}")
 
 
 def info(name: str) -> DatasetInfo:
@@ -98,7 +99,7 @@ def load(
                 if p.kind is p.KEYWORD_ONLY and p.name not in fixed}
     unknown = sorted(set(options) - accepted)
     if unknown:
-        raise ValueError(f"{data_info.name}: unknown option(s) {', '.join(unknown)}; "
+        raise UserError(f"{data_info.name}: unknown option(s) {', '.join(unknown)}; "
                          f"valid: {', '.join(sorted(accepted)) or 'none'}")
     kwargs = {**fixed, **options}
     if data_info.name == "fashionmnist" and root is None:

@@ -18,6 +18,7 @@ from sklearn.model_selection import train_test_split
 from dstbench.data.augment import Augmentation
 from dstbench.data.batches import Batches
 from dstbench.data.streaming import ImageFolderSplit, StreamingBatches
+from dstbench.errors import UserError
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -161,5 +162,5 @@ def stratified_three_way(
 def random_subset(n: int, size: int, seed: int) -> np.ndarray:
     """`size` distinct indices out of `n`, uniformly at random with `seed`, in increasing order."""
     if not 0 < size <= n:
-        raise ValueError(f"train_subset must be between 1 and the training split's size {n}, got {size}")
+        raise UserError(f"train_subset must be between 1 and the training split's size {n}, got {size}")
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))

@@ -1,10 +1,11 @@
 """Claim files: how workers that share nothing but a folder agree that each run is trained by one of them.
 
 A worker owns run R while it holds ``OUT/claims/R.json``. The file is created with O_CREAT|O_EXCL (exactly one
-creator wins, also on NFS v3+) and holds the owner's host, pid, worker id and a heartbeat time that a
-thread refreshes in place. A claim is stale when its heartbeat is older than `stale_after` seconds, or when it
-was made on this machine (same host, boot and pid namespace) by a process that no longer runs. Stale claims are
-taken over without a lock:
+creator wins, also on NFS v3+) and holds the owner's host, pid, worker id, its heartbeat interval, its
+`stale_after` and a heartbeat time that a thread refreshes in place. A claim is judged by its owner's rules: it
+is stale when its heartbeat is older than the owner's `stale_after` (at least `STALE_BEATS` of the owner's
+intervals), whatever the judge's own setting, or when it was made on this machine (same host, boot and pid
+namespace) by a process that no longer runs. Stale claims are taken over without a lock:
 
 1. hard-link the claim to ``R.json.stale-<token>`` (link fails if that name exists, so one taker per stale
    claim wins);
@@ -13,7 +14,11 @@ taken over without a lock:
 
 The heartbeat thread also checks that the claim file is still its own; if another worker took it over (this
 process stalled longer than `stale_after`), it calls `on_lost`, which by default interrupts the main thread so
-that two workers never keep writing to one run folder.
+that two workers never keep writing to one run folder; writers also check `Claim.owned()` before each write.
+
+`dstbench train` takes the same claim for its run folder (`hold_run_folder`): the claim of ``OUT/runs/R`` is
+``OUT/claims/R.json`` and that of any other folder ``F`` is ``F/.claim.json``. A process that already holds the
+claim (a sweep worker calling the trainer) keeps it; any other process is refused with the holder's name.
 """
 
 from __future__ import annotations
@@ -26,13 +31,18 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-CLAIMS = "claims"
+from dstbench.errors import UserError
+from dstbench.vocab import CLAIMS, RUNS
+
 STALE_AFTER = 600.0
+# A claim is stale only after this many of its owner's heartbeat intervals without a beat.
+STALE_BEATS = 3
 # A takeover takes microseconds; a tombstone older than this belongs to a taker that died mid-takeover.
 TOMBSTONE_EXPIRY = 60.0
 
@@ -72,8 +82,35 @@ def _machine() -> tuple[str, str, str]:
     return socket.gethostname(), _read_text("/proc/sys/kernel/random/boot_id"), pidns
 
 
+class RunInUseError(UserError):
+    """Another live process holds the claim of this run folder; nothing was written."""
+
+
+class ClaimLostError(UserError):
+    """Another process took this process's claim over (it judged us dead); we stopped writing."""
+
+
 def claim_path(out: Path | str, run_id: str) -> Path:
     return Path(out) / CLAIMS / f"{run_id}.json"
+
+
+def run_folder_claim_path(run_dir: Path | str) -> Path:
+    """The claim of a run folder: a sweep's ``OUT/claims/R.json`` for ``OUT/runs/R``, else ``F/.claim.json``."""
+    run_dir = Path(run_dir).absolute()
+    if run_dir.parent.name == RUNS:
+        return claim_path(run_dir.parent.parent, run_dir.name)
+    return run_dir / ".claim.json"
+
+
+def heartbeat_interval(stale_after: float, heartbeat_s: float | None = None) -> float:
+    """The heartbeat interval for a `stale_after`: a tenth of it (0.05 to 30 s) unless given; validated."""
+    if not stale_after > 0:
+        raise UserError(f"--stale-after must be a positive number of seconds, got {stale_after}")
+    interval = heartbeat_s if heartbeat_s is not None else max(0.05, min(30.0, stale_after / 10))
+    if not 0 < interval * STALE_BEATS <= stale_after:
+        raise UserError(f"--stale-after {stale_after} s must be at least {STALE_BEATS} heartbeat intervals "
+                        f"({STALE_BEATS} x {interval} s)")
+    return interval
 
 
 def read_claim(path: Path) -> dict[str, Any] | None:
@@ -101,15 +138,28 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
+def owner_stale_after(info: dict[str, Any], default: float) -> float:
+    """How long the claim's owner said may pass without a heartbeat; `default` for claims that do not say."""
+    try:
+        recorded = float(info["stale_after"])
+        return max(recorded, STALE_BEATS * float(info.get("heartbeat_s", 0.0)))
+    except (KeyError, TypeError, ValueError):
+        return default
+
+
 def is_stale(info: dict[str, Any] | None, path: Path, stale_after: float, now: float | None = None) -> bool:
-    """Whether the claim at `path` (contents `info`, None if unreadable) has no living owner."""
+    """Whether the claim at `path` (contents `info`, None if unreadable) has no living owner.
+
+    A readable claim is judged by its owner's `stale_after`; `stale_after` applies to claims that do not record
+    one (older versions) and to unreadable files.
+    """
     now = time.time() if now is None else now
     if info is None:  # caught mid-rewrite, or garbage: judge by the file's age alone
         try:
             return now - path.stat().st_mtime > stale_after
         except FileNotFoundError:
             return False
-    if now - float(info.get("heartbeat", 0.0)) > stale_after:
+    if now - float(info.get("heartbeat", 0.0)) > owner_stale_after(info, stale_after):
         return True
     me = Owner.current(worker="")
     if info.get("host") != me.host:
@@ -136,6 +186,7 @@ class Claim:
         self._thread = threading.Thread(target=self._beat_forever, args=(heartbeat_s,), daemon=True,
                                         name=f"heartbeat-{path.stem}")
         self._thread.start()
+        _HELD[path.absolute()] = self
 
     @property
     def attempt(self) -> int:
@@ -147,6 +198,13 @@ class Claim:
             return os.stat(self.path).st_ino == self._inode
         except FileNotFoundError:
             return False
+
+    def check(self, what: str) -> None:
+        """Raise ClaimLostError, before `what` is written, if another process took the claim over."""
+        if not self.owned():
+            self.lost.set()
+            raise ClaimLostError(f"{self.path}: another process took this run over (it judged this one dead); "
+                                 f"stopped before {what} and wrote nothing more")
 
     def beat(self) -> None:
         """Refresh the heartbeat in place (through our own descriptor: never onto someone else's claim)."""
@@ -172,6 +230,8 @@ class Claim:
         """Stop the heartbeat and remove the claim if it is still ours."""
         self._stop.set()
         self._thread.join()
+        if _HELD.get(self.path.absolute()) is self:
+            del _HELD[self.path.absolute()]
         if self.owned():
             self.path.unlink(missing_ok=True)
         os.close(self._fd)
@@ -192,7 +252,11 @@ def _encode(content: dict[str, Any]) -> bytes:
     return (json.dumps(content, sort_keys=True) + "\n").encode()
 
 
-def _create(path: Path, owner: Owner, attempt: int, heartbeat_s: float,
+# The claims this process holds, by path: a trainer called by a worker finds the worker's claim here.
+_HELD: dict[Path, Claim] = {}
+
+
+def _create(path: Path, owner: Owner, attempt: int, heartbeat_s: float, stale_after: float,
             on_lost: Callable[[Claim], None] | None) -> Claim | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -200,7 +264,8 @@ def _create(path: Path, owner: Owner, attempt: int, heartbeat_s: float,
     except FileExistsError:
         return None
     now = time.time()
-    content = {**asdict(owner), "token": uuid.uuid4().hex, "attempt": attempt, "claimed_at": now, "heartbeat": now}
+    content = {**asdict(owner), "token": uuid.uuid4().hex, "attempt": attempt, "claimed_at": now, "heartbeat": now,
+               "heartbeat_s": heartbeat_s, "stale_after": stale_after}
     try:
         os.write(fd, _encode(content))
         os.fsync(fd)
@@ -262,11 +327,16 @@ def try_claim(
     on_lost: Callable[[Claim], None] | None = interrupt_main,
 ) -> ClaimResult:
     """Claim a run for `owner`, taking over a stale claim; `claim` is None if a live worker holds it."""
-    path = claim_path(out, run_id)
-    heartbeat_s = heartbeat_s if heartbeat_s is not None else max(0.05, min(30.0, stale_after / 10))
+    return _claim_at(claim_path(out, run_id), owner, stale_after=stale_after, heartbeat_s=heartbeat_s,
+                     on_lost=on_lost)
+
+
+def _claim_at(path: Path, owner: Owner, *, stale_after: float, heartbeat_s: float | None,
+              on_lost: Callable[[Claim], None] | None) -> ClaimResult:
+    heartbeat_s = heartbeat_interval(stale_after, heartbeat_s)
     replaced = None
     for _ in range(5):
-        claim = _create(path, owner, 1 + int((replaced or {}).get("attempt", 0)), heartbeat_s, on_lost)
+        claim = _create(path, owner, 1 + int((replaced or {}).get("attempt", 0)), heartbeat_s, stale_after, on_lost)
         if claim is not None:
             return ClaimResult(claim, replaced=replaced)
         info = read_claim(path)
@@ -294,3 +364,36 @@ def live_claims(out: Path | str, stale_after: float = STALE_AFTER) -> dict[str, 
         if not is_stale(info, path, stale_after):
             claims[entry.name[: -len(".json")]] = info or {}
     return claims
+
+
+def describe_holder(info: dict[str, Any]) -> str:
+    """"host H, pid P (worker W), since <time>, last heartbeat N s ago" for messages."""
+    if not info:
+        return "another process (its claim file is being written or unreadable)"
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info.get("claimed_at", 0.0))))
+    beat = time.time() - float(info.get("heartbeat", 0.0))
+    return (f"host {info.get('host', '?')}, pid {info.get('pid', '?')} (worker {info.get('worker', '?')}), "
+            f"since {since}, last heartbeat {beat:.0f} s ago")
+
+
+@contextmanager
+def hold_run_folder(run_dir: Path | str, *, stale_after: float = STALE_AFTER) -> Iterator[Claim]:
+    """Own the run folder while the block runs: this process's claim if it holds one, else a new one.
+
+    Raises RunInUseError, naming the holder, when another live process holds it; nothing is written then.
+    """
+    path = run_folder_claim_path(run_dir)
+    held = _HELD.get(path)
+    if held is not None and held.owned():
+        yield held
+        return
+    on_lost = interrupt_main if threading.current_thread() is threading.main_thread() else None
+    result = _claim_at(path, Owner.current(), stale_after=stale_after, heartbeat_s=None, on_lost=on_lost)
+    if result.claim is None:
+        raise RunInUseError(f"{run_dir} is being trained by {describe_holder(result.holder or {})}; wait for it "
+                            f"to finish or stop that process (its claim is judged dead "
+                            f"{owner_stale_after(result.holder or {}, stale_after):.0f} s after its last heartbeat)")
+    try:
+        yield result.claim
+    finally:
+        result.claim.release()

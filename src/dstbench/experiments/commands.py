@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dstbench.errors import UserError
 from dstbench.experiments.claims import STALE_AFTER
 from dstbench.experiments.executors import EXECUTORS
 from dstbench.experiments.worker import DEFAULT_TRAINER
@@ -20,7 +21,7 @@ def parse_assignments(items: Sequence[str], what: str) -> dict[str, list[Any]]:
     for item in items:
         key, eq, text = item.partition("=")
         if not eq or not key.strip():
-            raise ValueError(f"{what} {item!r} is not of the form KEY=VALUE")
+            raise UserError(f"{what} {item!r} is not of the form KEY=VALUE")
         try:
             value = json.loads(text)
         except ValueError:
@@ -29,8 +30,18 @@ def parse_assignments(items: Sequence[str], what: str) -> dict[str, list[Any]]:
     return result
 
 
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
 def _sweep(args: argparse.Namespace) -> int:
-    from dstbench.cli import UserError
     from dstbench.experiments.executors import MissingExtraError
     from dstbench.experiments.spec import load_spec
     from dstbench.experiments.sweep import plan_sweep, run_sweep
@@ -40,6 +51,8 @@ def _sweep(args: argparse.Namespace) -> int:
     options = {k: v[-1] for k, v in parse_assignments(args.executor_option, "--executor-option").items()}
     execution = {k: v for k, v in (("data_root", args.data_root), ("device", args.device),
                                    ("num_threads", args.num_threads)) if v is not None}
+    if args.keep_checkpoints:
+        execution["keep_checkpoints"] = True
     if args.dry_run:
         plan = plan_sweep(spec, args.out, only=only, retry_failed=args.retry_failed)
         groups: dict[str, int] = {}
@@ -99,13 +112,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--data-root", help="where the data sets are (execution only: run ids do not change)")
     sweep.add_argument("--device", help="cpu, cuda, cuda:1, ... (execution only)")
     sweep.add_argument("--num-threads", type=int, help="torch threads per run (execution only)")
+    sweep.add_argument("--keep-checkpoints", action="store_true",
+                       help="finished runs keep checkpoint.pt (optimizer state included) beside model.pt")
     sweep.add_argument("--trainer", default=DEFAULT_TRAINER, metavar="MODULE:FUNCTION",
                        help=f"the training function (default {DEFAULT_TRAINER})")
     sweep.add_argument("--hook", action="append", default=[], metavar="MODULE:FUNCTION",
                        help="call function(run_dir, summary) after each finished run (e.g. to mirror it into a "
                             "tracker); repeat for several")
-    sweep.add_argument("--stale-after", type=float, default=STALE_AFTER, metavar="SECONDS",
-                       help="a claim whose heartbeat is older than this belongs to a dead worker")
+    sweep.add_argument("--stale-after", type=_seconds, default=STALE_AFTER, metavar="SECONDS",
+                       help="this sweep's workers beat every tenth of it (at most 30 s), and a claim of theirs "
+                            "whose heartbeat is older belongs to a dead worker; others' claims are judged by the "
+                            "value their owner recorded")
     sweep.add_argument("--no-wait", action="store_true", help="submit the workers and return (submitit, ray)")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.add_argument("--dry-run", action="store_true", help="print what would run, run nothing")
@@ -114,7 +131,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     status = sub.add_parser("status", help="done / running / failed / pending runs per spec of a sweep folder")
     status.add_argument("dir", type=Path)
     status.add_argument("--failed", action="store_true", help="also list the failed runs and why")
-    status.add_argument("--stale-after", type=float, default=STALE_AFTER, metavar="SECONDS")
+    status.add_argument("--stale-after", type=_seconds, default=STALE_AFTER, metavar="SECONDS",
+                        help="for claims that do not record their owner's value (older versions)")
     status.set_defaults(func=_status)
 
     collect = sub.add_parser("collect", help="all runs of a sweep folder -> results.parquet and metrics.parquet")

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from dstbench.errors import UserError
 from dstbench.experiments.worker import (
     EXIT_STORAGE,
     WorkerJob,
@@ -49,14 +50,14 @@ def optional_import(module: str) -> ModuleType:
 def execute(job: WorkerJob, executor: str, workers: int, options: Mapping[str, Any], *, wait: bool = True) -> list[str]:
     """Run `workers` workers of `job` on `executor`; returns the problems they reported (empty if none)."""
     if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+        raise UserError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
     if workers < (0 if executor == "local" else 1):
-        raise ValueError(f"workers must be at least {0 if executor == 'local' else 1} for {executor}, got {workers}")
+        raise UserError(f"workers must be at least {0 if executor == 'local' else 1} for {executor}, got {workers}")
     if executor == "local":
         if options:
-            raise ValueError(f"the local executor takes no options, got {sorted(options)}")
+            raise UserError(f"the local executor takes no options, got {sorted(options)}")
         if not wait:
-            raise ValueError("the local executor runs in this process tree and cannot detach (no --no-wait)")
+            raise UserError("the local executor runs in this process tree and cannot detach (no --no-wait)")
         return run_local(job, workers)
     if executor == "submitit":
         return run_submitit(job, workers, options, wait=wait)
@@ -144,7 +145,7 @@ def run_ray(job: WorkerJob, workers: int, options: Mapping[str, Any], *, wait: b
     options = dict(options)
     address = options.pop("address", None)
     if not wait and address is None and not ray.is_initialized():
-        raise ValueError("ray without waiting needs a running cluster: --executor-option address=auto (or host:port)")
+        raise UserError("ray without waiting needs a running cluster: --executor-option address=auto (or host:port)")
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, log_to_driver=True)

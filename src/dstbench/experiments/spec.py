@@ -17,13 +17,15 @@ A spec is a TOML file::
     base = {update_period = 0}
     grid = {density = [0.1, 0.2]}
 
-    [report]                           # which analyses apply, plus the options they need
+    [report]                           # which analyses apply, plus the options they read (vocab.REPORT_OPTIONS)
     kinds = ["update_period"]
-    x = "update_period"
+    metric = "best_val_acc"
+    [report.critical_difference]       # options for one kind only
+    alpha = 0.1
 
-Every key must be a `RunConfig` field; rule names (criteria, growth, schedules, distributions) must be
-registered. Errors name the file, the table, the key and the valid values. A run that two groups produce is
-listed once, under the first group.
+Every key must be a `RunConfig` field, and every value valid for it: rule strings, models and data sets are
+checked by `RunConfig` itself, so a spec fails at load, not in every worker. Errors name the file, the table,
+the key and the valid values. A run that two groups produce is listed once, under the first group.
 """
 
 from __future__ import annotations
@@ -39,21 +41,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dstbench.config import RunConfig
+from dstbench.config import RunConfig, validation_message
+from dstbench.errors import UserError
+from dstbench.vocab import REPORT_KINDS, REPORT_OPTIONS
 
 CASES = "cases"
-REPORT_KINDS = (
-    "accuracy_vs_density", "critical_difference", "loss_gap", "update_period", "itop", "first_update_jaccard",
-    "end_mask_jaccard", "jaccard_over_time", "retained_by_all", "mest_lambda", "sensitivity_vs_reciprocal",
-    "global_vs_local", "learning_curves", "schedules", "batch_size",
-)
 _TOP_KEYS = ("name", "description", "group", "base", "grid", "groups", "report")
 _GROUP_KEYS = ("name", "description", "base", "grid")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 FIELDS = tuple(RunConfig.model_fields)
 
 
-class SpecError(ValueError):
+class SpecError(UserError):
     """A spec file that cannot be used; the message names the file, the key and what would be valid."""
 
 
@@ -226,7 +225,6 @@ def parse_spec(data: Mapping[str, Any], path: str) -> Spec:
         raise SpecError(f"{path}: group names must be unique, got {names}")
     spec = Spec(name, path, str(data.get("description", "")), tuple(groups), _report(path, data.get("report", {})))
     _check_values(spec)
-    _check_rules(spec)
     return spec
 
 
@@ -304,6 +302,12 @@ def _report(path: str, report: Any) -> dict[str, Any]:
     for kind in kinds:
         if kind not in REPORT_KINDS:
             raise SpecError(f"{path}: [report] kinds: unknown kind {kind!r}; valid: {', '.join(REPORT_KINDS)}")
+    for key, value in report.items():
+        if key in REPORT_KINDS:
+            _check_keys(path, f"[report.{key}]", _table(path, f"[report.{key}]", value), REPORT_OPTIONS)
+        elif key not in ("kinds", *REPORT_OPTIONS):
+            raise SpecError(f"{path}: unknown key {key!r} in [report]: nothing reads it; valid keys: kinds, "
+                            f"{', '.join(REPORT_OPTIONS)}, or a table named after a kind ([report.KIND])")
     return report
 
 
@@ -323,12 +327,12 @@ def _validate_config(spec: Spec, group: Group, values: Mapping[str, Any]) -> Run
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = err.get("loc") or ()
+        message = str(err["msg"]).removeprefix("Value error, ")
         if loc:
             key = str(loc[0])
-            raise SpecError(
-                f"{spec.path}: {_origin(group, key)} {key} = {values.get(key)!r}: {err['msg']}"
-            ) from None
-        raise SpecError(f"{spec.path}: group {group.name!r}: {err['msg']} (in the run {dict(values)})") from None
+            raise SpecError(f"{spec.path}: {_origin(group, key)} {key} = {values.get(key)!r}: {message}") from None
+        raise SpecError(f"{spec.path}: group {group.name!r}: {validation_message(exc)} (in the run {dict(values)})"
+                        ) from None
 
 
 def _check_values(spec: Spec) -> None:
@@ -342,37 +346,3 @@ def _check_values(spec: Spec) -> None:
             for axis, value in point.items():
                 merged.update(value if axis == CASES else {axis: value})
             _validate_config(spec, group, merged)
-
-
-# RunConfig keys that name registered engine rules, and the registry that knows them.
-_RULE_KEYS = {
-    "prune": "CRITERIA",
-    "probe_criteria": "CRITERIA",
-    "grow": "GROWTH",
-    "schedule": "SCHEDULES",
-    "distribution": "DISTRIBUTIONS",
-}
-
-
-def _check_rules(spec: Spec) -> None:
-    """Unknown criteria, growth rules, schedules or parameters fail at load time, not hours into a sweep."""
-    import dstbench.sparsity as sparsity
-
-    for group in spec.groups:
-        for key, registry_name in _RULE_KEYS.items():
-            registry = getattr(sparsity, registry_name)
-            for value in _values_of(group, key):
-                for rule in value if isinstance(value, tuple) else (value,):
-                    try:
-                        registry.resolve(rule)
-                    except (TypeError, ValueError) as exc:
-                        raise SpecError(f"{spec.path}: {_origin(group, key)} {key} = {rule!r}: {exc}") from None
-
-
-def _values_of(group: Group, key: str) -> Iterable[Any]:
-    axes = dict(group.axes)
-    values = list(axes.get(key, ()))
-    values += [case[key] for case in axes.get(CASES, ()) if key in case]
-    if key in group.base:
-        values.append(group.base[key])
-    return values

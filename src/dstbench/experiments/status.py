@@ -8,6 +8,7 @@ from pathlib import Path
 from dstbench import store
 from dstbench.experiments.claims import STALE_AFTER
 from dstbench.experiments.sweep import SWEEPS, Counts, count_states
+from dstbench.vocab import FAILED
 
 UNLISTED = "(no sweep)"
 
@@ -30,9 +31,7 @@ def _records(out: Path) -> dict[str, list[str]]:
 
 def sweep_status(out: Path | str, stale_after: float = STALE_AFTER) -> list[SpecStatus]:
     """One entry per recorded spec, plus one for run folders no spec lists (e.g. from `dstbench train`)."""
-    out = Path(out)
-    if not out.is_dir():
-        raise FileNotFoundError(f"{out} is not a folder; give the --out folder of a sweep")
+    out = store.results_folder(out)
     records = _records(out)
     listed = {run_id for run_ids in records.values() for run_id in run_ids}
     unlisted = [run.run_id for run in store.iter_runs(out) if run.run_id not in listed]
@@ -42,9 +41,9 @@ def sweep_status(out: Path | str, stale_after: float = STALE_AFTER) -> list[Spec
     for spec, run_ids in records.items():
         failed = {}
         for run_id in run_ids:
-            summary = store.RunDir(out / store.RUNS / run_id).summary()
-            if summary is not None and summary.get("status", "done") == "failed":
-                failed[run_id] = str(summary.get("reason"))
+            run = store.RunDir(out / store.RUNS / run_id)
+            if run.status() == FAILED:
+                failed[run_id] = str((run.summary() or {}).get("reason"))
         result.append(SpecStatus(spec, count_states(out, run_ids, stale_after), failed))
     return result
 

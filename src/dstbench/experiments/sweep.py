@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dstbench import store
-from dstbench.experiments.claims import STALE_AFTER, live_claims
+from dstbench import store, vocab
+from dstbench.errors import UserError
+from dstbench.experiments.claims import STALE_AFTER, heartbeat_interval, live_claims
 from dstbench.experiments.spec import PlannedRun, Spec, check_selection, select_runs
 from dstbench.experiments.worker import (
     DEFAULT_TRAINER,
-    EXECUTION_KEYS,
     Hook,
     Trainer,
     WorkerJob,
@@ -29,16 +29,14 @@ from dstbench.experiments.worker import (
     summary_signature,
 )
 
-SWEEPS = "sweeps"
+SWEEPS = vocab.SWEEPS
 _LOCK_WAIT = 30.0
 
 
 def run_status(run_dir: Path) -> str:
     """'done', 'failed' or 'pending' (not started, or started and not finished) from the run folder alone."""
-    summary = store.RunDir(run_dir).summary()
-    if summary is None:
-        return "pending"
-    return "done" if summary.get("status", "done") == "done" else "failed"
+    status = store.RunDir(run_dir).status()
+    return vocab.PENDING if status == vocab.STARTED else status
 
 
 @dataclass
@@ -247,13 +245,15 @@ def run_sweep(
     """
     from dstbench.experiments.executors import execute
 
+    heartbeat_interval(stale_after, heartbeat_s)  # a bad --stale-after fails here, not in every worker
     resolve_trainer(trainer)  # a wrong trainer or hook name fails here, once, not in every worker
     for hook in hooks:
         resolve_function(hook, "hook")
     execution = dict(execution or {})
-    unknown = sorted(set(execution) - set(EXECUTION_KEYS))
+    unknown = sorted(set(execution) - vocab.EXECUTION_FIELDS)
     if unknown:
-        raise ValueError(f"execution settings {unknown} are not execution-only fields; valid: {EXECUTION_KEYS}")
+        raise UserError(f"execution settings {unknown} are not execution-only fields; "
+                        f"valid: {sorted(vocab.EXECUTION_FIELDS)}")
     execution.setdefault("progress", False)  # one bar for the sweep, not one per run
     if executor == "local" and workers > 0:  # local processes share this machine's cores instead of fighting
         execution.setdefault("num_threads", max(1, (os.cpu_count() or 1) // workers))
@@ -273,7 +273,7 @@ def run_sweep(
             problems = execute(job, executor, workers, dict(executor_options or {}), wait=wait)
     failures = {}
     for run_id in run_ids:
-        summary = store.RunDir(out / store.RUNS / run_id).summary()
-        if summary is not None and summary.get("status") == "failed":
-            failures[run_id] = str(summary.get("reason"))
+        run = store.RunDir(out / store.RUNS / run_id)
+        if run.status() == vocab.FAILED:
+            failures[run_id] = str((run.summary() or {}).get("reason"))
     return SweepResult(spec.name, monitor.counts, monitor.initial_done, failures, problems)

@@ -10,27 +10,25 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dstbench import store
-from dstbench.config import EXECUTION_FIELDS, RunConfig
-from dstbench.experiments.sweep import SWEEPS
+from dstbench.config import IDENTITY_FIELDS
+from dstbench.vocab import METRICS_TABLE, SWEEPS, run_mode, status_of
+from dstbench.vocab import RESULTS_TABLE as RESULTS
 
-RESULTS = "results.parquet"
-METRICS_TABLE = "metrics.parquet"
-IDENTITY_FIELDS = tuple(f for f in RunConfig.model_fields if f not in EXECUTION_FIELDS)
-_MODE = RunConfig.mode.fget  # the config's own rule, applied to plain JSON without validating 10,000 configs
 # pyarrow parses JSON in blocks; big blocks cost far less per row than its 1 MB default.
 _BLOCK = 64 << 20
+log = logging.getLogger(__name__)
 _ROW_KEYS = ("experiment", "group", "run_id", "status", "mode")
 
 try:
@@ -51,6 +49,7 @@ class _Run:
     summary: dict[str, Any] | None
     config: dict[str, Any] | None
     metrics: bytes
+    damaged: str | None = None  # why summary.json exists but cannot be used
 
 
 def _read_bytes(path: Path) -> bytes | None:
@@ -71,12 +70,14 @@ def _complete_lines(data: bytes | None) -> bytes:
 def _read_run(folder: Path, include_incomplete: bool) -> _Run | None:
     raw = _read_bytes(folder / store.SUMMARY)
     summary = None
-    if raw is not None:
+    if raw is not None:  # written atomically: a summary that does not parse is damaged, not half-written
         try:
             summary = _loads(raw)
-        except ValueError:
-            summary = None  # being replaced at this instant; counts as unfinished
-    done = summary is not None and summary.get("status", "done") == "done"
+        except ValueError as exc:
+            return _Run(folder.name, None, None, b"", damaged=f"not valid JSON ({exc})")
+        if not isinstance(summary, dict):
+            return _Run(folder.name, None, None, b"", damaged=f"holds a JSON {type(summary).__name__}, not an object")
+    done = summary is not None and status_of(summary) == "done"
     if not done and not include_incomplete:
         return None
     config = summary.get("config") if summary is not None else None
@@ -108,8 +109,8 @@ def _cell(value: Any) -> Any:
 def _rows(run: _Run, members: list[tuple[str | None, str | None]]) -> Iterator[dict[str, Any]]:
     config = run.config or {}
     summary = run.summary or {}
-    status = summary.get("status", "done") if run.summary is not None else "started"
-    mode = _MODE(SimpleNamespace(density=config.get("density", 1.0), update_period=config.get("update_period", 0)))
+    status = status_of(run.summary, started=True)
+    mode = run_mode(config.get("density", 1.0), config.get("update_period", 0))
     row: dict[str, Any] = {"run_id": run.run_id, "status": status, "mode": mode}
     row.update({name: _cell(config.get(name)) for name in IDENTITY_FIELDS})
     for key, value in summary.items():
@@ -164,13 +165,19 @@ def collect(out: Path | str, *, include_incomplete: bool = False, threads: int =
     Runs in no sweep record (e.g. from `dstbench train`) get experiment and group None. Unfinished and failed
     runs are left out unless `include_incomplete`.
     """
-    out = Path(out)
+    out = store.results_folder(out)
     members = _memberships(out)
     folders = _run_folders(out)
     batches = [folders[i::threads] for i in range(threads)]  # one task per thread: no per-file task overhead
     with ThreadPoolExecutor(max_workers=threads) as pool:
         read = pool.map(lambda batch: [_read_run(f, include_incomplete) for f in batch], batches)
         runs = sorted((r for batch in read for r in batch if r is not None), key=lambda r: r.run_id)
+    damaged = [r for r in runs if r.damaged is not None]
+    if damaged:
+        log.warning("%d runs left out: their %s cannot be read (restore the file, or delete it to train the run "
+                    "again):\n%s", len(damaged), store.SUMMARY,
+                    "\n".join(f"  {store.RUNS}/{r.run_id}/{store.SUMMARY}: {r.damaged}" for r in damaged))
+        runs = [r for r in runs if r.damaged is None]
     rows = [row for run in runs for row in _rows(run, members.get(run.run_id) or [(None, None)])]
     results = pd.DataFrame(rows, columns=_columns(rows))
     return results, _metrics_table(runs)
@@ -185,10 +192,15 @@ def _columns(rows: Iterable[dict[str, Any]]) -> list[str]:
 
 def write_collected(out: Path | str, *, include_incomplete: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Collect and write ``out/results.parquet`` and ``out/metrics.parquet`` (atomically); returns the tables."""
-    out = Path(out)
     results, metrics = collect(out, include_incomplete=include_incomplete)
+    write_tables(out, results, metrics)
+    return results, metrics
+
+
+def write_tables(out: Path | str, results: pd.DataFrame, metrics: pd.DataFrame) -> None:
+    """Write the two tables into `out` (atomically)."""
+    out = Path(out)
     for frame, name in ((results, RESULTS), (metrics, METRICS_TABLE)):
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
         store.atomic_write_bytes(out / name, buf.getvalue())
-    return results, metrics

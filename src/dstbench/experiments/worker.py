@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dstbench import store
+from dstbench import store, vocab
 from dstbench.config import RunConfig
-from dstbench.experiments.claims import STALE_AFTER, Claim, Owner, interrupt_main, try_claim
+from dstbench.errors import UserError
+from dstbench.experiments.claims import STALE_AFTER, Claim, ClaimLostError, Owner, interrupt_main, try_claim
 from dstbench.experiments.spec import PlannedRun, Spec, select_runs
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,6 @@ STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 EXIT_STORAGE = 3
 # How many workers may die while holding one run before that run is marked failed.
 MAX_ATTEMPTS = 3
-# The fields a sweep may set on every run without changing what the run computes.
-EXECUTION_KEYS = ("data_root", "device", "num_threads", "progress")
 
 
 class StorageError(RuntimeError):
@@ -90,14 +89,14 @@ def resolve_function(name: str | Callable[..., Any], what: str = "trainer") -> C
         return name
     module_name, sep, attr = name.partition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(f"{what} {name!r} must be 'module:function', e.g. {DEFAULT_TRAINER!r}")
+        raise UserError(f"{what} {name!r} must be 'module:function', e.g. {DEFAULT_TRAINER!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"{what} {name!r}: cannot import {module_name!r} ({exc})") from None
+        raise UserError(f"{what} {name!r}: cannot import {module_name!r} ({exc})") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
-        raise ValueError(f"{what} {name!r}: {module_name!r} has no function {attr!r}")
+        raise UserError(f"{what} {name!r}: {module_name!r} has no function {attr!r}")
     return fn
 
 
@@ -126,13 +125,8 @@ def summary_signature(path: Path) -> tuple[int, int, int] | None:
 
 def write_failed(run_dir: Path, config: RunConfig, reason: str, wall_seconds: float) -> None:
     """Mark a run failed: a summary with status "failed" and the reason, written atomically."""
-    store.atomic_write_json(run_dir / store.SUMMARY, {
-        "status": "failed",
-        "reason": reason,
-        "run_id": config.run_id(),
-        "config": config.model_dump(mode="json"),
-        "wall_seconds": wall_seconds,
-    })
+    store.atomic_write_json(run_dir / store.SUMMARY, vocab.summary_record(
+        vocab.FAILED, reason, config.run_id(), config.model_dump(mode="json"), wall_seconds=wall_seconds))
 
 
 def _storage_error(exc: BaseException) -> bool:
@@ -141,10 +135,10 @@ def _storage_error(exc: BaseException) -> bool:
 
 def _wanted(job: WorkerJob, run_dir: Path) -> bool:
     """Whether the run still needs a worker: not done, and not failed unless this sweep retries that failure."""
-    summary = store.RunDir(run_dir).summary()
-    if summary is None:
+    status = store.RunDir(run_dir).status()
+    if status in (vocab.STARTED, vocab.PENDING):
         return True
-    if summary.get("status", "done") == "done":
+    if status == vocab.DONE:
         return False
     planned = job.retry.get(run_dir.name)
     return planned is not None and summary_signature(run_dir / store.SUMMARY) == tuple(planned)
@@ -164,14 +158,18 @@ def _train(job: WorkerJob, run: PlannedRun, trainer: Trainer, claim: Claim, repl
         (run_dir / store.SUMMARY).unlink(missing_ok=True)  # a failed run being retried
         try:
             trainer(config, run_dir)
+        except ClaimLostError:
+            raise
         except Exception as exc:
             if _storage_error(exc):
                 raise StorageError(f"run {run.run_id}: {exc}") from exc
             log.warning("run %s failed:\n%s", run.run_id, traceback.format_exc())
+            claim.check("recording the failure")
             write_failed(run_dir, config, f"{type(exc).__name__}: {exc}", time.time() - started)
             return "failed"
         status = store.RunDir(run_dir).status()
         if status not in ("done", "failed"):
+            claim.check("recording the failure")
             write_failed(run_dir, config, "the trainer returned without writing summary.json", time.time() - started)
             return "failed"
         return status
@@ -214,7 +212,7 @@ def work(job: WorkerJob) -> WorkerReport:
             finally:
                 claim.release()
             _call_hooks(hooks, run_dir)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, ClaimLostError):
             if not claim.lost.is_set():
                 raise
             log.warning("run %s: another worker took it over; left to that worker", run.run_id)

@@ -12,6 +12,7 @@ from dstbench.analysis.aggregate import setting_fields, summarize
 from dstbench.analysis.jaccard import JaccardMatrix
 from dstbench.analysis.ranks import average_ranks, block_scores
 from dstbench.analysis.results import Results, load_results
+from dstbench.errors import UserError
 from dstbench.report.context import Context
 from dstbench.report.page import render
 from dstbench.report.sections import Section, build_section, kinds_for
@@ -23,7 +24,7 @@ REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.txt"  # the plain-text summary, also at the top of the page
 
 
-class NothingToReport(ValueError):
+class NothingToReport(UserError):
     """The folder holds no run and no sweep: there is nothing to put in a report."""
 
 

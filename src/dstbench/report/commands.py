@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dstbench.cli import UserError
+from dstbench.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from dstbench.analysis.aggregate import (
-    criterion_parameters,
     curves,
     free_fields,
     loss_gap,
+    parse_rule,
     setting_fields,
     sort_criteria,
     summarize,
@@ -47,7 +47,6 @@ from dstbench.report.style import (
 )
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
-MEST_DEFAULT_LAMBDA = 1.0  # the engine's default for "mest" without parameters (the report cannot import it)
 LOG_FIELDS = frozenset({"density", "update_period", "batch_size", "update_batch_size"})
 
 
@@ -274,8 +273,8 @@ def mest_lambda(ctx: Context) -> list[Item]:
 
 
 def _lambda(prune: str) -> float:
-    base, params = criterion_parameters(prune)
-    return 0.0 if base == "magnitude" else float(params.get("lam", MEST_DEFAULT_LAMBDA))
+    base, params = parse_rule(prune)  # rule strings are canonical: every MEST run names its lambda
+    return 0.0 if base == "magnitude" else float(params["lam"])
 
 
 def sensitivity_vs_reciprocal(ctx: Context) -> list[Item]:

@@ -15,8 +15,8 @@ import pandas as pd
 from dstbench.analysis.aggregate import (
     COMPARED_FIELDS,
     CONDITION_FIELDS,
-    criterion_parameters,
     free_fields,
+    parse_rule,
     setting_fields,
     summarize,
 )
@@ -79,7 +79,7 @@ def infer_kinds(runs: pd.DataFrame, results: Results) -> list[str]:
         kinds += ["update_period", "itop"]
     if "global_pruning" in varying:
         kinds.append("global_vs_local")
-    if len({criterion_parameters(c)[1].get("lam") for c in criteria if c.startswith("mest")}) >= 2:
+    if len({parse_rule(c)[1].get("lam") for c in criteria if c.startswith("mest")}) >= 2:
         kinds.append("mest_lambda")
     if {"sensitivity", "reciprocal_sensitivity"} <= criteria:
         kinds.append("sensitivity_vs_reciprocal")

@@ -14,7 +14,7 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
-from dstbench.analysis.aggregate import criterion_parameters
+from dstbench.analysis.aggregate import parse_rule
 
 # Okabe-Ito and Tol colours: distinguishable with colour-blindness and in grey print.
 PALETTE: dict[str, str] = {
@@ -73,15 +73,18 @@ def colour(name: str) -> str:
 
 
 def criterion_label(name: str) -> str:
-    """"reciprocal_sensitivity" -> "RSensitivity", "mest:lam=0.5" -> "MEST (λ=0.5)"; unknown names as given."""
+    """"reciprocal_sensitivity" -> "RSensitivity", "mest:lam=0.5" -> "MEST (λ=0.5)", "mest:lam=1.0" -> "MEST (λ=1)";
+    unknown names as given."""
     try:
-        base, params = criterion_parameters(name)
+        base, params = parse_rule(name)
     except ValueError:
         return name
     label = CRITERION_LABELS.get(base, base)
     if not params:
         return label
-    return f"{label} ({', '.join(f'{PARAMETER_LABELS.get(k, k)}={v}' for k, v in params.items())})"
+    shown = (f"{PARAMETER_LABELS.get(k, k)}={v:g}" if isinstance(v, float) else f"{PARAMETER_LABELS.get(k, k)}={v}"
+             for k, v in params.items())
+    return f"{label} ({', '.join(shown)})"
 
 
 def value_label(field: str, value: object) -> str:

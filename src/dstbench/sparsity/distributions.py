@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 from dstbench.sparsity.registry import Registry
 
@@ -84,15 +85,18 @@ def erdos_renyi_kernel(
 def layer_densities(
     distribution: str, shapes: Shapes, density: float, *, dense: frozenset[str] = frozenset(), power: float = 1.0
 ) -> dict[str, float]:
-    """Densities of the named distribution, after checking the target."""
+    """Densities of the named distribution (``"erk"``, ``"erk:power=2"``, ...), after checking the target.
+
+    `power` is the ERK exponent where the distribution string does not set one.
+    """
     if not 0.0 < density <= 1.0:
         raise ValueError(f"density must be in (0, 1], got {density}")
     if not shapes:
         raise ValueError("no sparse layers to distribute a density over")
-    rule = DISTRIBUTIONS.get(distribution)
-    if distribution == "erk":
-        return rule.fn(shapes, density, power=power, dense=dense)
-    return rule.fn(shapes, density, dense=dense)
+    rule, fn, params = DISTRIBUTIONS.resolve(distribution)
+    if "power" in rule.parameters() and "power" not in params:
+        fn = partial(fn, power=power)
+    return fn(shapes, density, dense=dense)
 
 
 def exact_counts(shapes: Shapes, densities: Mapping[str, float]) -> dict[str, int]:

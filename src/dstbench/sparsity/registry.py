@@ -8,12 +8,13 @@ the valid ones.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-RuleSpec = str | tuple[str, Mapping[str, Any]]
+from dstbench.vocab import RuleSpec
+from dstbench.vocab import parse_rule as parse_spec  # the rule-string parser is part of the shared vocabulary
 
 
 @dataclass(frozen=True)
@@ -35,36 +36,7 @@ class Rule:
 
 
 # Keyword arguments the engine passes itself; never user parameters.
-_PROVIDED = frozenset({"generator", "momentum", "initial", "total", "step"})
-
-
-def _parse_value(text: str) -> Any:
-    lowered = text.strip().lower()
-    if lowered in {"true", "false"}:
-        return lowered == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text.strip()
-
-
-def parse_spec(spec: RuleSpec) -> tuple[str, dict[str, Any]]:
-    """``"mest:lam=0.5"`` -> ``("mest", {"lam": 0.5})``; tuples pass through."""
-    if isinstance(spec, tuple):
-        name, params = spec
-        return str(name), dict(params)
-    if not isinstance(spec, str):
-        raise TypeError(f"a rule is a name or (name, params), got {spec!r}")
-    name, _, rest = spec.partition(":")
-    params: dict[str, Any] = {}
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"parameter {item!r} in {spec!r} is not of the form key=value")
-        params[key.strip()] = _parse_value(value)
-    return name.strip(), params
+_PROVIDED = frozenset({"generator", "momentum", "initial", "total", "step", "dense"})
 
 
 class Registry:

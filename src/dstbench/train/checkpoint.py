@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from dstbench import store
+from dstbench.errors import UserError
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -18,11 +19,16 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     store.atomic_write_bytes(path, buf.getvalue())
 
 
+def save_model(path: Path, model: nn.Module) -> None:
+    """The model's weights alone (a plain state dict that `--init-from` reads), written atomically."""
+    save_checkpoint(path, model.state_dict())
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file: say which and what to do
-        raise ValueError(
+        raise UserError(
             f"cannot read checkpoint {path}: {exc}. Delete it to restart this run from scratch"
         ) from exc
 
@@ -44,7 +50,7 @@ def load_pretrained(model: nn.Module, path: str | Path) -> list[str]:
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     if not usable:
-        raise ValueError(f"--init-from {path}: none of its tensors fit this model (names or shapes differ)")
+        raise UserError(f"--init-from {path}: none of its tensors fit this model (names or shapes differ)")
     skipped = sorted(k for k in own if k not in usable)
     model.load_state_dict(usable, strict=False)
     return skipped

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dstbench.config import RunConfig
+from dstbench.errors import UserError
 
 
 def _flag(name: str) -> str:
@@ -59,11 +60,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         try:
             values.update(tomllib.loads(path.read_text()))
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"cannot read config file {path}: {exc}") from exc
+            raise UserError(f"cannot read config file {path}: {exc}") from exc
     values.update({k: v for k, v in vars(args).items() if k in RunConfig.model_fields and v is not None})
     missing = [k for k in ("model", "dataset") if k not in values]
     if missing:
-        raise ValueError(f"missing {', '.join(_flag(k) for k in missing)}; see `dstbench list models|datasets`")
+        raise UserError(f"missing {', '.join(_flag(k) for k in missing)}; see `dstbench list models|datasets`")
     return RunConfig.model_validate(values)
 
 
@@ -73,12 +74,13 @@ def _run(args: argparse.Namespace) -> int:
 
     config = resolve_config(config_from_args(args))
     out = Path(args.out) if args.out else Path("runs") / config.run_id()
-    summary = run(config, out)
+    summary = run(config, out, retry_failed=args.retry_failed)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return 0 if summary["status"] == "done" else 1
     status = summary["status"]
     if status != "done":
-        print(f"run {summary['run_id']} failed: {summary['reason']}", file=sys.stderr)
+        print(f"run {summary['run_id']} failed: {summary['reason']}"
+              f"{'' if args.retry_failed else ' (train it again with --retry-failed)'}", file=sys.stderr)
         return 1
     best = summary.get("best_val_test_acc")
     print(f"run {summary['run_id']} done in {out}: test accuracy {summary['final_test_acc']:.4f} "
@@ -91,5 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                             description="Train one run. Recipe fields left out take the paper's defaults.")
     parser.add_argument("--out", help="the run folder (default: runs/<run_id>); rerunning resumes it")
     parser.add_argument("--config", help="a TOML file of RunConfig keys; flags override it")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="train a failed run again (from its last checkpoint) instead of reporting its failure")
     add_config_arguments(parser)
     parser.set_defaults(func=_run)

@@ -14,6 +14,7 @@ import torch.distributed as dist
 from torch import nn
 
 from dstbench.config import RunConfig
+from dstbench.errors import UserError
 
 BACKEND_VARIABLE = "DSTBENCH_DIST_BACKEND"
 
@@ -43,10 +44,10 @@ class Distributed:
         if not dist.is_initialized():
             backend = os.environ.get(BACKEND_VARIABLE) or ("nccl" if use_cuda else "gloo")
             if backend not in ("nccl", "gloo"):
-                raise ValueError(f"{BACKEND_VARIABLE}={backend!r}: choose nccl or gloo")
+                raise UserError(f"{BACKEND_VARIABLE}={backend!r}: choose nccl or gloo")
             dist.init_process_group(backend)
         if config.batch_size % world:
-            raise ValueError(f"batch_size {config.batch_size} must be divisible by the {world} processes")
+            raise UserError(f"batch_size {config.batch_size} must be divisible by the {world} processes")
         return cls(enabled=True, rank=rank, world_size=world, device=device)
 
     @property

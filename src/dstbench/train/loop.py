@@ -1,13 +1,18 @@
 """One training run, top to bottom: data, model, optimizer, DST, epochs, evaluation, checkpoints, summary.
 
-`run(config, run_dir)` is the only entry point. It is resumable: a checkpoint is written atomically after every
-epoch, and a run started again in the same folder continues from it and ends bit-identical (on CPU) to a run
-that was never interrupted. A finished run returns its summary at once.
+`run(config, run_dir)` is the only entry point. It owns the run folder while it trains (the claim a sweep worker
+takes: a second process on the folder is refused) and checks that it still does before every write. It is
+resumable: a checkpoint is written atomically after every epoch, and a run started again in the same folder
+continues from it and ends bit-identical (on CPU) to a run that was never interrupted. A finished run returns
+its summary at once; it keeps its final weights (model.pt) and masks, and drops the checkpoint unless
+`keep_checkpoints`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -19,43 +24,72 @@ import torch.nn.functional as F
 from torch import nn
 
 import dstbench
-from dstbench import store
+from dstbench import store, vocab
 from dstbench.config import RunConfig
+from dstbench.errors import UserError
+from dstbench.experiments.claims import Claim, ClaimLostError, hold_run_folder
 from dstbench.plugins import load_plugins
 from dstbench.sparsity import DST
-from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint
+from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint, save_model
 from dstbench.train.distributed import Distributed
 from dstbench.train.progress import Progress
 from dstbench.train.recipes import resolve_config
 from dstbench.train.setup import build_for, load_data, make_optimizer, make_scheduler, pick_device
 
 
-class ConfigMismatchError(ValueError):
+class ConfigMismatchError(UserError):
     """The run folder holds a run with another config; nothing is overwritten."""
 
 
-def run(config: RunConfig, run_dir: Path | str) -> dict[str, Any]:
-    """Train (or resume, or return) the run described by `config` in `run_dir`; return its summary."""
+class DamagedRunError(UserError):
+    """The run folder's records disagree with its checkpoint; nothing is marked done."""
+
+
+def run(config: RunConfig, run_dir: Path | str, *, retry_failed: bool = False) -> dict[str, Any]:
+    """Train (or resume, or return) the run described by `config` in `run_dir`; return its summary.
+
+    A failed run returns its summary unless `retry_failed`, which trains it again (resuming its checkpoint).
+    """
     load_plugins()
     config = resolve_config(config)
     folder = store.RunDir(run_dir)
-    _claim_folder(folder, config)
-    summary = folder.summary()
-    if summary is not None:
-        return summary
-    dist = Distributed.from_env(config)
-    trainer = _Trainer(config, folder, dist)
-    try:
-        return trainer.fit()
-    finally:
-        dist.close()
+    # Under torchrun, rank 0 owns the folder for all ranks (only it writes).
+    owner = hold_run_folder(folder.path) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+    with owner as claim:
+        _write_config(folder, config)
+        summary = folder.summary()
+        if summary is not None:
+            if not (retry_failed and folder.status() == vocab.FAILED):
+                return summary
+            folder.file(store.SUMMARY).unlink()
+        dist = Distributed.from_env(config)
+        try:
+            return _Trainer(config, folder, dist, claim).fit()
+        except KeyboardInterrupt:
+            if claim is not None and claim.lost.is_set():
+                raise ClaimLostError(f"{folder.path}: another process took this run over (it judged this one "
+                                     "dead); stopped and wrote nothing more") from None
+            raise
+        finally:
+            dist.close()
 
 
-def _claim_folder(folder: store.RunDir, config: RunConfig) -> None:
-    """Write config.json, or check that the one there describes the same run."""
+def _write_config(folder: store.RunDir, config: RunConfig) -> None:
+    """Write config.json, or check that the one there describes the same run.
+
+    A damaged config.json in a folder named by this config's run id is rewritten: the name proves which run the
+    folder holds (a sweep's runs/<run_id>). Elsewhere it is an error, since nothing says what the folder held.
+    """
     path = folder.file(store.CONFIG)
     if path.exists():
-        existing = RunConfig.model_validate(store.read_json(path))
+        try:
+            existing = RunConfig.model_validate(store.read_json(path))
+        except ValueError as exc:  # not JSON, or not a valid config
+            if folder.run_id != config.run_id():
+                raise UserError(f"{path} is damaged ({str(exc).splitlines()[0]}); restore it, or delete the run "
+                                "folder to train the run again") from None
+            store.atomic_write_json(path, config.model_dump(mode="json"))
+            return
         if existing.run_id() != config.run_id():
             theirs, ours = existing.identity(), config.identity()
             diff = sorted(k for k in ours if theirs.get(k) != ours.get(k))
@@ -71,8 +105,9 @@ def _claim_folder(folder: store.RunDir, config: RunConfig) -> None:
 class _Trainer:
     """A run's pieces and its epochs. `data` replaces the config's data set (benchmarks on synthetic data)."""
 
-    def __init__(self, config: RunConfig, folder: store.RunDir, dist: Distributed, data: Any = None):
-        self.config, self.folder, self.dist = config, folder, dist
+    def __init__(self, config: RunConfig, folder: store.RunDir, dist: Distributed, claim: Claim | None = None,
+                 data: Any = None):
+        self.config, self.folder, self.dist, self.claim = config, folder, dist, claim
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         self.device = dist.device if dist.enabled else pick_device(config.device)
@@ -150,10 +185,18 @@ class _Trainer:
             self.epoch, self.best = int(state["epoch"]), dict(state["best"])
             self.last_row, self.elapsed = dict(state["last_row"]), float(state["elapsed"])
             if self.dist.is_main:
+                self._check_records(int(state["history_rows"]))
+                self._own("resuming")
                 store.truncate_jsonl(self.folder.file(store.METRICS), self.epoch)
                 store.truncate_jsonl(self.folder.file(store.HISTORY), int(state["history_rows"]))
-        elif self.dist.is_main and self.config.mode != "dense":
-            store.save_masks(self.folder.mask_path("init"), self._masks_numpy())
+        elif self.dist.is_main:
+            self._own("the first records")
+            # rows of an attempt that stopped before its first checkpoint (a full disk) belong to no state
+            for name in (store.METRICS, store.HISTORY):
+                if self.folder.file(name).exists():
+                    store.truncate_jsonl(self.folder.file(name), 0)
+            if self.config.mode != "dense":
+                store.save_masks(self.folder.mask_path("init"), self._masks_numpy())
 
     def _train_epoch(self, progress: Progress) -> dict[str, Any]:
         t0 = time.time()
@@ -174,7 +217,7 @@ class _Trainer:
         train_loss = float(loss_sum) / seen
         val_loss, val_acc = self._evaluate(self.eval_sets["val"])
         test_loss, test_acc = self._evaluate(self.eval_sets["test"])
-        row = dict(
+        row = vocab.metrics_row(
             epoch=self.epoch, step=self.dst.steps, train_loss=train_loss, train_acc=float(correct) / seen,
             val_loss=val_loss, val_acc=val_acc, test_loss=test_loss, test_acc=test_acc,
             lr=self.optimizer.param_groups[0]["lr"], prune_fraction=self.dst.prune_fraction(),
@@ -184,6 +227,7 @@ class _Trainer:
         if val_acc > self.best["best_val_acc"]:
             self.best = {"best_val_acc": val_acc, "best_val_epoch": self.epoch, "best_val_test_acc": test_acc}
         if self.dist.is_main:
+            self._own(f"epoch {self.epoch}'s metrics")
             store.append_jsonl(self.folder.file(store.METRICS), [row])
             store.append_jsonl(self.folder.file(store.HISTORY), self.dst.history[history_before:])
             self._checkpoint()
@@ -293,32 +337,50 @@ class _Trainer:
     def _finish(self, started: float, status: str, reason: str | None) -> dict[str, Any]:
         last = self.last_row
         sparse_total = sum(m.numel() for m in self.dst.masks.values())
-        summary = {
-            "status": status,
-            "reason": reason,
-            "run_id": self.config.run_id(),
-            "config": self.config.model_dump(mode="json"),
-            "epochs": self.epoch,
-            "steps": self.dst.steps,
-            "final_test_acc": last.get("test_acc"),
-            "final_val_acc": last.get("val_acc"),
-            "final_train_loss": last.get("train_loss"),
-            "final_val_loss": last.get("val_loss"),
+        summary = vocab.summary_record(
+            status, reason, self.config.run_id(), self.config.model_dump(mode="json"),
+            epochs=self.epoch,
+            steps=self.dst.steps,
+            final_test_acc=last.get("test_acc"),
+            final_val_acc=last.get("val_acc"),
+            final_train_loss=last.get("train_loss"),
+            final_val_loss=last.get("val_loss"),
             **{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.best.items()},
-            "final_itop": self.dst.itop(),
-            "final_density": self.dst.density(),
-            "wall_seconds": self.elapsed or time.time() - started,
-            "params_total": sum(p.numel() for p in self.model.parameters()),
-            "params_sparse": sparse_total,
-            "params_active": int(sum(int((p != 0).sum()) for p in self.model.parameters())),
-            "versions": {
+            final_itop=self.dst.itop(),
+            final_density=self.dst.density(),
+            wall_seconds=self.elapsed or time.time() - started,
+            params_total=sum(p.numel() for p in self.model.parameters()),
+            params_sparse=sparse_total,
+            params_active=int(sum(int((p != 0).sum()) for p in self.model.parameters())),
+            versions={
                 "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                 "dstbench": dstbench.__version__,
             },
-        }
+        )
         if self.dist.is_main:
-            if status == "done" and self.config.mode != "dense":
-                store.save_masks(self.folder.mask_path("final"), self._masks_numpy())
+            self._own("the summary")
+            if status == vocab.DONE:
+                self._check_records(len(self.dst.history))  # never done with epochs missing from the records
+                if self.config.mode != "dense":
+                    store.save_masks(self.folder.mask_path("final"), self._masks_numpy())
+                save_model(self.folder.file(store.FINAL_MODEL), self.model)
             store.atomic_write_json(self.folder.file(store.SUMMARY), summary)
+            if status == vocab.DONE and not self.config.keep_checkpoints:
+                self.folder.file(store.CHECKPOINT).unlink(missing_ok=True)  # the optimizer state is most of a run
         self.dist.barrier()
         return summary
+
+    def _own(self, what: str) -> None:
+        """Stop before writing `what` if another process took this run over."""
+        if self.claim is not None:
+            self.claim.check(what)
+
+    def _check_records(self, history_rows: int) -> None:
+        """Refuse to resume when metrics.jsonl or history.jsonl lack rows the checkpoint has trained."""
+        for name, have, want in ((store.METRICS, len(self.folder.metrics()), self.epoch),
+                                 (store.HISTORY, len(self.folder.history()), history_rows)):
+            if have < want:
+                raise DamagedRunError(
+                    f"{self.folder.file(name)} holds {have} rows but the checkpoint has trained {want}: the records "
+                    f"were cut short or edited, and cannot be rebuilt. Restore the file, or delete "
+                    f"{self.folder.file(store.CHECKPOINT)} to train this run again from the start")

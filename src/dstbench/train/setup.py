@@ -10,6 +10,7 @@ from torch import nn
 import dstbench.data
 import dstbench.models
 from dstbench.config import RunConfig
+from dstbench.errors import UserError
 
 
 def pick_device(name: str) -> torch.device:
@@ -17,7 +18,7 @@ def pick_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for but CUDA is not available; use --device cpu or auto")
+        raise UserError(f"device {name!r} was asked for but CUDA is not available; use --device cpu or auto")
     return device
 
 
@@ -34,7 +35,7 @@ def build_for(config: RunConfig, data: Any) -> nn.Module:
     try:
         kwargs = info.build_kwargs(tuple(data.input_shape))
     except ValueError as exc:
-        raise ValueError(f"model {config.model!r} does not fit data set {config.dataset!r}: {exc}") from exc
+        raise UserError(f"model {config.model!r} does not fit data set {config.dataset!r}: {exc}") from exc
     return dstbench.models.build(config.model, num_classes=num_classes, dropout=config.dropout, **kwargs)
 
 

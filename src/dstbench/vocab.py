@@ -1,0 +1,189 @@
+"""The vocabulary of a run, shared by training, experiments, analysis and the report: each fact stated once.
+
+- the run mode (dense / static / DST) and the config fields each mode ignores;
+- the config field groups: execution (never part of the run id), recorded (what is saved, not how it trains)
+  and compared (what figures put on an axis);
+- the file names of a run folder;
+- the run status and the one function that reads it from a summary;
+- the keys of summary.json and of a metrics.jsonl row;
+- the rule-string parser (``"mest:lam=0.5"`` -> ``("mest", {"lam": 0.5})``) and its canonical writer;
+- the report kinds.
+
+Plain Python: no torch, no pydantic, nothing of the rest of dstbench.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+# ----------------------------------------------------------------------------------------------- run mode
+
+DENSE, STATIC, DST = "dense", "static", "dst"
+MODES = (DST, STATIC, DENSE)
+
+
+def run_mode(density: float, update_period: int) -> str:
+    """'dense' at density 1, 'static' when the mask never changes (update period 0), else 'dst'."""
+    if float(density) >= 1.0:
+        return DENSE
+    return STATIC if int(update_period) == 0 else DST
+
+
+# ------------------------------------------------------------------------------------------ field groups
+
+# Where or how fast a run executes, never its result: left out of the run id.
+EXECUTION_FIELDS = frozenset({"data_root", "device", "num_threads", "progress", "keep_checkpoints"})
+# What is recorded during a run, not how it trains: two runs differing only here are repeats of one condition.
+RECORD_FIELDS = frozenset({"mask_snapshot_steps", "probe_steps", "probe_every", "probe_criteria", "probe_fractions"})
+# Fields that mean nothing for a static sparse run (no updates) or for a dense one (no mask either).
+STATIC_FREE = frozenset(
+    {"prune", "grow", "update_period", "prune_fraction", "schedule", "end_step", "global_pruning",
+     "regrow_just_pruned", "grow_init", "update_batch_size"}
+)
+DENSE_FREE = STATIC_FREE | {"density", "distribution", "erk_power", "dense_layers"}
+# Fields the paper's figures compare along an axis, as lines or as panels. Other differences (recipe fields such
+# as epochs or lr) mean runs that must not be averaged together; reports keep them apart and say so.
+COMPARED_FIELDS = frozenset(
+    {"model", "dataset", "density", "prune", "grow", "update_period", "global_pruning", "schedule", "batch_size",
+     "update_batch_size", "dropout", "distribution", "erk_power", "prune_fraction", "end_step",
+     "regrow_just_pruned", "grow_init", "dense_layers"}
+)
+
+
+def free_fields(mode: str) -> frozenset[str]:
+    """The fields a run of `mode` ignores: a baseline matches a panel whatever values it holds there."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    return {DST: frozenset(), STATIC: STATIC_FREE, DENSE: DENSE_FREE}[mode]
+
+
+# -------------------------------------------------------------------------------------- run folder files
+
+RUNS = "runs"  # <out>/runs/<run_id>/
+CLAIMS = "claims"  # <out>/claims/<run_id>.json
+SWEEPS = "sweeps"  # <out>/sweeps/<spec>.json
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+HISTORY = "history.jsonl"
+CHECKPOINT = "checkpoint.pt"  # everything needed to resume; dropped when the run finishes
+FINAL_MODEL = "model.pt"  # the final weights (model only) of a finished run
+SUMMARY = "summary.json"
+MASKS = "masks"
+PROBES = "probes"
+RESULTS_TABLE = "results.parquet"
+METRICS_TABLE = "metrics.parquet"
+
+# ---------------------------------------------------------------------------------------------- status
+
+DONE, FAILED, STARTED, PENDING, RUNNING = "done", "failed", "started", "pending", "running"
+
+
+def status_of(summary: Mapping[str, Any] | None, started: bool = False) -> str:
+    """A run's status from its summary (None: no readable summary) and whether its config was written.
+
+    'done' or 'failed' once a summary exists; before that 'started' (files, no summary) or 'pending'.
+    """
+    if summary is None:
+        return STARTED if started else PENDING
+    return FAILED if summary.get("status", DONE) == FAILED else DONE
+
+
+# ---------------------------------------------------------------------------------------------- schemas
+
+# summary.json: written once, last, by the trainer (done or failed) or by a worker (failed).
+SUMMARY_KEYS = (
+    "status", "reason", "run_id", "config", "epochs", "steps", "final_test_acc", "final_val_acc",
+    "final_train_loss", "final_val_loss", "best_val_acc", "best_val_epoch", "best_val_test_acc", "final_itop",
+    "final_density", "wall_seconds", "params_total", "params_sparse", "params_active", "versions",
+)
+# One row of metrics.jsonl, one per epoch.
+METRICS_KEYS = (
+    "epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
+    "prune_fraction", "density", "itop", "seconds",
+)
+
+
+def summary_record(status: str, reason: str | None, run_id: str, config: Mapping[str, Any],
+                   **results: Any) -> dict[str, Any]:
+    """A summary.json object: the keys of SUMMARY_KEYS, those not given as None."""
+    unknown = sorted(set(results) - set(SUMMARY_KEYS))
+    if unknown:
+        raise ValueError(f"not summary keys: {', '.join(unknown)}; valid: {', '.join(SUMMARY_KEYS)}")
+    if status not in (DONE, FAILED):
+        raise ValueError(f"a summary's status is {DONE!r} or {FAILED!r}, got {status!r}")
+    record = dict.fromkeys(SUMMARY_KEYS)
+    record.update(status=status, reason=reason, run_id=run_id, config=dict(config), **results)
+    return record
+
+
+def metrics_row(**values: Any) -> dict[str, Any]:
+    """One metrics.jsonl row: exactly the keys of METRICS_KEYS, in that order."""
+    if set(values) != set(METRICS_KEYS):
+        raise ValueError(f"a metrics row has the keys {', '.join(METRICS_KEYS)}; got {', '.join(values)}")
+    return {k: values[k] for k in METRICS_KEYS}
+
+
+# ------------------------------------------------------------------------------------------ rule strings
+
+RuleSpec = str | tuple[str, Mapping[str, Any]]
+
+
+def _parse_value(text: str) -> Any:
+    lowered = text.strip().lower()
+    if lowered in {"true", "false"}:
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_rule(spec: RuleSpec) -> tuple[str, dict[str, Any]]:
+    """``"mest:lam=0.5"`` -> ``("mest", {"lam": 0.5})``; ``("mest", {"lam": 0.5})`` passes through."""
+    if isinstance(spec, tuple):
+        name, params = spec
+        return str(name).strip(), dict(params)
+    if not isinstance(spec, str):
+        raise TypeError(f"a rule is a name or (name, params), got {spec!r}")
+    name, _, rest = spec.partition(":")
+    params: dict[str, Any] = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"parameter {item!r} in {spec!r} is not of the form key=value")
+        if key.strip() in params:
+            raise ValueError(f"parameter {key.strip()!r} is given twice in {spec!r}")
+        params[key.strip()] = _parse_value(value)
+    return name.strip(), params
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def format_rule(name: str, params: Mapping[str, Any]) -> str:
+    """The canonical text of a rule: its name, then its parameters sorted by name (``"linear:every=600,..."``)."""
+    if not params:
+        return name
+    return name + ":" + ",".join(f"{k}={_format_value(params[k])}" for k in sorted(params))
+
+
+# ------------------------------------------------------------------------------------------ report kinds
+
+REPORT_KINDS = (
+    "accuracy_vs_density", "critical_difference", "loss_gap", "update_period", "itop", "first_update_jaccard",
+    "end_mask_jaccard", "jaccard_over_time", "retained_by_all", "mest_lambda", "sensitivity_vs_reciprocal",
+    "global_vs_local", "learning_curves", "schedules", "batch_size",
+)
+# The options a spec's [report] table may set, section-wide or in a table named after a kind
+# (``[report.critical_difference]``); anything else is rejected at spec load, since nothing would read it.
+REPORT_OPTIONS = ("metric", "baselines", "alpha", "density_splits", "curves", "curve_density", "probe_step",
+                  "fraction")

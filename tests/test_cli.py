@@ -1,0 +1,114 @@
+"""The command line's error contract (issues #9.5, #14.6): user errors are one line naming the problem and the fix,
+OS errors one line naming the path, the cause and what to do; anything else is a bug, printed with its traceback."""
+
+import errno
+
+import pytest
+
+from dstbench import cli
+from dstbench.cli import main
+
+TRAIN = ["train", "--model", "small_mlp", "--dataset", "digits", "--epochs", "1", "--no-progress"]
+
+
+@pytest.mark.parametrize(("flags", "field"), [
+    (["--device", "bogus"], "device = 'bogus'"),
+    (["--num-threads", "-1"], "num_threads = -1"),
+    (["--erk-power", "nan"], "erk_power = nan"),
+    (["--prune", "magnitud"], "prune = 'magnitud'"),
+    (["--prune", "mest:lam=abc"], "lam = 'abc'"),
+    (["--distribution", "erk:power=x"], "erk_power"),
+])
+def test_bad_train_flags_fail_before_anything_is_written(tmp_path, capsys, flags, field):
+    assert main([*TRAIN, "--out", str(tmp_path / "r"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dstbench train: error: invalid configuration: ") and field in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_unknown_rule_names_the_valid_ones(tmp_path, capsys):
+    assert main([*TRAIN, "--out", str(tmp_path / "r"), "--prune", "magnitud"]) == 2
+    assert "valid: magnitude, mest" in capsys.readouterr().err
+
+
+def test_a_bug_prints_its_traceback_and_says_so(monkeypatch, capsys):
+    def broken(args):
+        raise KeyError("internal")
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["list", "models"])
+    monkeypatch.setattr(cli, "build_parser", lambda: _Fixed(parser, args, broken))
+    assert main(["list", "models"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "KeyError: 'internal'" in err
+    assert "this is a bug in dstbench" in err
+
+
+class _Fixed:
+    """A parser whose parsed arguments call `func`."""
+
+    def __init__(self, parser, args, func):
+        self.parser, self.args, self.func = parser, args, func
+
+    def parse_args(self, argv):
+        self.args.func = self.func
+        return self.args
+
+
+@pytest.mark.parametrize(("code", "fix"), [
+    (errno.ENOSPC, "free some space and rerun"),
+    (errno.EROFS, "choose another output folder"),
+    (errno.ENOTDIR, "is a file, not a folder"),
+])
+def test_os_errors_are_one_line_with_path_cause_and_fix(monkeypatch, capsys, code, fix):
+    def fails(args):
+        raise OSError(code, __import__("os").strerror(code), "/results/runs/abc/metrics.jsonl")
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["list", "models"])
+    monkeypatch.setattr(cli, "build_parser", lambda: _Fixed(parser, args, fails))
+    assert main(["list", "models"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("dstbench list: error: /results/runs/abc/metrics.jsonl: ") and fix in err
+
+
+def test_out_pointing_at_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main([*TRAIN, "--out", str(tmp_path / "file")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "file" in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_user_error_has_its_own_module_without_a_cycle_through_the_cli():
+    import subprocess
+    import sys
+
+    code = "import sys, dstbench.errors, dstbench.store; print('dstbench.cli' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_a_failed_train_says_how_to_retry(tmp_path, capsys):
+    from dstbench.config import RunConfig
+    from dstbench.experiments.worker import write_failed
+    from dstbench.train import resolve_config
+
+    config = resolve_config(RunConfig(model="small_mlp", dataset="digits", epochs=1, progress=False))
+    (tmp_path / "r").mkdir()
+    write_failed(tmp_path / "r", config, "RuntimeError: boom", 1.0)
+    assert main([*TRAIN, "--out", str(tmp_path / "r")]) == 1
+    assert "failed: RuntimeError: boom (train it again with --retry-failed)" in capsys.readouterr().err
+    assert main([*TRAIN, "--out", str(tmp_path / "r"), "--retry-failed"]) == 0
+    assert "done" in capsys.readouterr().out
+
+
+def test_a_spec_with_a_bad_rule_fails_at_sweep_start_and_in_dry_run(tmp_path, capsys):
+    spec = tmp_path / "bad.toml"
+    spec.write_text('[base]\nmodel = "small_mlp"\ndataset = "digits"\n[grid]\nprune = ["magnitude", "mest:lam=abc"]\n')
+    for extra in ([], ["--dry-run"]):
+        assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--workers", "0", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "bad.toml: [grid] prune = 'mest:lam=abc'" in err and "lam = 'abc'" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
