@@ -92,6 +92,7 @@ def test_hand_computed_update_magnitude_with_gradient_growth():
         dst._refresh_float_masks()
         model.weight.copy_(torch.tensor([[0.3, -0.1, 0.0, 0.0]]))
     model.weight.grad = torch.tensor([[0.0, 0.0, 0.2, -0.7]])
+    opt.step()  # lr 0: the weights stay as set
     dst.step()
     # prune ceil(0.5 * 2) = 1: the smallest |w| (-0.1); grow 1: largest |g| among inactive (-0.7 at index 3)
     assert dst.masks["weight"].tolist() == [[True, False, False, True]]
@@ -114,6 +115,7 @@ def test_global_pruning_picks_lowest_across_layers_but_keeps_layer_counts():
     # k = ceil(.5*2) + ceil(.5*2) = 2 lowest overall: both in layer 0
     assert pruned["0.weight"].tolist() == [[True, True], [False, False]]
     assert not pruned["1.weight"].any()
+    opt.step()
     dst.step()
     assert int(dst.masks["0.weight"].sum()) == 2 and int(dst.masks["1.weight"].sum()) == 2
     assert dst.masks["1.weight"].tolist() == [[True, True], [False, False]]
@@ -318,7 +320,8 @@ def test_model_without_sparse_weights():
 
 def test_gradient_rule_before_backward():
     model, opt, dst = make(density=0.3, prune="snip", update_period=1)
-    with pytest.raises(RuntimeError, match="backward"):
+    opt.step()  # no gradients: the optimizer leaves every weight alone
+    with pytest.raises(RuntimeError, match=r"needs 0.weight.grad, which is None"):
         dst.step()
 
 

@@ -109,6 +109,8 @@ class DST:
         self.apply_masks()
         self._update_next = self.update_due()
         self._hooks = self._install_gradient_masking()
+        self._optimizer_steps = 0  # optimizer steps since the last `step()`, counted by the hook below
+        self._step_hook = optimizer.register_step_post_hook(self._count_optimizer_step)
 
     # ----------------------------------------------------------------------------------------------- queries
 
@@ -143,7 +145,21 @@ class DST:
 
         With gradient masking on (see `_install_gradient_masking`) inactive weights never move, so ordinary steps
         cost nothing here; after an update, or without gradient masking, weights and optimizer state are masked.
+
+        Exactly one optimizer step must have happened since the last call (several backward passes before it are
+        fine: gradient accumulation). A step the optimizer skipped because its gradients hold inf or NaN (what
+        ``GradScaler`` does) is skipped here too: the schedule does not advance and no update reads those
+        gradients. Anything else is a wrong order and raises.
         """
+        taken, self._optimizer_steps = self._optimizer_steps, 0
+        if taken != 1:
+            if taken == 0 and self._optimizer_skipped_step():
+                return
+            raise RuntimeError(
+                f"dst.step() found {taken} optimizer steps since its last call; it must follow exactly one. "
+                "The order of a training step is loss.backward() -> optimizer.step() -> dst.step() "
+                "(with gradient accumulation: several backward passes, then one optimizer.step(), then dst.step())"
+            )
         self.steps += 1
         updated = self._update_next
         if updated:
@@ -177,9 +193,18 @@ class DST:
             hooks.append(layer.param.register_post_accumulate_grad_hook(mask_grad))
         return hooks
 
+    def _count_optimizer_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self._optimizer_steps += 1
+
+    def _optimizer_skipped_step(self) -> bool:
+        """Whether the optimizer's gradients hold inf or NaN, the one reason to skip a step (one host sync, taken
+        only when no optimizer step was counted)."""
+        grads = [p.grad for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        return bool(grads) and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+
     def remove(self) -> None:
-        """Detach the engine's gradient hooks from the model (the masks stay as they are)."""
-        for hook in self._hooks:
+        """Detach the engine's hooks from the model and the optimizer (the masks stay as they are)."""
+        for hook in [*self._hooks, self._step_hook]:
             hook.remove()
         self._hooks = []
 
