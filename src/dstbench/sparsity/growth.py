@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dstbench.sparsity.registry import Registry
+from dstbench.sparsity.registry import Registry, needs
 
 GROWTH = Registry("growth rule")
 
@@ -18,8 +18,7 @@ GROWTH = Registry("growth rule")
 def register_growth(name: str, fn=None, *, needs_grad: bool = False, needs_momentum: bool = False,
                     overwrite: bool = False):
     """Register a growth rule (decorator). See the module docstring for the signature."""
-    needs = tuple(n for n, flag in (("grad", needs_grad), ("momentum", needs_momentum)) if flag)
-    return GROWTH.register(name, fn, needs=needs, overwrite=overwrite)
+    return GROWTH.register(name, fn, needs=needs(grad=needs_grad, momentum=needs_momentum), overwrite=overwrite)
 
 
 def list_growth() -> list[str]:

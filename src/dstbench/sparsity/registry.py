@@ -38,6 +38,11 @@ class Rule:
 _PROVIDED = frozenset({"generator", "momentum", "initial", "total", "step"})
 
 
+def needs(*, grad: bool = False, momentum: bool = False) -> tuple[str, ...]:
+    """The training state a rule reads, as the registries record it."""
+    return tuple(name for name, flag in (("grad", grad), ("momentum", momentum)) if flag)
+
+
 def _parse_value(text: str) -> Any:
     lowered = text.strip().lower()
     if lowered in {"true", "false"}:
