@@ -20,7 +20,7 @@ from dstbench.sparsity.criteria import CRITERIA
 from dstbench.sparsity.distributions import exact_counts, layer_densities
 from dstbench.sparsity.growth import GROWTH
 from dstbench.sparsity.layers import SPARSE_LAYER_TYPES, sparse_parameters, verify_masks_match_across_ranks
-from dstbench.sparsity.masks import prune_count, random_mask, select_highest, select_lowest
+from dstbench.sparsity.masks import choose_uniform, prune_count, random_mask, select_highest, select_lowest
 from dstbench.sparsity.optimizers import OptimizerState
 from dstbench.sparsity.registry import RuleSpec
 from dstbench.sparsity.schedules import SCHEDULES
@@ -98,7 +98,7 @@ class DST:
 
     def itop(self) -> float:
         """In-time over-parametrisation: weights active at least once / all sparse weights (one host sync)."""
-        explored = torch.stack([m.sum() for m in self.ever_active.values()]).sum()
+        explored = torch.stack([m.count_nonzero() for m in self.ever_active.values()]).sum()
         return float(explored) / sum(layer.param.numel() for layer in self.layers)
 
     def prune_fraction(self, step: int | None = None) -> float:
@@ -231,7 +231,8 @@ class DST:
                         "before the step that updates the topology (and don't zero the gradients in between)"
                     )
                 tensors.append((layer.name, "gradient", layer.param.grad))
-        flags = torch.stack([torch.isfinite(t).all() for _, _, t in tensors])
+        # min and max are finite iff every value is (NaN propagates): one pass, not two
+        flags = torch.stack([torch.isfinite(torch.stack(torch.aminmax(t))).all() for _, _, t in tensors])
         if not bool(flags.all()):
             name, what, _ = tensors[int((~flags).nonzero()[0])]
             raise FloatingPointError(
@@ -277,7 +278,7 @@ class DST:
                                      self.config.global_pruning)
         for layer in self._updatable():
             lost = pruned[layer.name]
-            n_lost = int(lost.sum()) if self.config.global_pruning else prune_count(fraction, layer.count)
+            n_lost = int(lost.count_nonzero()) if self.config.global_pruning else prune_count(fraction, layer.count)
             grown = self._grow(layer, lost, n_lost)
             old = self.masks[layer.name]
             new = (old & ~lost) | grown
@@ -296,18 +297,22 @@ class DST:
         weight = layer.param.detach()
         grad = layer.param.grad.detach() if layer.param.grad is not None else None
         momentum = self.optimizer_state.momentum(layer.param) if "momentum" in self.grow_rule.needs else None
+        # Just-pruned weights may regrow at once; or, if excluded, only a layer too dense to supply n_lost weights
+        # that were inactive before this update takes the remainder from them, so the layer's count stays exact.
         if self.config.regrow_just_pruned:
-            candidates = ~(old & ~lost)
-            scores = self._grow_fn(weight, grad, candidates, generator=self.generator, momentum=momentum)
-            return select_highest(scores, candidates, n_lost)
-        # Grow among the weights that were inactive before this update; only a layer too dense to supply
-        # n_lost of them takes the remainder from the just-pruned ones, so the layer's count stays exact.
-        inactive_before = ~old
-        scores = self._grow_fn(weight, grad, inactive_before, generator=self.generator, momentum=momentum)
-        from_inactive = min(n_lost, layer.param.numel() - layer.count)
-        grown = select_highest(scores, inactive_before, from_inactive)
-        if n_lost > from_inactive:
-            grown |= select_highest(scores, lost, n_lost - from_inactive)
+            candidates, supply = ~(old & ~lost), n_lost
+        else:
+            candidates, supply = ~old, min(n_lost, layer.param.numel() - layer.count)
+        scores = self._grow_fn(weight, grad, candidates, generator=self.generator, momentum=momentum)
+
+        def best(eligible: Tensor, k: int) -> Tensor:
+            if scores is None:
+                return choose_uniform(eligible, k, self.generator)
+            return select_highest(scores, eligible, k)
+
+        grown = best(candidates, supply)
+        if n_lost > supply:
+            grown |= best(lost, n_lost - supply)
         return grown
 
     def _init_grown(self, layer: _Layer, grown: Tensor) -> None:

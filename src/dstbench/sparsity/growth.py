@@ -2,7 +2,8 @@
 
 Signature: ``fn(weight, grad, candidates, *, generator, momentum, **params) -> scores``. `grad` is the mini-batch
 loss gradient (dense: inactive weights have one too), `momentum` the optimizer's first-moment buffer (None when the
-rule does not declare it needs one), `candidates` marks the weights that may be grown.
+rule does not declare it needs one), `candidates` marks the weights that may be grown. A rule with no preference
+returns None: the engine then grows a uniform random choice among the candidates, from its seeded generator.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ def list_growth() -> list[str]:
 
 @register_growth("random")
 def random(weight: Tensor, grad: Tensor | None, candidates: Tensor, *, generator: torch.Generator,
-           momentum: Tensor | None) -> Tensor:
+           momentum: Tensor | None) -> None:
     """Uniform among candidates (an exact count is grown, unlike per-element Bernoulli draws)."""
-    return torch.rand(weight.shape, generator=generator).to(weight.device)
+    return None
 
 
 @register_growth("gradient", needs_grad=True)
