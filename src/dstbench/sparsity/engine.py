@@ -285,9 +285,9 @@ class DST:
             self._init_grown(layer, grown)
             self.masks[layer.name] = new
             self.ever_active[layer.name] |= new
-            self.history.append(
-                dict(step=self.steps, layer=layer.name, prune_fraction=fraction, pruned=n_lost, grown=n_lost,
-                     active=layer.count)
+            self.history.append(  # counted from the masks, not restated from n_lost: a check, not an echo
+                dict(step=self.steps, layer=layer.name, prune_fraction=fraction, pruned=int(lost.count_nonzero()),
+                     grown=int(grown.count_nonzero()), active=int(new.count_nonzero()))
             )
         verify_masks_match_across_ranks(self.masks, self.steps)
         self._refresh_float_masks()
