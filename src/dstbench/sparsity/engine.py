@@ -38,7 +38,7 @@ class DST:
     """Dynamic (or static, or dense) sparse training of any `nn.Module`.
 
     ``density=1.0`` trains densely and ``update_period=0`` keeps the initial mask (static sparse training), so
-    baselines share this code path. See DESIGN.md section 3 for the exact semantics.
+    baselines share this code path. The exact rules are in docs/update-rules.md.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, config: SparsityConfig | None = None,
