@@ -146,13 +146,11 @@ class DST:
     def _install_gradient_masking(self) -> list[Any]:
         """Zero inactive weights' gradients as backward produces them, except before a topology update.
 
-        For SGD, Adam and AdamW a weight that is zero, with zero optimizer state and a zero gradient, stays exactly
-        zero through the optimizer step (weight decay of 0 is 0), so masking the gradient, one multiply on a tensor
-        backward just wrote, replaces masking weights and state after every step. Before an update the gradient is
-        left dense: gradient growth reads it, and `step()` masks weights and state after that update. Under
-        torch.distributed, whose gradient reduction may write `.grad` after these hooks, and for other optimizers,
-        `step()` masks weights and state every step instead. ``.grad`` of inactive weights therefore reads zero
-        between updates.
+        Where that keeps inactive weights exactly zero (`OptimizerState.exact_gradient_masking`), one multiply on
+        a tensor backward just wrote replaces masking weights and state after every step. Before an update the
+        gradient is left dense: gradient growth reads it, and `step()` masks weights and state after that update.
+        Under torch.distributed, whose gradient reduction may write `.grad` after these hooks, and for other
+        optimizers, `step()` masks weights and state every step instead.
         """
         dist = torch.distributed
         distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
