@@ -4,6 +4,7 @@ import itertools
 import math
 from collections import Counter
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -61,11 +62,12 @@ def test_uniform_choice_takes_exactly_k_eligible(eligible, data):
     assert torch.equal(chosen, choose_uniform(eligible, k, torch.Generator().manual_seed(seed)))
 
 
-def test_uniform_choice_on_a_large_layer():
+@pytest.mark.parametrize("share, k", [(0.9, 150_000), (0.02, 30_000), (0.02, 3), (0.0005, 1)])
+def test_uniform_choice_on_a_large_layer(share, k):
     g = torch.Generator().manual_seed(0)
-    eligible = torch.rand(2000, 1500, generator=g) < 0.9
-    chosen = choose_uniform(eligible, 150_000, g)
-    assert chosen.shape == eligible.shape and int(chosen.sum()) == 150_000 and not (chosen & ~eligible).any()
+    eligible = torch.rand(2000, 1500, generator=g) < share
+    chosen = choose_uniform(eligible, k, g)
+    assert chosen.shape == eligible.shape and int(chosen.sum()) == k and not (chosen & ~eligible).any()
 
 
 def chi_square(counts, cells, draws):
@@ -73,10 +75,13 @@ def chi_square(counts, cells, draws):
     return sum((counts.get(c, 0) - expected) ** 2 / expected for c in range(cells))
 
 
-def test_every_subset_is_equally_likely():
-    # 7 eligible of 9 entries, k = 2 (drawn directly) and k = 5 (the complement of 2): 21 subsets each. The
-    # statistic of a uniform choice has mean 20 and standard deviation about 6.3; 60 is far in the tail.
-    eligible = torch.tensor([True, False, True, True, True, True, False, True, True])
+@pytest.mark.parametrize("entries", [9, 40])
+def test_every_subset_is_equally_likely(entries):
+    # 7 eligible entries (of 9: drawn by position; of 40: drawn by rank), k = 2 (drawn directly) and k = 5 (the
+    # complement of 2): 21 subsets each. The statistic of a uniform choice has mean 20 and standard deviation
+    # about 6.3; 60 is far in the tail.
+    eligible = torch.zeros(entries, dtype=torch.bool)
+    eligible[torch.tensor([0, 2, 3, 4, 5, 7, 8]) * (entries // 9)] = True
     positions = eligible.nonzero().squeeze(1).tolist()
     g = torch.Generator().manual_seed(0)
     for k in (2, 5):

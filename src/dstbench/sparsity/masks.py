@@ -78,25 +78,32 @@ def choose_uniform(eligible: Tensor, k: int, generator: torch.Generator) -> Tens
     Costs about k random draws, not one per entry: positions are drawn with replacement, and the eligible ones
     not yet chosen join, round after round; a round with more new positions than needed keeps a uniform subset of
     them. (A round's distinct new positions are a uniform subset of the unchosen eligible ones given their number,
-    so the union is uniform.) Choosing more than half the eligible entries chooses the rest instead.
+    so the union is uniform.) Choosing more than half the eligible entries chooses the rest instead. A few
+    eligible entries are gathered first and drawn by their rank, so that draws rarely miss.
     """
     flat = eligible.reshape(-1)
     numel, n = flat.numel(), int(flat.count_nonzero())
+    index = flat.nonzero().squeeze(1) if 4 * n < numel else None
+    space = numel if index is None else n
     complement = k > n // 2
     target = n - k if complement else k
-    taken = torch.zeros(numel, dtype=torch.bool, device=flat.device)
+    taken = torch.zeros(space, dtype=torch.bool, device=flat.device)
     have = 0
     while have < target:
         need = target - have
-        draws = math.ceil((need + need // 8 + 32) * numel / (n - have))
-        new = torch.randint(numel, (draws,), generator=generator).to(flat.device)
-        new = torch.unique(new[flat[new] & ~taken[new]])
+        draws = math.ceil((need + need // 8) * space / (n - have)) + 32
+        new = torch.randint(space, (draws,), generator=generator).to(flat.device)
+        new = new[~taken[new] if index is not None else flat[new] & ~taken[new]]
+        new = torch.unique(new)
         if new.numel() > need:
             new = new[torch.randperm(new.numel(), generator=generator).to(flat.device)[:need]]
         taken[new] = True
         have += new.numel()
-    chosen = flat & ~taken if complement else taken
-    return chosen.reshape(eligible.shape)
+    if index is not None:
+        taken = torch.zeros_like(flat).index_fill_(0, index[~taken if complement else taken], True)
+    elif complement:
+        taken = flat & ~taken
+    return taken.reshape(eligible.shape)
 
 
 def prune_count(fraction: float, active: int) -> int:
