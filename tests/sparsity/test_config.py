@@ -23,7 +23,10 @@ def test_config_is_validated_when_made():
         SparsityConfig(density=0.0)
     with pytest.raises(ValueError, match="total_steps"):
         SparsityConfig(density=0.5, update_period=10)
-    assert SparsityConfig(density=1.0, update_period=10).updates is False  # dense: no schedule needed
+    assert SparsityConfig(density=1.0).updates is False  # dense by default: no schedule needed
+    assert SparsityConfig(density=1.0).update_period == 0 and SparsityConfig(density=0.5, total_steps=9).update_period == 800
+    with pytest.raises(ValueError, match="total_steps"):  # DST at density 1.0 is DST: it needs its schedule
+        SparsityConfig(density=1.0, update_period=10)
     assert SparsityConfig(density=0.5, update_period=0).updates is False  # static
     assert SparsityConfig(density=0.5, total_steps=100, end_step=30).last_update_step == 30
     with pytest.raises(TypeError, match="update_perod"):

@@ -31,7 +31,12 @@ class _Layer:
     name: str
     param: nn.Parameter
     count: int  # active weights, fixed for the whole run
-    updatable: bool  # False for layers at density 1 (nothing inactive to grow into)
+    updatable: bool  # takes part in updates: sparse layers; full ones at density 1.0 or with update_full_layers
+
+    @property
+    def masked(self) -> bool:
+        """Whether some weights are inactive (a full layer's mask is all ones between updates)."""
+        return self.count < self.param.numel()
 
 
 class DST:
@@ -72,7 +77,8 @@ class DST:
         densities = layer_densities(config.distribution, shapes, config.density, dense=frozenset(dense),
                                     power=config.erk_power)
         counts = exact_counts(shapes, densities)
-        self.layers = [_Layer(n, p, counts[n], counts[n] < p.numel()) for n, p in params.items()]
+        full_too = config.update_full_layers or config.density >= 1.0
+        self.layers = [_Layer(n, p, counts[n], full_too or counts[n] < p.numel()) for n, p in params.items()]
         self.masks: dict[str, Tensor] = {
             layer.name: random_mask(layer.param.shape, layer.count, self.generator, layer.param.device)
             for layer in self.layers
@@ -83,7 +89,7 @@ class DST:
         self._refresh_float_masks()
         self.apply_masks()
         self._update_next = self.update_due()
-        self._hooks = self._install_gradient_masking()
+        self._grad_hook = self._install_gradient_masking()
         self._optimizer_steps = 0  # optimizer steps since the last `step()`, counted by the hook below
         self._step_hook = optimizer.register_step_post_hook(self._count_optimizer_step)
 
@@ -139,31 +145,32 @@ class DST:
         updated = self._update_next
         if updated:
             self._update(self.prune_fraction())
-        if updated or not self._hooks:
+        if updated or self._grad_hook is None:
             self.apply_masks()
         self._update_next = self.update_due()
 
-    def _install_gradient_masking(self) -> list[Any]:
-        """Zero inactive weights' gradients as backward produces them, except before a topology update.
+    def _install_gradient_masking(self) -> Any:
+        """Zero inactive weights' gradients right before each optimizer step, except before a topology update.
 
-        Where that keeps inactive weights exactly zero (`OptimizerState.exact_gradient_masking`), one multiply on
-        a tensor backward just wrote replaces masking weights and state after every step. Before an update the
-        gradient is left dense: gradient growth reads it, and `step()` masks weights and state after that update.
-        Under torch.distributed, whose gradient reduction may write `.grad` after these hooks, and for other
-        optimizers, `step()` masks weights and state every step instead.
+        Where that keeps inactive weights exactly zero (`OptimizerState.exact_gradient_masking`), one fused multiply
+        over the gradients replaces masking weights and state after every step. It runs as an optimizer pre-step
+        hook: after every backward pass (gradient accumulation) and after DistributedDataParallel has reduced the
+        gradients, so it is exact under DDP too. Before an update the gradient is left dense: gradient growth reads
+        it, and `step()` masks weights and state after that update. For other optimizers `step()` masks weights
+        and state every step instead.
         """
-        dist = torch.distributed
-        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        if distributed or not self.optimizer_state.exact_gradient_masking:
-            return []
-        hooks = []
-        for layer in self._updatable():
-            def mask_grad(param: nn.Parameter, name: str = layer.name) -> None:
-                if not self._update_next and param.grad is not None:
-                    param.grad.mul_(self._float_masks[name])
+        if not self.optimizer_state.exact_gradient_masking:
+            return None
+        return self.optimizer.register_step_pre_hook(self._mask_gradients)
 
-            hooks.append(layer.param.register_post_accumulate_grad_hook(mask_grad))
-        return hooks
+    @torch.no_grad()
+    def _mask_gradients(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self._update_next:
+            return
+        grads = [layer.param.grad for layer in self._masked() if layer.param.grad is not None]
+        if grads:
+            torch._foreach_mul_(grads, [self._float_masks[layer.name] for layer in self._masked()
+                                        if layer.param.grad is not None])
 
     def _count_optimizer_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self._optimizer_steps += 1
@@ -175,18 +182,17 @@ class DST:
         return bool(grads) and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
 
     def remove(self) -> None:
-        """Detach the engine's hooks from the model and the optimizer (the masks stay as they are)."""
-        for hook in [*self._hooks, self._step_hook]:
-            hook.remove()
-        self._hooks = []
+        """Detach the engine's hooks from the optimizer (the masks stay as they are)."""
+        for hook in (self._grad_hook, self._step_hook):
+            if hook is not None:
+                hook.remove()
+        self._grad_hook = self._step_hook = None
 
     @torch.no_grad()
     def apply_masks(self) -> None:
         """Zero inactive weights and their optimizer state (one fused multiply per group of tensors)."""
         weights, masks, states, state_masks = [], [], [], []
-        for layer in self.layers:
-            if not layer.updatable:
-                continue
+        for layer in self._masked():
             mask = self._float_masks[layer.name]
             weights.append(layer.param.data)
             masks.append(mask)
@@ -218,6 +224,9 @@ class DST:
 
     def _updatable(self) -> list[_Layer]:
         return [layer for layer in self.layers if layer.updatable]
+
+    def _masked(self) -> list[_Layer]:
+        return [layer for layer in self.layers if layer.masked]
 
     def _check_finite(self, need_grad: bool) -> None:
         tensors = [(layer.name, "weights", layer.param) for layer in self._updatable()]
@@ -336,8 +345,9 @@ class DST:
         return dense
 
     def _refresh_float_masks(self) -> None:
+        """Masks as the weights' dtype and memory layout (channels_last too), ready to multiply into them."""
         self._float_masks = {
-            layer.name: self.masks[layer.name].to(layer.param.dtype) for layer in self.layers
+            layer.name: torch.empty_like(layer.param).copy_(self.masks[layer.name]) for layer in self._masked()
         }
 
     # ---------------------------------------------------------------------------------------- checkpointing
