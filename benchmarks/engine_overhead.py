@@ -3,8 +3,9 @@
 For each model (the paper's small and large MLP, on random data of their data sets' shapes), one process times
 plain dense training and DST at density 0.1 with each criterion: every chunk of DST steps right after a chunk of
 dense steps, and the step's cost is the median ratio of such pairs, so that machine noise hits both alike. A DST
-step's cost is its ordinary step (optimizer step + masking) plus, amortised over the update period, the cost of
-one topology update, which is timed on its own. Prints a table and writes JSON.
+step's cost is its ordinary step (optimizer step + masking) plus, amortised over the update period (25, 100 and
+800 steps: the range of the paper's update-period sweep), the cost of one topology update, which is timed on its
+own, with random and with gradient growth. Prints a table and writes JSON.
 
     python benchmarks/engine_overhead.py [--steps 200] [--rounds 5] [--threads 2]
 """
@@ -26,18 +27,19 @@ from dstbench.models import build
 
 CRITERIA = ["magnitude", "set", "mest", "snip", "reciprocal_sensitivity", "sensitivity", "random"]
 MODELS = {"small_mlp": (24, 1), "large_mlp": (3072, 10)}
-UPDATE_PERIOD = 800
+UPDATE_PERIODS = (25, 100, 800)
+GROWTH = ("random", "gradient")
 
 
-def make(model_name: str, criterion: str | None, seed: int = 0):
+def make(model_name: str, criterion: str | None, seed: int = 0, grow: str = "random", update_period: int = 800):
     in_features, classes = MODELS[model_name]
     torch.manual_seed(seed)
     model = build(model_name, in_features=in_features, num_classes=classes)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
     dst = None
     if criterion is not None:
-        dst = DST(model, opt, density=0.1, distribution="erk", prune=criterion, grow="random",
-                  update_period=UPDATE_PERIOD, total_steps=100 * UPDATE_PERIOD, seed=seed)
+        dst = DST(model, opt, density=0.1, distribution="erk", prune=criterion, grow=grow,
+                  update_period=update_period, total_steps=100 * 800, seed=seed)
     return model, opt, dst
 
 
@@ -67,17 +69,17 @@ def time_steps(model, opt, dst, xs, ys) -> float:
     return (time.perf_counter() - start) / len(xs)
 
 
-def time_update(model_name: str, criterion: str, xs, ys, repeats: int = 3) -> float:
-    """Seconds of one topology update (prune + grow + masking), from a trained-for-a-few-steps state."""
-    model, opt, dst = make(model_name, criterion)
+def time_update(model_name: str, criterion: str, grow: str, xs, ys, repeats: int = 5) -> float:
+    """Seconds of one `dst.step()` that updates the topology (prune + grow + masking), as training calls it:
+    with update period 1 every step updates, and the gradient is dense, as before any update."""
+    model, opt, dst = make(model_name, criterion, grow=grow, update_period=1)
     times = []
     for i in range(repeats):
         opt.zero_grad(set_to_none=True)
         loss_fn(model(xs[i]), ys[i]).backward()
         opt.step()
         start = time.perf_counter()
-        dst._update(0.5)
-        dst.apply_masks()
+        dst.step()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -111,22 +113,27 @@ def main() -> None:
                 ratios[name].append(dst_time / dense_time)
         for name in runs:
             step = statistics.median(per_step[name])
-            update = 0.0 if name == "dense" else time_update(model_name, name, xs, ys)
+            updates = {grow: 0.0 if name == "dense" else time_update(model_name, name, grow, xs, ys)
+                       for grow in GROWTH}
             ratio = 1.0 if name == "dense" else statistics.median(ratios[name])
-            # the ordinary step's cost relative to dense, plus the update amortised over the period
+            # the ordinary step's cost relative to dense, plus the (random-growth) update amortised over the period
             dense_step = step / ratio
-            overhead = ratio - 1 + update / UPDATE_PERIOD / dense_step
-            rows.append(dict(model=model_name, config=name, step_ms=step * 1e3, update_ms=update * 1e3,
-                             amortised_step_ms=(step + update / UPDATE_PERIOD) * 1e3,
-                             step_ratio_vs_dense=ratio, overhead_pct=100 * overhead))
+            overhead = {period: ratio - 1 + updates["random"] / period / dense_step for period in UPDATE_PERIODS}
+            rows.append(dict(model=model_name, config=name, step_ms=step * 1e3,
+                             **{f"update_{grow}_growth_ms": t * 1e3 for grow, t in updates.items()},
+                             step_ratio_vs_dense=ratio,
+                             **{f"overhead_pct_period_{p}": 100 * o for p, o in overhead.items()}))
 
-    print(f"{'model':<10} {'config':<24} {'step ms':>9} {'update ms':>10} {'step+upd/800 ms':>16} {'vs dense':>9}")
+    periods = " ".join(f"{'dt=' + str(p):>8}" for p in UPDATE_PERIODS)
+    print(f"{'model':<10} {'config':<24} {'step ms':>9} {'upd ms (random / gradient growth)':>34}  "
+          f"cost vs dense at update period {periods}")
     for r in rows:
-        print(f"{r['model']:<10} {r['config']:<24} {r['step_ms']:9.3f} {r['update_ms']:10.2f} "
-              f"{r['amortised_step_ms']:16.3f} {r['overhead_pct']:+8.1f}%")
+        costs = " ".join(f"{r[f'overhead_pct_period_{p}']:+7.1f}%" for p in UPDATE_PERIODS)
+        print(f"{r['model']:<10} {r['config']:<24} {r['step_ms']:9.3f} {r['update_random_growth_ms']:16.2f} / "
+              f"{r['update_gradient_growth_ms']:15.2f}  {' ' * 31}{costs}")
     result = dict(benchmark="engine_overhead", torch=torch.__version__, threads=args.threads,
                   machine=platform.machine(), processor=platform.processor(), steps=args.steps,
-                  rounds=args.rounds, update_period=UPDATE_PERIOD, rows=rows)
+                  rounds=args.rounds, update_periods=list(UPDATE_PERIODS), rows=rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

@@ -16,7 +16,7 @@ def test_the_vocabulary_imports_nothing_heavy():
 
 
 @pytest.mark.parametrize(("density", "period", "mode"), [
-    (1.0, 800, "dense"), (1.0, 0, "dense"), (0.1, 0, "static"), (0.1, 800, "dst"), (0.999, 1, "dst"),
+    (1.0, 800, "dst"), (1.0, 0, "dense"), (0.1, 0, "static"), (0.1, 800, "dst"), (0.999, 1, "dst"),
 ])
 def test_run_mode(density, period, mode):
     assert run_mode(density, period) == mode

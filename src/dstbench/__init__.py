@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _ENGINE_NAMES = {
     "DST",
+    "SparsityConfig",
     "list_criteria",
     "list_distributions",
     "list_growth",

@@ -20,7 +20,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dstbench.vocab import EXECUTION_FIELDS, format_rule, parse_rule, run_mode
+from dstbench.vocab import (
+    DEFAULT_UPDATE_PERIOD,
+    EXECUTION_FIELDS,
+    default_update_period,
+    format_rule,
+    parse_rule,
+    run_mode,
+)
 
 # RunConfig fields that name engine rules, and the registry (in dstbench.sparsity) that knows them.
 RULE_FIELDS = {
@@ -92,13 +99,15 @@ class RunConfig(BaseModel):
     seed: int = 0
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
-    # sparsity (density 1.0 = dense; update_period 0 = static sparse)
+    # sparsity (update_period 0: dense at density 1.0, static sparse below; left out: 800 below 1.0, 0 at 1.0;
+    # density 1.0 with an update period is DST on the dense network)
     density: float = Field(1.0, gt=0.0, le=1.0)
     distribution: str = "erk"
     erk_power: float = Field(1.0, gt=0.0, allow_inf_nan=False)
     prune: str = "magnitude"
     grow: str = "random"
-    update_period: int = Field(800, ge=0)
+    update_period: int = Field(DEFAULT_UPDATE_PERIOD, ge=0,
+                               description=f"(default: {DEFAULT_UPDATE_PERIOD} below density 1, 0 at density 1)")
     prune_fraction: float = Field(0.5, ge=0.0, lt=1.0)
     schedule: str = "cosine"
     end_step: int | None = Field(None, ge=0)
@@ -106,6 +115,7 @@ class RunConfig(BaseModel):
     regrow_just_pruned: bool = True
     grow_init: Literal["zero", "fresh"] = "zero"
     dense_layers: tuple[str, ...] = ()
+    update_full_layers: bool = False  # layers the distribution makes dense take part in updates (paper's code)
     update_batch_size: int | None = Field(None, gt=0)
 
     # recipe (None = the paper's default for the model)
@@ -145,6 +155,8 @@ class RunConfig(BaseModel):
         if not isinstance(data, Mapping):
             return data
         data = dict(data)
+        if data.get("update_period") is None:  # left out: none at density 1 (dense training), else the paper's
+            data["update_period"] = default_update_period(data.get("density", 1.0))
         for rule_field, moved in _FIELD_PARAMS.items():
             if not isinstance(data.get(rule_field), str):
                 continue

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dstbench.errors import UserError
 
-# The specs of each budget (built-in files in dstbench/specs). "default" is the README's study (about ten
+# The specs of each budget (built-in files in dstbench/specs). "default" is the README's study (about five
 # minutes on two cores); "small" is the one-minute smoke version CI runs end to end.
 BUDGETS: dict[str, tuple[str, ...]] = {
     "default": ("study-fig1", "study-fig5", "study-fig6"),
@@ -79,6 +79,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="dstbench-study", help="results folder (default: ./dstbench-study)")
     parser.add_argument("--workers", type=int, default=2, help="parallel training processes (default 2)")
     parser.add_argument("--budget", choices=list(BUDGETS), default="default",
-                        help="'default' (about 10 minutes on 2 cores) or 'small' (about 1 minute)")
+                        help="'default' (about 5 minutes on 2 cores) or 'small' (about 1 minute)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run)

@@ -24,11 +24,20 @@ DENSE, STATIC, DST = "dense", "static", "dst"
 MODES = (DST, STATIC, DENSE)
 
 
+DEFAULT_UPDATE_PERIOD = 800  # the paper's Table 3
+
+
+def default_update_period(density: float) -> int:
+    """The update period of a config that names none: the paper's below density 1, none (dense training) at 1."""
+    return 0 if float(density) >= 1.0 else DEFAULT_UPDATE_PERIOD
+
+
 def run_mode(density: float, update_period: int) -> str:
-    """'dense' at density 1, 'static' when the mask never changes (update period 0), else 'dst'."""
-    if float(density) >= 1.0:
-        return DENSE
-    return STATIC if int(update_period) == 0 else DST
+    """'dense' at density 1 without updates, 'static' below it without updates, else 'dst' (at density 1 too:
+    DST on the dense network)."""
+    if int(update_period) == 0:
+        return DENSE if float(density) >= 1.0 else STATIC
+    return DST
 
 
 # ------------------------------------------------------------------------------------------ field groups
@@ -40,7 +49,7 @@ RECORD_FIELDS = frozenset({"mask_snapshot_steps", "probe_steps", "probe_every", 
 # Fields that mean nothing for a static sparse run (no updates) or for a dense one (no mask either).
 STATIC_FREE = frozenset(
     {"prune", "grow", "update_period", "prune_fraction", "schedule", "end_step", "global_pruning",
-     "regrow_just_pruned", "grow_init", "update_batch_size"}
+     "regrow_just_pruned", "grow_init", "update_batch_size", "update_full_layers"}
 )
 DENSE_FREE = STATIC_FREE | {"density", "distribution", "erk_power", "dense_layers"}
 # Fields the paper's figures compare along an axis, as lines or as panels. Other differences (recipe fields such
@@ -48,7 +57,7 @@ DENSE_FREE = STATIC_FREE | {"density", "distribution", "erk_power", "dense_layer
 COMPARED_FIELDS = frozenset(
     {"model", "dataset", "density", "prune", "grow", "update_period", "global_pruning", "schedule", "batch_size",
      "update_batch_size", "dropout", "distribution", "erk_power", "prune_fraction", "end_step",
-     "regrow_just_pruned", "grow_init", "dense_layers"}
+     "regrow_just_pruned", "grow_init", "dense_layers", "update_full_layers"}
 )
 
 

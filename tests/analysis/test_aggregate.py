@@ -80,7 +80,8 @@ def test_criteria_in_paper_order_with_parameters_by_value():
 
 def test_mode_from_column_or_config():
     assert mode_of(pd.Series({"mode": "static", "density": 0.1, "update_period": 800})) == "static"
-    assert mode_of(pd.Series({"density": 1.0, "update_period": 800})) == "dense"
+    assert mode_of(pd.Series({"density": 1.0, "update_period": 0})) == "dense"
+    assert mode_of(pd.Series({"density": 1.0, "update_period": 800})) == "dst"  # DST on the dense network
     assert mode_of(pd.Series({"density": 0.1, "update_period": 0})) == "static"
     assert mode_of(pd.Series({"density": 0.1, "update_period": 800})) == "dst"
 

@@ -84,7 +84,7 @@ def test_set_differs_from_the_reference_bug():
     # The released code removed every negative weight but the k-1 most negative ones. True SET with k=2 removes
     # exactly one positive and one negative weight.
     w = [-0.1, -0.2, -0.3, -0.4, 0.5, 0.6]
-    assert sum(pruned("set", w, k=2)) == 2
+    assert pruned("set", w, k=2) == [True, False, False, False, True, False]  # -0.1 and 0.5
 
 
 def _true_set(w: list[float], active: list[bool], k: int) -> list[bool]:

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from dstbench.sparsity import exact_counts, layer_densities
 
-# ERK layer densities of the paper's reference code (notes/reference-implementation.md), 3 decimals.
+# ERK layer densities that the paper's reference code gives for these models, 3 decimals.
 REFERENCE = {
     "small_mlp": (
         {"a": (256, 24), "b": (256, 256), "c": (1, 256)},

@@ -92,6 +92,7 @@ def test_hand_computed_update_magnitude_with_gradient_growth():
         dst._refresh_float_masks()
         model.weight.copy_(torch.tensor([[0.3, -0.1, 0.0, 0.0]]))
     model.weight.grad = torch.tensor([[0.0, 0.0, 0.2, -0.7]])
+    opt.step()  # lr 0: the weights stay as set
     dst.step()
     # prune ceil(0.5 * 2) = 1: the smallest |w| (-0.1); grow 1: largest |g| among inactive (-0.7 at index 3)
     assert dst.masks["weight"].tolist() == [[True, False, False, True]]
@@ -114,6 +115,7 @@ def test_global_pruning_picks_lowest_across_layers_but_keeps_layer_counts():
     # k = ceil(.5*2) + ceil(.5*2) = 2 lowest overall: both in layer 0
     assert pruned["0.weight"].tolist() == [[True, True], [False, False]]
     assert not pruned["1.weight"].any()
+    opt.step()
     dst.step()
     assert int(dst.masks["0.weight"].sum()) == 2 and int(dst.masks["1.weight"].sum()) == 2
     assert dst.masks["1.weight"].tolist() == [[True, True], [False, False]]
@@ -223,12 +225,59 @@ def test_schedule_and_end_step():
     assert sorted({h["step"] for h in early.history}) == [2, 4]
 
 
-def test_fresh_init_gives_grown_weights_values():
-    model, opt, dst = make(density=0.3, grow="random", update_period=1, grow_init="fresh", schedule="constant")
-    gen = torch.Generator().manual_seed(0)
-    train_step(model, opt, dst, gen)
-    nonzero = sum(int((p != 0).sum()) for n, p in model.named_parameters() if n in dst.masks)
-    assert nonzero == sum(int(m.sum()) for m in dst.masks.values())
+@pytest.mark.parametrize("layer, fan_in", [(nn.Linear(100, 50), 100), (nn.Conv2d(6, 40, 3), 54)])
+def test_fresh_init_draws_grown_weights_uniformly_within_the_layer_bound(layer, fan_in):
+    torch.manual_seed(0)
+    model = nn.Sequential(layer)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
+    dst = DST(model, opt, density=0.2, distribution="uniform", grow="random", update_period=1, total_steps=10,
+              schedule="constant", grow_init="fresh", regrow_just_pruned=False)
+    with torch.no_grad():
+        layer.weight.mul_(10)  # kept weights now lie far outside the fresh range
+    before, old = layer.weight.detach().clone(), dst.masks["0.weight"].clone()
+    layer.weight.grad = torch.zeros_like(layer.weight)
+    opt.step()
+    dst.step()
+    new = dst.masks["0.weight"]
+    grown, kept = new & ~old, new & old
+    bound = 1 / fan_in**0.5
+    fresh = layer.weight.detach()[grown]
+    assert fresh.numel() == dst.history[0]["grown"] > 200
+    assert torch.all(fresh.abs() <= bound) and torch.all(fresh != 0)
+    assert abs(float(fresh.abs().mean()) - bound / 2) < 0.1 * bound  # uniform on (-bound, bound): mean |w| = bound/2
+    assert 0.4 < float((fresh > 0).float().mean()) < 0.6
+    assert torch.equal(layer.weight.detach()[kept], before[kept]) and torch.all(layer.weight.detach()[~new] == 0)
+    assert torch.all(opt.state[layer.weight]["momentum_buffer"][grown] == 0)
+
+
+def hand_set_layer(regrow_just_pruned):
+    """A 1x4 layer at density 3/4: weights 0.3, -0.1, 0.5 active, the last inactive; gradient growth."""
+    model = nn.Linear(4, 1, bias=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    dst = DST(model, opt, density=0.75, distribution="uniform", prune="magnitude", grow="gradient",
+              update_period=1, prune_fraction=0.5, schedule="constant", total_steps=10,
+              regrow_just_pruned=regrow_just_pruned)
+    with torch.no_grad():
+        dst.masks["weight"] = torch.tensor([[True, True, True, False]])
+        dst._refresh_float_masks()
+        model.weight.copy_(torch.tensor([[0.3, -0.1, 0.5, 0.0]]))
+    model.weight.grad = torch.tensor([[0.2, 0.9, 0.0, 0.05]])
+    opt.step()
+    dst.step()
+    return model, dst
+
+
+def test_excluding_just_pruned_weights_falls_back_to_them_in_a_nearly_dense_layer():
+    # prune ceil(0.5 * 3) = 2 by magnitude: -0.1 and 0.3. One weight was inactive (index 3): it grows; the other
+    # comes from the just-pruned ones, by largest |g|: index 1 (0.9), which restarts at 0.
+    model, dst = hand_set_layer(regrow_just_pruned=False)
+    assert dst.masks["weight"].tolist() == [[False, True, True, True]]
+    assert model.weight.tolist() == [[0.0, 0.0, 0.5, 0.0]]
+    assert dst.history == [dict(step=1, layer="weight", prune_fraction=0.5, pruned=2, grown=2, active=3)]
+    # regrowing allowed: the two largest |g| among all but the kept 0.5 are the just-pruned indices 1 and 0
+    model, dst = hand_set_layer(regrow_just_pruned=True)
+    assert dst.masks["weight"].tolist() == [[True, True, True, False]]
+    assert model.weight.tolist() == [[0.0, 0.0, 0.5, 0.0]]
 
 
 def test_conv_layers_are_sparse_and_updates_work():
@@ -318,7 +367,8 @@ def test_model_without_sparse_weights():
 
 def test_gradient_rule_before_backward():
     model, opt, dst = make(density=0.3, prune="snip", update_period=1)
-    with pytest.raises(RuntimeError, match="backward"):
+    opt.step()  # no gradients: the optimizer leaves every weight alone
+    with pytest.raises(RuntimeError, match=r"needs 0.weight.grad, which is None"):
         dst.step()
 
 
@@ -357,7 +407,7 @@ def test_load_state_dict_rejects_another_model():
 def test_inactive_weights_stay_zero_between_updates(opt):
     # Between updates the engine masks gradients instead of weights; inactive weights must still be exactly 0.
     model, optimizer, dst = make(density=0.2, opt=opt, prune="magnitude", grow="gradient", update_period=4)
-    assert dst._hooks
+    assert dst._grad_hook is not None
     gen = torch.Generator().manual_seed(0)
     for step in range(1, 13):
         train_step(model, optimizer, dst, gen)
@@ -371,7 +421,7 @@ def test_other_optimizers_fall_back_to_masking_weights():
     model = mlp()
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-2, momentum=0.9)
     dst = DST(model, opt, density=0.3, update_period=3, total_steps=30)
-    assert not dst._hooks
+    assert dst._grad_hook is None
     gen = torch.Generator().manual_seed(0)
     for _ in range(7):
         train_step(model, opt, dst, gen)

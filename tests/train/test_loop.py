@@ -7,6 +7,8 @@ import torch
 from dstbench import store
 from dstbench.cli import main
 from dstbench.config import RunConfig
+from dstbench.sparsity import DST
+from dstbench.sparsity.masks import prune_count
 from dstbench.train import resolve_config
 from dstbench.train.loop import ConfigMismatchError, _Trainer, run
 
@@ -38,7 +40,14 @@ def test_dst_run_writes_the_run_folder(tmp_path):
     final = folder.masks("final")
     assert sum(int(m.sum()) for m in final.values()) == pytest.approx(0.2 * sum(m.size for m in final.values()),
                                                                       abs=len(final))
-    assert folder.history() and all(h["pruned"] == h["grown"] for h in folder.history())
+    # every update kept each layer's count: the history counts pruned and grown weights from the masks
+    init = folder.masks("init")
+    history = folder.history()
+    assert {h["step"] for h in history} == set(range(5, summary["steps"] + 1, 5))
+    for h in history:
+        assert h["active"] == int(init[h["layer"]].sum())
+        assert h["pruned"] == h["grown"] == prune_count(h["prune_fraction"], h["active"])
+    assert sum(h["pruned"] for h in history) > 0
     config = resolve_config(cfg(density=0.2, update_period=5, prune="magnitude", grow="gradient"))
     assert summary["run_id"] == config.run_id()
     assert json.loads((tmp_path / "r/config.json").read_text()) == config.model_dump(mode="json")
@@ -164,8 +173,66 @@ def test_cli_bad_input(tmp_path, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
-def test_amp_run_trains_in_bfloat16_autocast(tmp_path):
+def record_output_dtypes(monkeypatch):
+    """The dtype of every model output the trainer's loss sees."""
+    dtypes = []
+    original = _Trainer._loss
+
+    def loss(self, out, y):
+        dtypes.append(out.dtype)
+        return original(self, out, y)
+
+    monkeypatch.setattr(_Trainer, "_loss", loss)
+    return dtypes
+
+
+def test_amp_run_trains_in_bfloat16_autocast(tmp_path, monkeypatch):
+    dtypes = record_output_dtypes(monkeypatch)
     amp = run(cfg(density=0.2, update_period=5, amp=True), tmp_path / "amp")
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    dtypes.clear()
     full = run(cfg(density=0.2, update_period=5), tmp_path / "fp32")
+    assert dtypes and set(dtypes) == {torch.float32}
     assert amp["status"] == "done" and amp["config"]["amp"] is True and amp["run_id"] != full["run_id"]
     assert amp["final_test_acc"] > 0.5 and abs(amp["final_test_acc"] - full["final_test_acc"]) < 0.1
+    # weights and masks stay float32 and exact under autocast
+    assert abs(amp["final_density"] - 0.2) < 0.01
+    weights = torch.load(tmp_path / "amp" / store.FINAL_MODEL, weights_only=True)
+    assert all(w.dtype == torch.float32 for w in weights.values())
+
+
+def test_update_reads_the_gradient_of_the_update_batch(tmp_path, monkeypatch):
+    # At each topology update, .grad must be the gradient of the loss over one update batch (256 samples, not a
+    # training batch of 64) at the weights the update sees.
+    seen = []
+    original_init, original_update = _Trainer.__init__, DST._update
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.model.register_forward_pre_hook(lambda module, inputs: setattr(self, "last_x", inputs[0]))
+        seen.append(self)
+
+    def loss(self, out, y):
+        self.last_y = y
+        return original_loss(self, out, y)
+
+    def update(dst, fraction):
+        trainer = seen[0]
+        x, y = trainer.last_x, trainer.last_y
+        params = [layer.param for layer in dst._updatable()]
+        with torch.enable_grad():
+            expected = torch.autograd.grad(original_loss(trainer, trainer.net(x), y), params)
+        matches = all(torch.allclose(p.grad, e, atol=1e-6) for p, e in zip(params, expected, strict=True))
+        seen.append((len(y), matches))
+        return original_update(dst, fraction)
+
+    original_loss = _Trainer._loss
+    monkeypatch.setattr(_Trainer, "__init__", init)
+    monkeypatch.setattr(_Trainer, "_loss", loss)
+    monkeypatch.setattr(DST, "_update", update)
+    run(cfg(density=0.3, update_period=6, update_batch_size=256, grow="gradient"), tmp_path / "r")
+    updates = seen[1:]
+    assert len(updates) == len(store.RunDir(tmp_path / "r").history()) // 2 > 0  # two sparse layers updated
+    assert all(matches for _, matches in updates)
+    # batches of the update stream: 256 samples, or what is left at the end of its pass over the data
+    assert 256 in {n for n, _ in updates} and all(n > 64 for n, _ in updates)

@@ -3,6 +3,7 @@
 Pure PyTorch: no files, no training loop, no printing.
 """
 
+from dstbench.sparsity.config import SparsityConfig
 from dstbench.sparsity.criteria import CRITERIA, list_criteria, register_criterion
 from dstbench.sparsity.distributions import DISTRIBUTIONS, exact_counts, layer_densities
 from dstbench.sparsity.engine import DST
@@ -23,6 +24,7 @@ __all__ = [
     "GROWTH",
     "SCHEDULES",
     "SPARSE_LAYER_TYPES",
+    "SparsityConfig",
     "exact_counts",
     "layer_densities",
     "list_criteria",

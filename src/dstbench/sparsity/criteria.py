@@ -2,7 +2,8 @@
 
 A criterion has the signature ``fn(weight, grad, active, *, generator, **params) -> scores`` where all tensors
 have one shape, `grad` is the mini-batch loss gradient (None for criteria that do not need it) and `active` marks
-the weights that may be pruned. Inputs may be one layer or several layers flattened and concatenated (global
+the weights that may be pruned. A criterion registered with ``needs_momentum=True`` also gets ``momentum=``, the
+optimizer's first-moment buffer. Inputs may be one layer or several layers flattened and concatenated (global
 pruning), so a criterion must treat its input as a set of weights, not rely on a layer's shape. Only the scores of
 active weights matter; they must be finite. The engine removes the lowest-scoring active weights; ties go to the
 lower index.
@@ -13,16 +14,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dstbench.sparsity.registry import Registry
+from dstbench.sparsity.registry import Registry, needs
 
 CRITERIA = Registry("pruning criterion")
 
 EPS = 1e-8
 
 
-def register_criterion(name: str, fn=None, *, needs_grad: bool = False, overwrite: bool = False):
+def register_criterion(name: str, fn=None, *, needs_grad: bool = False, needs_momentum: bool = False,
+                       overwrite: bool = False):
     """Register a pruning criterion (decorator). See the module docstring for the signature."""
-    return CRITERIA.register(name, fn, needs=("grad",) if needs_grad else (), overwrite=overwrite)
+    return CRITERIA.register(name, fn, needs=needs(grad=needs_grad, momentum=needs_momentum), overwrite=overwrite)
 
 
 def list_criteria() -> list[str]:

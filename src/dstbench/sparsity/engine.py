@@ -6,6 +6,7 @@ same state: the weights after the optimizer step and the mini-batch gradient the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -14,16 +15,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dstbench.sparsity.config import SparsityConfig
 from dstbench.sparsity.criteria import CRITERIA
 from dstbench.sparsity.distributions import exact_counts, layer_densities
 from dstbench.sparsity.growth import GROWTH
 from dstbench.sparsity.layers import SPARSE_LAYER_TYPES, sparse_parameters, verify_masks_match_across_ranks
-from dstbench.sparsity.masks import prune_count, random_mask, select_highest, select_lowest
+from dstbench.sparsity.masks import choose_uniform, prune_count, random_mask, select_highest, select_lowest
+from dstbench.sparsity.optimizers import OptimizerState
 from dstbench.sparsity.registry import RuleSpec
 from dstbench.sparsity.schedules import SCHEDULES
-
-# Optimizer state entries that act as momentum for the "momentum" growth rule.
-MOMENTUM_KEYS = ("momentum_buffer", "exp_avg")
 
 
 @dataclass
@@ -31,60 +31,40 @@ class _Layer:
     name: str
     param: nn.Parameter
     count: int  # active weights, fixed for the whole run
-    updatable: bool  # False for layers at density 1 (nothing inactive to grow into)
+    updatable: bool  # takes part in updates: sparse layers; full ones at density 1.0 or with update_full_layers
+
+    @property
+    def masked(self) -> bool:
+        """Whether some weights are inactive (a full layer's mask is all ones between updates)."""
+        return self.count < self.param.numel()
 
 
 class DST:
     """Dynamic (or static, or dense) sparse training of any `nn.Module`.
 
     ``density=1.0`` trains densely and ``update_period=0`` keeps the initial mask (static sparse training), so
-    baselines share this code path. See DESIGN.md section 3 for the exact semantics.
+    baselines share this code path. The exact rules are in docs/update-rules.md.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        density: float,
-        distribution: str = "erk",
-        prune: RuleSpec = "magnitude",
-        grow: RuleSpec = "random",
-        update_period: int = 800,
-        prune_fraction: float = 0.5,
-        schedule: RuleSpec = "cosine",
-        total_steps: int | None = None,
-        end_step: int | None = None,
-        seed: int = 0,
-        global_pruning: bool = False,
-        dense_layers: Iterable[str] = (),
-        regrow_just_pruned: bool = True,
-        grow_init: str = "zero",
-        erk_power: float = 1.0,
-    ):
-        if not 0.0 < density <= 1.0:
-            raise ValueError(f"density must be in (0, 1], got {density}")
-        if not 0.0 <= prune_fraction < 1.0:
-            raise ValueError(f"prune_fraction must be in [0, 1), got {prune_fraction}")
-        if update_period < 0:
-            raise ValueError(f"update_period must be >= 0 (0 = static sparse), got {update_period}")
-        if grow_init not in ("zero", "fresh"):
-            raise ValueError(f"grow_init must be 'zero' or 'fresh', got {grow_init!r}")
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, config: SparsityConfig | None = None,
+                 **options: Any):
+        """`config` holds the options (see `SparsityConfig`); keyword `options` build one or override its fields:
+        ``DST(model, opt, density=0.1, prune="snip")`` or ``DST(model, opt, SparsityConfig(density=0.1))``."""
+        if config is None:
+            config = SparsityConfig(**options)
+        elif options:
+            config = dataclasses.replace(config, **options)
+        self.config = config
         self.model, self.optimizer = model, optimizer
-        self.density_target = density
-        self.update_period = update_period if density < 1.0 else 0
-        self.prune_fraction_initial = prune_fraction
-        self.global_pruning = global_pruning
-        self.regrow_just_pruned = regrow_just_pruned
-        self.grow_init = grow_init
-        self.seed = seed
-        self.prune_rule, self._prune_fn, _ = CRITERIA.resolve(prune)
-        self.grow_rule, self._grow_fn, _ = GROWTH.resolve(grow)
-        self.schedule_rule, self._schedule_fn, _ = SCHEDULES.resolve(schedule)
-        self.end_step = end_step if end_step is not None else total_steps
-        if self.update_period and self.end_step is None:
-            raise ValueError("DST updates need total_steps (or end_step): the prune-fraction schedule ends there")
-        if self.grow_rule.needs & {"momentum"}:
-            self._check_momentum_available()
+        self.optimizer_state = OptimizerState(optimizer)
+        self.update_period = config.update_period if config.updates else 0
+        self.end_step = config.last_update_step
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.prune_rule, self._prune_fn, _ = CRITERIA.resolve(config.prune)
+        self.grow_rule, self._grow_fn, _ = GROWTH.resolve(config.grow)
+        self.schedule_rule, self._schedule_fn, _ = SCHEDULES.resolve(config.schedule)
+        if "momentum" in self.prune_rule.needs | self.grow_rule.needs:
+            self.optimizer_state.check_momentum()
 
         params = sparse_parameters(model)
         if not params:
@@ -92,12 +72,13 @@ class DST:
                 f"{type(model).__name__} has no trainable Linear or Conv weights to make sparse; "
                 f"DST works on {', '.join(t.__name__ for t in SPARSE_LAYER_TYPES)} layers"
             )
-        dense = self._match_dense_layers(params, dense_layers)
+        dense = self._match_dense_layers(params, config.dense_layers)
         shapes = {n: tuple(p.shape) for n, p in params.items()}
-        densities = layer_densities(distribution, shapes, density, dense=frozenset(dense), power=erk_power)
+        densities = layer_densities(config.distribution, shapes, config.density, dense=frozenset(dense),
+                                    power=config.erk_power)
         counts = exact_counts(shapes, densities)
-        self.generator = torch.Generator().manual_seed(seed)
-        self.layers = [_Layer(n, p, counts[n], counts[n] < p.numel()) for n, p in params.items()]
+        full_too = config.update_full_layers or config.density >= 1.0
+        self.layers = [_Layer(n, p, counts[n], full_too or counts[n] < p.numel()) for n, p in params.items()]
         self.masks: dict[str, Tensor] = {
             layer.name: random_mask(layer.param.shape, layer.count, self.generator, layer.param.device)
             for layer in self.layers
@@ -108,7 +89,9 @@ class DST:
         self._refresh_float_masks()
         self.apply_masks()
         self._update_next = self.update_due()
-        self._hooks = self._install_gradient_masking()
+        self._grad_hook = self._install_gradient_masking()
+        self._optimizer_steps = 0  # optimizer steps since the last `step()`, counted by the hook below
+        self._step_hook = optimizer.register_step_post_hook(self._count_optimizer_step)
 
     # ----------------------------------------------------------------------------------------------- queries
 
@@ -121,7 +104,7 @@ class DST:
 
     def itop(self) -> float:
         """In-time over-parametrisation: weights active at least once / all sparse weights (one host sync)."""
-        explored = torch.stack([m.sum() for m in self.ever_active.values()]).sum()
+        explored = torch.stack([m.count_nonzero() for m in self.ever_active.values()]).sum()
         return float(explored) / sum(layer.param.numel() for layer in self.layers)
 
     def prune_fraction(self, step: int | None = None) -> float:
@@ -129,7 +112,7 @@ class DST:
         step = self.steps if step is None else step
         if not self.update_period:
             return 0.0
-        return float(self._schedule_fn(step, initial=self.prune_fraction_initial, total=self.end_step))
+        return float(self._schedule_fn(step, initial=self.config.prune_fraction, total=self.end_step))
 
     def update_due(self) -> bool:
         """Whether the next `step()` call prunes and regrows (lets a loop prepare a larger-batch gradient)."""
@@ -143,58 +126,77 @@ class DST:
 
         With gradient masking on (see `_install_gradient_masking`) inactive weights never move, so ordinary steps
         cost nothing here; after an update, or without gradient masking, weights and optimizer state are masked.
+
+        Exactly one optimizer step must have happened since the last call (several backward passes before it are
+        fine: gradient accumulation). A step the optimizer skipped because its gradients hold inf or NaN (what
+        ``GradScaler`` does) is skipped here too: the schedule does not advance and no update reads those
+        gradients. Anything else is a wrong order and raises.
         """
+        taken, self._optimizer_steps = self._optimizer_steps, 0
+        if taken != 1:
+            if taken == 0 and self._optimizer_skipped_step():
+                return
+            raise RuntimeError(
+                f"dst.step() found {taken} optimizer steps since its last call; it must follow exactly one. "
+                "The order of a training step is loss.backward() -> optimizer.step() -> dst.step() "
+                "(with gradient accumulation: several backward passes, then one optimizer.step(), then dst.step())"
+            )
         self.steps += 1
         updated = self._update_next
         if updated:
             self._update(self.prune_fraction())
-        if updated or not self._hooks:
+        if updated or self._grad_hook is None:
             self.apply_masks()
         self._update_next = self.update_due()
 
-    def _install_gradient_masking(self) -> list[Any]:
-        """Zero inactive weights' gradients as backward produces them, except before a topology update.
+    def _install_gradient_masking(self) -> Any:
+        """Zero inactive weights' gradients right before each optimizer step, except before a topology update.
 
-        For SGD, Adam and AdamW a weight that is zero, with zero optimizer state and a zero gradient, stays exactly
-        zero through the optimizer step (weight decay of 0 is 0), so masking the gradient, one multiply on a tensor
-        backward just wrote, replaces masking weights and state after every step. Before an update the gradient is
-        left dense: gradient growth reads it, and `step()` masks weights and state after that update. Under
-        torch.distributed (any world size), whose gradient reduction may write `.grad` after these hooks, and for
-        other optimizers,
-        `step()` masks weights and state every step instead. ``.grad`` of inactive weights therefore reads zero
-        between updates.
+        Where that keeps inactive weights exactly zero (`OptimizerState.exact_gradient_masking`), one fused multiply
+        over the gradients replaces masking weights and state after every step. It runs as an optimizer pre-step
+        hook: after every backward pass (gradient accumulation) and after DistributedDataParallel has reduced the
+        gradients, so it is exact under DDP too. Before an update the gradient is left dense: gradient growth reads
+        it, and `step()` masks weights and state after that update. For other optimizers `step()` masks weights
+        and state every step instead.
         """
-        dist = torch.distributed
-        distributed = dist.is_available() and dist.is_initialized()  # DDP writes .grad even with one rank
-        exact = type(self.optimizer) in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
-        if distributed or not exact:
-            return []
-        hooks = []
-        for layer in self._updatable():
-            def mask_grad(param: nn.Parameter, name: str = layer.name) -> None:
-                if not self._update_next and param.grad is not None:
-                    param.grad.mul_(self._float_masks[name])
+        if not self.optimizer_state.exact_gradient_masking:
+            return None
+        return self.optimizer.register_step_pre_hook(self._mask_gradients)
 
-            hooks.append(layer.param.register_post_accumulate_grad_hook(mask_grad))
-        return hooks
+    @torch.no_grad()
+    def _mask_gradients(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self._update_next:
+            return
+        grads = [layer.param.grad for layer in self._masked() if layer.param.grad is not None]
+        if grads:
+            torch._foreach_mul_(grads, [self._float_masks[layer.name] for layer in self._masked()
+                                        if layer.param.grad is not None])
+
+    def _count_optimizer_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self._optimizer_steps += 1
+
+    def _optimizer_skipped_step(self) -> bool:
+        """Whether the optimizer's gradients hold inf or NaN, the one reason to skip a step (one host sync, taken
+        only when no optimizer step was counted)."""
+        grads = [p.grad for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        return bool(grads) and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
 
     def remove(self) -> None:
-        """Detach the engine's gradient hooks from the model (the masks stay as they are)."""
-        for hook in self._hooks:
-            hook.remove()
-        self._hooks = []
+        """Detach the engine's hooks from the optimizer (the masks stay as they are)."""
+        for hook in (self._grad_hook, self._step_hook):
+            if hook is not None:
+                hook.remove()
+        self._grad_hook = self._step_hook = None
 
     @torch.no_grad()
     def apply_masks(self) -> None:
         """Zero inactive weights and their optimizer state (one fused multiply per group of tensors)."""
         weights, masks, states, state_masks = [], [], [], []
-        for layer in self.layers:
-            if not layer.updatable:
-                continue
+        for layer in self._masked():
             mask = self._float_masks[layer.name]
             weights.append(layer.param.data)
             masks.append(mask)
-            for value in self._weight_shaped_state(layer.param):
+            for value in self.optimizer_state.weight_state(layer.param):
                 states.append(value)
                 state_masks.append(mask if value.dtype == mask.dtype else mask.to(value.dtype))
         if weights:
@@ -215,13 +217,16 @@ class DST:
             raise ValueError(f"prune fraction must be in [0, 1), got {fraction}")
         generator = torch.Generator().set_state(self.generator.get_state())
         self._check_finite(need_grad="grad" in rule.needs)
-        use_global = self.global_pruning if global_pruning is None else global_pruning
+        use_global = self.config.global_pruning if global_pruning is None else global_pruning
         return self._select_pruned(rule, fn, fraction, generator, use_global)
 
     # ------------------------------------------------------------------------------------------- internals
 
     def _updatable(self) -> list[_Layer]:
         return [layer for layer in self.layers if layer.updatable]
+
+    def _masked(self) -> list[_Layer]:
+        return [layer for layer in self.layers if layer.masked]
 
     def _check_finite(self, need_grad: bool) -> None:
         tensors = [(layer.name, "weights", layer.param) for layer in self._updatable()]
@@ -233,7 +238,8 @@ class DST:
                         "before the step that updates the topology (and don't zero the gradients in between)"
                     )
                 tensors.append((layer.name, "gradient", layer.param.grad))
-        flags = torch.stack([torch.isfinite(t).all() for _, _, t in tensors])
+        # min and max are finite iff every value is (NaN propagates): one pass, not two
+        flags = torch.stack([torch.isfinite(torch.stack(torch.aminmax(t))).all() for _, _, t in tensors])
         if not bool(flags.all()):
             name, what, _ = tensors[int((~flags).nonzero()[0])]
             raise FloatingPointError(
@@ -241,49 +247,54 @@ class DST:
                 "meaningless (lower the learning rate or check the loss)"
             )
 
-    def _scores_input(self, layers: list[_Layer], flat: bool) -> tuple[Tensor, Tensor | None, Tensor]:
+    def _scores(self, rule, fn, layers: list[_Layer], generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """A criterion's scores over `layers` (one layer as it is, several flattened and concatenated) and the
+        active mask they cover."""
         def cat(ts: list[Tensor]) -> Tensor:
-            return torch.cat([t.reshape(-1) for t in ts]) if flat else ts[0]
+            return torch.cat([t.reshape(-1) for t in ts]) if len(layers) > 1 else ts[0]
 
         weight = cat([layer.param.detach() for layer in layers])
         grads = [layer.param.grad for layer in layers]
         grad = cat([g.detach() for g in grads]) if all(g is not None for g in grads) else None
         active = cat([self.masks[layer.name] for layer in layers])
-        return weight, grad, active
+        extra = {}
+        if "momentum" in rule.needs:
+            extra["momentum"] = cat([self.optimizer_state.momentum(layer.param) for layer in layers])
+        return fn(weight, grad, active, generator=generator, **extra), active
 
     def _select_pruned(self, rule, fn, fraction: float, generator: torch.Generator,
                        use_global: bool) -> dict[str, Tensor]:
         layers = self._updatable()
         pruned = {layer.name: torch.zeros_like(self.masks[layer.name]) for layer in self.layers}
-        if use_global:
-            weight, grad, active = self._scores_input(layers, flat=True)
+        if use_global and len(layers) > 1:
+            scores, active = self._scores(rule, fn, layers, generator)
             k = sum(prune_count(fraction, layer.count) for layer in layers)
-            chosen = select_lowest(fn(weight, grad, active, generator=generator), active, k)
+            chosen = select_lowest(scores, active, k)
             for layer, part in zip(layers, chosen.split([la.param.numel() for la in layers]), strict=True):
                 pruned[layer.name] = part.reshape(layer.param.shape)
         else:
             for layer in layers:
-                weight, grad, active = self._scores_input([layer], flat=False)
-                scores = fn(weight, grad, active, generator=generator)
+                scores, active = self._scores(rule, fn, [layer], generator)
                 pruned[layer.name] = select_lowest(scores, active, prune_count(fraction, layer.count))
         return pruned
 
     @torch.no_grad()
     def _update(self, fraction: float) -> None:
         self._check_finite(need_grad="grad" in self.prune_rule.needs | self.grow_rule.needs)
-        pruned = self._select_pruned(self.prune_rule, self._prune_fn, fraction, self.generator, self.global_pruning)
+        pruned = self._select_pruned(self.prune_rule, self._prune_fn, fraction, self.generator,
+                                     self.config.global_pruning)
         for layer in self._updatable():
             lost = pruned[layer.name]
-            n_lost = int(lost.sum()) if self.global_pruning else prune_count(fraction, layer.count)
+            n_lost = int(lost.count_nonzero()) if self.config.global_pruning else prune_count(fraction, layer.count)
             grown = self._grow(layer, lost, n_lost)
             old = self.masks[layer.name]
             new = (old & ~lost) | grown
             self._init_grown(layer, grown)
             self.masks[layer.name] = new
             self.ever_active[layer.name] |= new
-            self.history.append(
-                dict(step=self.steps, layer=layer.name, prune_fraction=fraction, pruned=n_lost, grown=n_lost,
-                     active=layer.count)
+            self.history.append(  # counted from the masks, not restated from n_lost: a check, not an echo
+                dict(step=self.steps, layer=layer.name, prune_fraction=fraction, pruned=int(lost.count_nonzero()),
+                     grown=int(grown.count_nonzero()), active=int(new.count_nonzero()))
             )
         verify_masks_match_across_ranks(self.masks, self.steps)
         self._refresh_float_masks()
@@ -292,56 +303,37 @@ class DST:
         old = self.masks[layer.name]
         weight = layer.param.detach()
         grad = layer.param.grad.detach() if layer.param.grad is not None else None
-        momentum = self._momentum(layer.param) if "momentum" in self.grow_rule.needs else None
-        if self.regrow_just_pruned:
-            candidates = ~(old & ~lost)
-            scores = self._grow_fn(weight, grad, candidates, generator=self.generator, momentum=momentum)
-            return select_highest(scores, candidates, n_lost)
-        # Grow among the weights that were inactive before this update; only a layer too dense to supply
-        # n_lost of them takes the remainder from the just-pruned ones, so the layer's count stays exact.
-        inactive_before = ~old
-        scores = self._grow_fn(weight, grad, inactive_before, generator=self.generator, momentum=momentum)
-        from_inactive = min(n_lost, layer.param.numel() - layer.count)
-        grown = select_highest(scores, inactive_before, from_inactive)
-        if n_lost > from_inactive:
-            grown |= select_highest(scores, lost, n_lost - from_inactive)
+        momentum = self.optimizer_state.momentum(layer.param) if "momentum" in self.grow_rule.needs else None
+        # Just-pruned weights may regrow at once; or, if excluded, only a layer too dense to supply n_lost weights
+        # that were inactive before this update takes the remainder from them, so the layer's count stays exact.
+        if self.config.regrow_just_pruned:
+            candidates, supply = ~(old & ~lost), n_lost
+        else:
+            candidates, supply = ~old, min(n_lost, layer.param.numel() - layer.count)
+        scores = self._grow_fn(weight, grad, candidates, generator=self.generator, momentum=momentum)
+
+        def best(eligible: Tensor, k: int) -> Tensor:
+            if scores is None:
+                return choose_uniform(eligible, k, self.generator)
+            return select_highest(scores, eligible, k)
+
+        grown = best(candidates, supply)
+        if n_lost > supply:
+            grown |= best(lost, n_lost - supply)
         return grown
 
     def _init_grown(self, layer: _Layer, grown: Tensor) -> None:
         """Grown weights start at 0 (or a fresh draw) with zeroed optimizer state."""
         param = layer.param
-        if self.grow_init == "fresh":
+        if self.config.grow_init == "fresh":
             fan_in = param[0].numel()
             bound = 1.0 / math.sqrt(fan_in)
             fresh = (torch.rand(param.shape, generator=self.generator) * 2 - 1).mul_(bound).to(param)
             param.data.copy_(torch.where(grown, fresh, param.data))
         else:
             param.data.masked_fill_(grown, 0.0)
-        for value in self._weight_shaped_state(param):
+        for value in self.optimizer_state.weight_state(param):
             value.masked_fill_(grown, 0)
-
-    def _weight_shaped_state(self, param: nn.Parameter) -> list[Tensor]:
-        """The optimizer's per-weight state of `param` (momentum, Adam moments, ...): what masking must reach."""
-        return [v for v in self.optimizer.state.get(param, {}).values()
-                if isinstance(v, Tensor) and v.shape == param.shape]
-
-    def _momentum(self, param: nn.Parameter) -> Tensor:
-        state = self.optimizer.state.get(param, {})
-        for key in MOMENTUM_KEYS:
-            if isinstance(state.get(key), Tensor):
-                return state[key]
-        raise RuntimeError(
-            "momentum growth needs the optimizer's momentum ('momentum_buffer' of SGD with momentum > 0, or "
-            "'exp_avg' of Adam/AdamW), and none exists yet: use such an optimizer and take at least one step"
-        )
-
-    def _check_momentum_available(self) -> None:
-        opt = self.optimizer
-        has_momentum = isinstance(opt, torch.optim.SGD) and any(g.get("momentum", 0) > 0 for g in opt.param_groups)
-        if not (has_momentum or isinstance(opt, (torch.optim.Adam, torch.optim.AdamW))):
-            raise ValueError(
-                f"momentum growth needs SGD with momentum > 0, Adam or AdamW; got {type(opt).__name__}"
-            )
 
     def _match_dense_layers(self, params: Mapping[str, nn.Parameter], dense_layers: Iterable[str]) -> set[str]:
         dense = set()
@@ -353,8 +345,9 @@ class DST:
         return dense
 
     def _refresh_float_masks(self) -> None:
+        """Masks as the weights' dtype and memory layout (channels_last too), ready to multiply into them."""
         self._float_masks = {
-            layer.name: self.masks[layer.name].to(layer.param.dtype) for layer in self.layers
+            layer.name: torch.empty_like(layer.param).copy_(self.masks[layer.name]) for layer in self._masked()
         }
 
     # ---------------------------------------------------------------------------------------- checkpointing

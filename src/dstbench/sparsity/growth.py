@@ -2,7 +2,8 @@
 
 Signature: ``fn(weight, grad, candidates, *, generator, momentum, **params) -> scores``. `grad` is the mini-batch
 loss gradient (dense: inactive weights have one too), `momentum` the optimizer's first-moment buffer (None when the
-rule does not declare it needs one), `candidates` marks the weights that may be grown.
+rule does not declare it needs one), `candidates` marks the weights that may be grown. A rule with no preference
+returns None: the engine then grows a uniform random choice among the candidates, from its seeded generator.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dstbench.sparsity.registry import Registry
+from dstbench.sparsity.registry import Registry, needs
 
 GROWTH = Registry("growth rule")
 
@@ -18,8 +19,7 @@ GROWTH = Registry("growth rule")
 def register_growth(name: str, fn=None, *, needs_grad: bool = False, needs_momentum: bool = False,
                     overwrite: bool = False):
     """Register a growth rule (decorator). See the module docstring for the signature."""
-    needs = tuple(n for n, flag in (("grad", needs_grad), ("momentum", needs_momentum)) if flag)
-    return GROWTH.register(name, fn, needs=needs, overwrite=overwrite)
+    return GROWTH.register(name, fn, needs=needs(grad=needs_grad, momentum=needs_momentum), overwrite=overwrite)
 
 
 def list_growth() -> list[str]:
@@ -28,9 +28,9 @@ def list_growth() -> list[str]:
 
 @register_growth("random")
 def random(weight: Tensor, grad: Tensor | None, candidates: Tensor, *, generator: torch.Generator,
-           momentum: Tensor | None) -> Tensor:
+           momentum: Tensor | None) -> None:
     """Uniform among candidates (an exact count is grown, unlike per-element Bernoulli draws)."""
-    return torch.rand(weight.shape, generator=generator).to(weight.device)
+    return None
 
 
 @register_growth("gradient", needs_grad=True)

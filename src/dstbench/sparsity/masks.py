@@ -1,4 +1,4 @@
-"""Pure tensor operations on masks: exact random masks and deterministic top-k selection."""
+"""Pure tensor operations on masks: exact random masks, deterministic top-k selection, uniform choices."""
 
 from __future__ import annotations
 
@@ -20,24 +20,90 @@ def random_mask(shape: torch.Size | tuple[int, ...], count: int, generator: torc
 def select_lowest(scores: Tensor, eligible: Tensor, k: int) -> Tensor:
     """The `k` eligible entries with the lowest scores, as a bool mask; ties go to the lower flat index.
 
-    `k` must not exceed the number of eligible entries (callers know that count exactly). A selection, not a
-    sort: the k-th smallest score splits the entries in linear time, and only ties at that score are ordered.
+    `k` must not exceed the number of eligible entries (callers know that count exactly). Nothing is sorted: the
+    k-th smallest eligible score splits the entries, and only ties at that score are ordered. A few eligible
+    entries (pruning: the active tenth of a layer) are gathered first; many (growth) are selected in place, the
+    others counted as +inf. Either way the order of the entries is their flat index order.
     """
-    flat = torch.where(eligible, scores, torch.full_like(scores, float("inf"))).reshape(-1)
+    flat_scores, flat_eligible = scores.reshape(-1), eligible.reshape(-1)
     if k <= 0:
-        return torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
-    threshold = torch.kthvalue(flat, k).values
-    chosen = flat < threshold
-    missing = k - int(chosen.sum())
+        return torch.zeros_like(eligible, dtype=torch.bool)
+    index = None
+    if 4 * int(flat_eligible.count_nonzero()) < flat_eligible.numel():
+        index = flat_eligible.nonzero().squeeze(1)
+        values = flat_scores[index]
+    else:
+        values = torch.where(flat_eligible, flat_scores, torch.full_like(flat_scores, float("inf")))
+    threshold = _kth_smallest(values, k)
+    lowest = values < threshold
+    missing = k - int(lowest.count_nonzero())
     if missing > 0:
-        ties = torch.nonzero(flat == threshold).reshape(-1)[:missing]
-        chosen[ties] = True
-    return chosen.reshape(scores.shape)
+        lowest[(values == threshold).nonzero().squeeze(1)[:missing]] = True
+    if index is not None:
+        lowest = torch.zeros_like(flat_eligible, dtype=torch.bool).index_fill_(0, index[lowest], True)
+    return lowest.reshape(scores.shape)
 
 
 def select_highest(scores: Tensor, eligible: Tensor, k: int) -> Tensor:
     """The `k` eligible entries with the highest scores; ties go to the lower flat index."""
     return select_lowest(-scores, eligible, k)
+
+
+def _kth_smallest(values: Tensor, k: int) -> Tensor:
+    """The k-th smallest of `values` (1-based), exact.
+
+    When k is a small part of many values (growth: a few percent of a layer's inactive weights), the k smallest
+    lie under the k'-th smallest of a strided sample, for k' a little above the sample's share of k; selecting
+    among the values under that bound is exact and costs a fraction of selecting among all. If fewer than k lie
+    under it but k lie at or under it, the bound is the answer (many ties, e.g. zero gradients). A sample that
+    misjudges the bound only costs the full selection.
+    """
+    n = values.numel()
+    if n >= 1 << 16 and k <= n // 4:
+        sample = values[:: n // 16384]
+        expected = k * sample.numel() / n
+        rank = min(sample.numel(), math.ceil(expected + 4 * math.sqrt(expected) + 8))
+        bound = torch.kthvalue(sample, rank).values
+        under = values[values < bound]
+        if under.numel() >= k:
+            return torch.kthvalue(under, k).values
+        if int((values == bound).count_nonzero()) >= k - under.numel():
+            return bound
+    return torch.kthvalue(values, k).values
+
+
+def choose_uniform(eligible: Tensor, k: int, generator: torch.Generator) -> Tensor:
+    """`k` of the eligible entries, each k-subset equally likely, as a bool mask (drawn from the CPU generator).
+
+    Costs about k random draws, not one per entry: positions are drawn with replacement, and the eligible ones
+    not yet chosen join, round after round; a round with more new positions than needed keeps a uniform subset of
+    them. (A round's distinct new positions are a uniform subset of the unchosen eligible ones given their number,
+    so the union is uniform.) Choosing more than half the eligible entries chooses the rest instead. A few
+    eligible entries are gathered first and drawn by their rank, so that draws rarely miss.
+    """
+    flat = eligible.reshape(-1)
+    numel, n = flat.numel(), int(flat.count_nonzero())
+    index = flat.nonzero().squeeze(1) if 4 * n < numel else None
+    space = numel if index is None else n
+    complement = k > n // 2
+    target = n - k if complement else k
+    taken = torch.zeros(space, dtype=torch.bool, device=flat.device)
+    have = 0
+    while have < target:
+        need = target - have
+        draws = math.ceil((need + need // 8) * space / (n - have)) + 32
+        new = torch.randint(space, (draws,), generator=generator).to(flat.device)
+        new = new[~taken[new] if index is not None else flat[new] & ~taken[new]]
+        new = torch.unique(new)
+        if new.numel() > need:
+            new = new[torch.randperm(new.numel(), generator=generator).to(flat.device)[:need]]
+        taken[new] = True
+        have += new.numel()
+    if index is not None:
+        taken = torch.zeros_like(flat).index_fill_(0, index[~taken if complement else taken], True)
+    elif complement:
+        taken = flat & ~taken
+    return taken.reshape(eligible.shape)
 
 
 def prune_count(fraction: float, active: int) -> int:

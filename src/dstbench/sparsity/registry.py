@@ -39,6 +39,11 @@ class Rule:
 _PROVIDED = frozenset({"generator", "momentum", "initial", "total", "step", "dense"})
 
 
+def needs(*, grad: bool = False, momentum: bool = False) -> tuple[str, ...]:
+    """The training state a rule reads, as the registries record it."""
+    return tuple(name for name, flag in (("grad", grad), ("momentum", momentum)) if flag)
+
+
 class Registry:
     """A plain dict of named rules of one kind (criterion, growth, schedule, distribution)."""
 

@@ -41,7 +41,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for name, field in RunConfig.model_fields.items():
         item = _sequence_item(field.annotation)
         scalar = _scalar_type(field.annotation)
-        help_text = f"(default: {field.default!r})" if not field.is_required() else "(required)"
+        help_text = field.description or (f"(default: {field.default!r})" if not field.is_required() else "(required)")
         if scalar is bool:
             parser.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif item is not None:

@@ -34,7 +34,14 @@ from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_che
 from dstbench.train.distributed import Distributed
 from dstbench.train.progress import Progress
 from dstbench.train.recipes import resolve_config
-from dstbench.train.setup import build_for, load_data, make_optimizer, make_scheduler, pick_device
+from dstbench.train.setup import (
+    build_for,
+    load_data,
+    make_optimizer,
+    make_scheduler,
+    pick_device,
+    sparsity_config,
+)
 
 
 class ConfigMismatchError(UserError):
@@ -131,14 +138,7 @@ class _Trainer:
         self.steps_per_epoch = len(self.train_batches)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.scheduler = make_scheduler(self.optimizer, config, self.steps_per_epoch)
-        self.dst = DST(
-            self.model, self.optimizer, density=config.density, distribution=config.distribution,
-            prune=config.prune, grow=config.grow, update_period=config.update_period,
-            prune_fraction=config.prune_fraction, schedule=config.schedule, total_steps=self.total_steps,
-            end_step=config.end_step, seed=config.seed, global_pruning=config.global_pruning,
-            dense_layers=config.dense_layers, regrow_just_pruned=config.regrow_just_pruned,
-            grow_init=config.grow_init, erk_power=config.erk_power,
-        )
+        self.dst = DST(self.model, self.optimizer, sparsity_config(config, self.total_steps))
         self.update_batches = (
             self.data.batches("train", config.update_batch_size, seed=config.seed + 1, device=self.device,
                               channels_last=self.channels_last)

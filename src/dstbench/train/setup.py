@@ -1,7 +1,8 @@
-"""Building a run's pieces from its config: device, model, optimizer, learning-rate schedule."""
+"""Building a run's pieces from its config: device, model, optimizer, learning-rate schedule, engine options."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -11,6 +12,7 @@ import dstbench.data
 import dstbench.models
 from dstbench.config import RunConfig
 from dstbench.errors import UserError
+from dstbench.sparsity import SparsityConfig
 
 
 def pick_device(name: str) -> torch.device:
@@ -64,3 +66,10 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: RunConfig, steps_pe
         return config.lr_gamma ** sum(step >= m for m in milestones)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def sparsity_config(config: RunConfig, total_steps: int) -> SparsityConfig:
+    """The engine's options: each `SparsityConfig` field comes from the `RunConfig` field of the same name, so a
+    new engine option is one field in each and nothing here."""
+    names = [f.name for f in dataclasses.fields(SparsityConfig) if f.name != "total_steps"]
+    return SparsityConfig(**{name: getattr(config, name) for name in names}, total_steps=total_steps)
