@@ -27,6 +27,8 @@ class RunConfig(BaseModel):
     dataset: str
     seed: int = 0
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    input_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # MLPs: dropout on the input too (the paper's fig. 4)
+    preprocessing: Literal["paper", "exact"] = "paper"  # data normalisation/padding: see dstbench.data.splits
 
     # sparsity (density 1.0 = dense; update_period 0 = static sparse)
     density: float = Field(1.0, gt=0.0, le=1.0)

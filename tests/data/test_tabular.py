@@ -136,3 +136,20 @@ def test_train_subset_is_drawn_with_the_seed():
     assert torch.equal(a.val.x, full.val.x)
     with pytest.raises(ValueError, match="train_subset must be between 1 and"):
         data.load("digits", train_subset=10_000)
+
+
+def test_higgs_split_is_the_paper_codes():
+    """The paper's code holds out 30% (stratified, random_state 42), splits that 30%, in the order scikit-learn
+    returns it, into halves, and calls the first half test and the second validation."""
+    from sklearn.model_selection import train_test_split
+
+    from dstbench.data.higgs import paper_split
+
+    labels = np.random.default_rng(3).integers(0, 2, 200)
+    train, val, test = paper_split(labels)
+    rows = np.arange(200)
+    _, held = train_test_split(rows, test_size=0.3, random_state=42, stratify=labels)
+    first_half, second_half = train_test_split(held, test_size=0.5, random_state=42, stratify=labels[held])
+    assert test.tolist() == sorted(first_half) and val.tolist() == sorted(second_half)
+    assert (len(train), len(val), len(test)) == (140, 30, 30)
+    assert sorted([*train, *val, *test]) == list(range(200))

@@ -20,6 +20,14 @@ from dstbench.data.batches import Batches
 from dstbench.data.streaming import ImageFolderSplit, StreamingBatches
 
 SPLIT_NAMES = ("train", "val", "test")
+# "paper": the normalisation and augmentation of the paper's code for that data set (the default);
+# "exact": each set normalised with its own training statistics, crops padded with zeros.
+PREPROCESSINGS = ("paper", "exact")
+
+
+def check_preprocessing(value: str) -> None:
+    if value not in PREPROCESSINGS:
+        raise ValueError(f"preprocessing {value!r}; valid: {', '.join(PREPROCESSINGS)}")
 
 
 @dataclass(frozen=True)
