@@ -153,3 +153,22 @@ def test_higgs_split_is_the_paper_codes():
     assert test.tolist() == sorted(first_half) and val.tolist() == sorted(second_half)
     assert (len(train), len(val), len(test)) == (140, 30, 30)
     assert sorted([*train, *val, *test]) == list(range(200))
+
+
+def test_synthetic_tabular_is_higgs_shaped_and_the_same_bytes_for_the_same_seed():
+    from dstbench.data.embedded import synthetic_table
+
+    splits = data.load("synthetic_tabular")
+    assert (splits.task, splits.num_outputs, splits.input_shape) == ("binary", 1, (24,))
+    assert tuple(splits.sizes().values()) == data.info("synthetic_tabular").split_sizes == (14_000, 3_000, 3_000)
+    assert splits.mean is None and splits.std is None and "synthetic" in splits.notes
+    again = data.load("synthetic_tabular")
+    for name in ("train", "val", "test"):
+        assert splits.split(name).x.numpy().tobytes() == again.split(name).x.numpy().tobytes()
+        assert splits.split(name).y.numpy().tobytes() == again.split(name).y.numpy().tobytes()
+    x, y = synthetic_table(5, rows=300)
+    assert x.tobytes() == synthetic_table(5, rows=300)[0].tobytes() and y.tobytes() == synthetic_table(5, rows=300)[1].tobytes()
+    assert x.tobytes() != synthetic_table(6, rows=300)[0].tobytes()
+    assert x.dtype == np.float32 and y.dtype == np.int64 and set(y.tolist()) == {0, 1}
+    # stratified split of balanced classes
+    assert abs(float(splits.train.y.float().mean()) - 0.5) < 0.01

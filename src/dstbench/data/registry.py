@@ -62,6 +62,10 @@ _DATASETS: dict[str, tuple[DatasetInfo, _Loader, dict[str, object]]] = {
         (DatasetInfo("breast_cancer", "binary", 2, (30,), (398, 85, 86), "scikit-learn load_breast_cancer",
                      "embedded", "stand-in for Higgs; standardised with training statistics"),
          embedded.load_breast_cancer_table, {}),
+        (DatasetInfo("synthetic_tabular", "binary", 2, (24,), (14_000, 3_000, 3_000),
+                     "scikit-learn make_classification (synthetic)", "generated",
+                     "synthetic, Higgs-shaped (24 features, 2 classes), fixed seed; unscaled"),
+         embedded.load_synthetic_tabular, {}),
     ]
 }
 
