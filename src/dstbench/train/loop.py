@@ -21,6 +21,7 @@ from torch import nn
 import dstbench
 from dstbench import store
 from dstbench.config import RunConfig
+from dstbench.data.registry import data_root
 from dstbench.plugins import load_plugins
 from dstbench.sparsity import DST
 from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint
@@ -80,7 +81,7 @@ class _Trainer:
         self.data = data if data is not None else load_data(config)
         self.model = build_for(config, self.data).to(self.device)
         if config.init_from:
-            load_pretrained(self.model, config.init_from)
+            load_pretrained(self.model, config.init_from, data_root(config.data_root))
         self.channels_last = self.device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in self.model.modules())
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
