@@ -46,7 +46,8 @@ class RunConfig(BaseModel):
     dense_layers: tuple[str, ...] = ()
     update_batch_size: int | None = Field(None, gt=0)
 
-    # recipe (None = the paper's default for the model)
+    # recipe (None = the paper's default for the model, or for the named `recipe`: see dstbench.train.recipes)
+    recipe: str | None = None
     epochs: int | None = Field(None, gt=0)
     batch_size: int | None = Field(None, gt=0)
     optimizer: Literal["sgd", "adam", "adamw"] | None = None
