@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchvision_reference import import_torchvision_models, randomise_batch_norm
 
 from dstbench import models
 from dstbench.models.efficientnet import _B0_STAGES, EfficientNet
 from dstbench.train.checkpoint import load_pretrained
-from torchvision_reference import import_torchvision_models, randomise_batch_norm
 
 FIXTURES = Path(__file__).parent / "fixtures"
 torch.set_num_threads(1)

@@ -42,7 +42,7 @@ _DATASETS: dict[str, tuple[DatasetInfo, _Loader, dict[str, object]]] = {
          vision.load_fashionmnist, {}),
         (DatasetInfo("cifar10", "multiclass", 10, (3, 32, 32), (45_000, 5_000, 10_000),
                      "cs.toronto.edu/~kriz/cifar.html", "cifar-10-python.tar.gz",
-                     "last 5,000 training images = validation; paper constants; reflect crop 4 + flip"),
+                     "last 5,000 training images = validation; paper constants; reflect crop 4 + flip (docs/preprocessing.md)"),
          vision.load_cifar, {"layout": vision.CIFAR10}),
         (DatasetInfo("cifar100", "multiclass", 100, (3, 32, 32), (45_000, 5_000, 10_000),
                      "cs.toronto.edu/~kriz/cifar.html", "cifar-100-python.tar.gz",
