@@ -32,7 +32,7 @@ MODES = ("dst", "static", "dense")
 # as epochs or lr) mean runs that must not be averaged together; reports keep them apart and say so.
 COMPARED_FIELDS = frozenset(
     {"model", "dataset", "density", "prune", "grow", "update_period", "global_pruning", "schedule", "batch_size",
-     "update_batch_size", "dropout", "distribution", "erk_power", "prune_fraction", "end_step",
+     "update_batch_size", "dropout", "input_dropout", "distribution", "erk_power", "prune_fraction", "end_step",
      "regrow_just_pruned", "grow_init", "dense_layers"}
 )
 # The paper's order of criteria (its tables 5-6), then the rest; criteria with parameters follow their base name.
