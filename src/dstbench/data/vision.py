@@ -5,7 +5,7 @@ Splits follow the paper's code: the last 10% of the official training set is the
 
 Preprocessing ("paper", the default) is that of the paper's code: FashionMNIST normalised with mean and std 0.5;
 CIFAR-10 with the widely copied constants mean 0.4914/0.4822/0.4465, std 0.2023/0.1994/0.2010 (not the data's
-standard deviation, about 0.25: inputs come out about 1.25 times wider) and random crops from a reflect-padded
+standard deviation, about 0.25: inputs come out 1.2-1.3 times wider) and random crops from a reflect-padded
 image; CIFAR-100 with its own published statistics and crops from a zero-padded image. "exact" normalises every
 set with the per-channel mean/std of its own training split and pads CIFAR crops with zeros. Validation and test
 images are never augmented (the paper's code augments its CIFAR-10 validation images like training images; we
