@@ -98,6 +98,8 @@ class RunConfig(BaseModel):
     dataset: str
     seed: int = 0
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    input_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # MLPs: dropout on the input too (the paper's fig. 4)
+    preprocessing: Literal["paper", "exact"] = "paper"  # data normalisation/padding: see dstbench.data.splits
 
     # sparsity (update_period 0: dense at density 1.0, static sparse below; left out: 800 below 1.0, 0 at 1.0;
     # density 1.0 with an update period is DST on the dense network)
@@ -118,7 +120,8 @@ class RunConfig(BaseModel):
     update_full_layers: bool = False  # layers the distribution makes dense take part in updates (paper's code)
     update_batch_size: int | None = Field(None, gt=0)
 
-    # recipe (None = the paper's default for the model)
+    # recipe (None = the paper's default for the model, or for the named `recipe`: see dstbench.train.recipes)
+    recipe: str | None = None
     epochs: int | None = Field(None, gt=0)
     batch_size: int | None = Field(None, gt=0)
     optimizer: Literal["sgd", "adam", "adamw"] | None = None

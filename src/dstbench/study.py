@@ -72,7 +72,8 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "study", help="run the reduced paper study on embedded data (no download) and write the report",
-        description="The paper's study in miniature on scikit-learn's digits and breast_cancer: five criteria x "
+        description="The paper's study in miniature on scikit-learn's digits and breast_cancer and a synthetic "
+                    "Higgs-shaped table (make_classification): five criteria x "
                     "two growth rules x densities x seeds, dense and static baselines, first-update and end-mask "
                     "Jaccard studies, an update-period sweep and ITOP; then the HTML report.",
     )

@@ -56,7 +56,7 @@ DENSE_FREE = STATIC_FREE | {"density", "distribution", "erk_power", "dense_layer
 # as epochs or lr) mean runs that must not be averaged together; reports keep them apart and say so.
 COMPARED_FIELDS = frozenset(
     {"model", "dataset", "density", "prune", "grow", "update_period", "global_pruning", "schedule", "batch_size",
-     "update_batch_size", "dropout", "distribution", "erk_power", "prune_fraction", "end_step",
+     "update_batch_size", "dropout", "input_dropout", "distribution", "erk_power", "prune_fraction", "end_step",
      "regrow_just_pruned", "grow_init", "dense_layers", "update_full_layers"}
 )
 

@@ -167,6 +167,32 @@ def test_crop_flip_matches_a_per_sample_reference(b, c, h, w, padding, seed):
         assert torch.equal(out[i], window.flip(-1) if flip[i] else window)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 3), st.integers(2, 6), st.integers(2, 6), st.integers(0, 5),
+       st.integers(0, 2**31 - 1))
+def test_reflect_crop_flip_matches_torch_reflect_padding(b, c, h, w, padding, seed):
+    padding = min(padding, h - 1, w - 1)  # reflection needs the image to be larger than the padding
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (b, c, h, w), generator=g, dtype=torch.uint8)
+    offsets = torch.randint(0, 2 * padding + 1, (b, 2), generator=g)
+    flip = torch.rand(b, generator=g) < 0.5
+    padded = torch.nn.functional.pad(x.float(), (padding,) * 4, mode="reflect").to(torch.uint8)
+    table = crop_flip_table(h, w, padding, padding_mode="reflect")
+    assert int(table.max()) < h * w  # never the sentinel: every pixel is a pixel of the image
+    out = crop_flip_batch(x.flatten(2), table, move_ids(offsets, flip, padding), (c, h, w))
+    for i in range(b):
+        dy, dx = offsets[i].tolist()
+        window = padded[i, :, dy:dy + h, dx:dx + w]
+        assert torch.equal(out[i], window.flip(-1) if flip[i] else window)
+
+
+def test_reflect_padding_needs_a_larger_image_and_a_known_mode():
+    with pytest.raises(ValueError, match="reflect padding 4 needs images larger than it, got 4x8"):
+        crop_flip_table(4, 8, 4, padding_mode="reflect")
+    with pytest.raises(ValueError, match=r"padding_mode 'edge'; valid: zero, reflect"):
+        Augmentation(crop_padding=4, padding_mode="edge")
+
+
 def test_augmentation_keeps_shape_and_padding_is_the_normalised_black():
     x = torch.full((64, 3, 8, 8), 255, dtype=torch.uint8)
     batches = Batches(x, torch.zeros(64, dtype=torch.long), 64, mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.4),

@@ -18,6 +18,10 @@ def test_tinyimagenet_splits_labels_and_flips_only(tmp_path):
     assert splits.test.y.tolist() == [0, 0, 1, 1, 2, 2]
     assert splits.classes == ("n00000", "n00001", "n00002")
     assert splits.augmentation == data.Augmentation(hflip=True)
+    # the paper's code normalises with ImageNet's statistics; "exact" with the training split's own
+    assert splits.mean == (0.485, 0.456, 0.406) and splits.std == (0.229, 0.224, 0.225)
+    exact = data.load("tinyimagenet", root=tmp_path, workers=1, preprocessing="exact")
+    assert exact.mean[0] == pytest.approx(splits.train.x[:, 0].double().mean().item() / 255)
     # the red channel encodes the class (80 * c), up to JPEG error
     red = splits.train.x[:, 0].float().mean(dim=(1, 2))
     torch.testing.assert_close(red, 80 * splits.train.y.float(), atol=3, rtol=0)

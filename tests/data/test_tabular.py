@@ -136,3 +136,39 @@ def test_train_subset_is_drawn_with_the_seed():
     assert torch.equal(a.val.x, full.val.x)
     with pytest.raises(ValueError, match="train_subset must be between 1 and"):
         data.load("digits", train_subset=10_000)
+
+
+def test_higgs_split_is_the_paper_codes():
+    """The paper's code holds out 30% (stratified, random_state 42), splits that 30%, in the order scikit-learn
+    returns it, into halves, and calls the first half test and the second validation."""
+    from sklearn.model_selection import train_test_split
+
+    from dstbench.data.higgs import paper_split
+
+    labels = np.random.default_rng(3).integers(0, 2, 200)
+    train, val, test = paper_split(labels)
+    rows = np.arange(200)
+    _, held = train_test_split(rows, test_size=0.3, random_state=42, stratify=labels)
+    first_half, second_half = train_test_split(held, test_size=0.5, random_state=42, stratify=labels[held])
+    assert test.tolist() == sorted(first_half) and val.tolist() == sorted(second_half)
+    assert (len(train), len(val), len(test)) == (140, 30, 30)
+    assert sorted([*train, *val, *test]) == list(range(200))
+
+
+def test_synthetic_tabular_is_higgs_shaped_and_the_same_bytes_for_the_same_seed():
+    from dstbench.data.embedded import synthetic_table
+
+    splits = data.load("synthetic_tabular")
+    assert (splits.task, splits.num_outputs, splits.input_shape) == ("binary", 1, (24,))
+    assert tuple(splits.sizes().values()) == data.info("synthetic_tabular").split_sizes == (14_000, 3_000, 3_000)
+    assert splits.mean is None and splits.std is None and "synthetic" in splits.notes
+    again = data.load("synthetic_tabular")
+    for name in ("train", "val", "test"):
+        assert splits.split(name).x.numpy().tobytes() == again.split(name).x.numpy().tobytes()
+        assert splits.split(name).y.numpy().tobytes() == again.split(name).y.numpy().tobytes()
+    x, y = synthetic_table(5, rows=300)
+    assert x.tobytes() == synthetic_table(5, rows=300)[0].tobytes() and y.tobytes() == synthetic_table(5, rows=300)[1].tobytes()
+    assert x.tobytes() != synthetic_table(6, rows=300)[0].tobytes()
+    assert x.dtype == np.float32 and y.dtype == np.int64 and set(y.tolist()) == {0, 1}
+    # stratified split of balanced classes
+    assert abs(float(splits.train.y.float().mean()) - 0.5) < 0.01

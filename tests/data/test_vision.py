@@ -76,11 +76,21 @@ def test_cifar10_from_folder_or_archive(tmp_path, as_tar):
     assert splits.val.y.tolist() == [8, 9]
     assert splits.test.x[:, 0, 0, 0].tolist() == [100, 101, 102, 103]
     assert splits.classes == tuple(f"c{i}" for i in range(10))
-    assert splits.augmentation == data.Augmentation(crop_padding=4, hflip=True)
+    # the paper's code: its constants and crops from reflect-padded images
+    assert splits.augmentation == data.Augmentation(crop_padding=4, hflip=True, padding_mode="reflect")
+    assert splits.mean == (0.4914, 0.4822, 0.4465) and splits.std == (0.2023, 0.1994, 0.2010)
+
+
+def test_cifar_exact_preprocessing_uses_own_statistics_and_zero_padding(tmp_path):
+    write_cifar10(tmp_path, per_batch=4)
+    splits = data.load("cifar10", root=tmp_path, preprocessing="exact")
+    assert splits.augmentation == data.Augmentation(crop_padding=4, hflip=True, padding_mode="zero")
     # the training split's own statistics: pixel values 0..17 / 255, the same in every channel
     values = np.arange(18) / 255
     assert splits.mean == pytest.approx((values.mean(),) * 3)
     assert splits.std == pytest.approx((values.std(),) * 3)
+    with pytest.raises(ValueError, match=r"preprocessing 'own'; valid: paper, exact"):
+        data.load("cifar10", root=tmp_path, preprocessing="own")
 
 
 def test_cifar10_local_copy_warns_with_both_sums(tmp_path):
@@ -132,6 +142,42 @@ def test_cifar100_uses_fine_labels(tmp_path):
     assert splits.sizes() == {"train": 18, "val": 2, "test": 5}
     assert splits.num_classes == 100 and splits.test.y.tolist() == [99] * 5
     assert splits.train.y.tolist() == [i * 5 % 100 for i in range(18)]
+    # the paper's code: CIFAR-100's published statistics and zero padding
+    assert splits.augmentation == data.Augmentation(crop_padding=4, hflip=True, padding_mode="zero")
+    assert splits.mean == pytest.approx((0.50708, 0.48655, 0.44092), abs=1e-5)
+    assert splits.std == pytest.approx((0.26733, 0.25644, 0.27615), abs=1e-5)
+
+
+def test_fashionmnist_exact_preprocessing_uses_own_statistics(tmp_path):
+    write_fashion(tmp_path, n_train=20, n_test=10)  # image i is filled with i
+    splits = data.load("fashionmnist", root=tmp_path, preprocessing="exact")
+    values = np.arange(18) / 255
+    assert splits.mean == pytest.approx((values.mean(),)) and splits.std == pytest.approx((values.std(),))
+
+
+def test_paper_cifar10_preprocessing_on_a_hand_made_image(tmp_path):
+    """One 32x32 image with pixel (c, i, j) = 10 c + 7 i + j, cropped at offset (0, 0) of the 4-pixel padded
+    image (the output's top-left is padded pixel (-4, -4)), not flipped, then normalised with the paper's
+    constants: reflect padding mirrors row -4 to row 4 and column -4 to column 4, without repeating the edge."""
+    from dstbench.data.augment import BatchAugmenter
+
+    write_cifar10(tmp_path, per_batch=4)
+    splits = data.load("cifar10", root=tmp_path)
+    c, i, j = torch.meshgrid(torch.arange(3), torch.arange(32), torch.arange(32), indexing="ij")
+    image = (10 * c + 7 * i + j).to(torch.uint8).unsqueeze(0)
+    augmenter = BatchAugmenter(splits.augmentation, (3, 32, 32), torch.device("cpu"))
+    out = augmenter(augmenter.source(image), torch.tensor([0]))[0]  # row 0: offset (0, 0), no flip
+    # output (i, j) = input (|i - 4|, |j - 4|) for i, j < 4; e.g. (0, 0) <- (4, 4), (0, 5) <- (4, 1)
+    assert out[0, 0, 0] == 7 * 4 + 4 and out[0, 0, 5] == 7 * 4 + 1 and out[1, 3, 2] == 10 + 7 * 1 + 2
+    assert out[2, 9, 9] == 20 + 7 * 5 + 5  # inside: shifted by 4
+    flipped = augmenter(augmenter.source(image), torch.tensor([1]))[0]  # same offset, flipped
+    assert flipped[0, 0, 31] == 7 * 4 + 4
+    normalise = data.Batches(out.unsqueeze(0), torch.zeros(1, dtype=torch.long), 1, shuffle=False,
+                             mean=splits.mean, std=splits.std, pixel_scale=255.0)
+    x, _ = next(iter(normalise))
+    # pixel (0, 0, 0) = 32: (32 / 255 - 0.4914) / 0.2023; pixel (2, 9, 9) = 60: (60 / 255 - 0.4465) / 0.2010
+    assert x[0, 0, 0, 0].item() == pytest.approx(-1.808748, abs=1e-5)
+    assert x[0, 2, 9, 9].item() == pytest.approx(-1.050774, abs=1e-5)
 
 
 def test_cifar_missing_files_name_them(tmp_path):

@@ -40,7 +40,7 @@ def expanded():
 def test_every_paper_figure_and_the_quick_specs_are_built_in():
     names = set(list_specs())
     assert {"fig1", "fig2", "fig4", "fig5", "fig6a", "fig6b", "fig7", "fig8", "fig11", "fig12", "fig13", "fig15",
-            "fig16", "fig17", "fig18", "fig19", "quick-fig1", "quick-fig5", "quick-fig6"} <= names
+            "fig14", "fig16", "fig17", "fig18", "fig19", "quick-fig1", "quick-fig5", "quick-fig6"} <= names
 
 
 def test_every_built_in_spec_loads_expands_and_names_valid_report_kinds(expanded):
@@ -75,13 +75,25 @@ def test_paper_hyperparameters_of_the_other_figures(expanded):
     assert sorted({c.update_period for c in fig5}) == [25 * 2**i for i in range(9)]
     assert {c.density for c in fig5} == {0.1, 0.2} and {c.model for c in fig5} == {"large_mlp", "small_cnn", "resnet56"}
     probes = [r.config for r in expanded["fig6a"]]
-    assert len(probes) == 3 * 5 and all(c.probe_steps == (800,) for c in probes)
+    assert len(probes) == 3 * 2 * 5 and all(c.probe_steps == (800,) for c in probes)
+    assert {c.density for c in probes} == {1.0, 0.2}  # Table 3's 1.0, and 0.2 as the authors' specs also ran
+    assert {r.run_id for r in expanded["fig17"]} == {r.run_id for r in expanded["fig6a"]}
     assert all(c.probe_fractions == (0.5, 0.25, 0.125, 0.0625) for c in probes)
     assert all(set(c.probe_criteria) == set(CRITERIA) | {"random"} for c in probes)
     assert {r.run_id for r in expanded["fig6b"]} <= {r.run_id for r in expanded["fig1"]}  # shared run folders
     assert {r.run_id for r in expanded["fig11"]} <= {r.run_id for r in expanded["fig5"]}
+    fig4 = [r.config for r in expanded["fig4"] if r.group == "dst"]
+    assert {c.density for c in fig4} == {0.5, 1.0} and {c.grow for c in fig4} == {"random"}
     dense = [r.config for r in expanded["fig4"] if r.group == "dense"]
-    assert {c.dropout for c in dense} == {0.0, 0.05}
+    assert {(c.dropout, c.input_dropout) for c in dense} == {(0.0, 0.0), (0.05, 0.05)}
+    assert all(c.update_period == 0 for c in dense)
+    assert load_spec("fig5").report["metric"] == "best_val_acc"  # the caption: validation accuracy
+    fig14 = expanded["fig14"]
+    scratch = {r.run_id for r in fig14 if r.group in ("scratch", "dense")}
+    assert scratch <= {r.run_id for r in expanded["fig1"]}  # from scratch = the fig1 runs
+    tuned = [r.config for r in fig14 if r.group == "finetuned"]
+    assert len(tuned) == 11 * 5 * 2 * 5 and {c.init_from for c in tuned} == {"efficientnet_b0_rwightman-7f5810bc.pth"}
+    assert {(c.weight_decay, c.nesterov, c.lr) for c in tuned} == {(1e-3, False, 0.01)}
     assert {c.prune for r in expanded["fig7"] for c in [r.config]} >= {"magnitude", "mest:lam=0.1"}
     fig12 = [r.config for r in expanded["fig12"] if r.group == "batch1024"]
     assert {(c.batch_size, c.lr, c.update_period) for c in fig12} == {(1024, 0.08, 100)}
@@ -160,6 +172,18 @@ lr = [0.05]
 """)
     config = spec.expand()[0].config
     assert config.lr == 0.05 and config.epochs == 200 and config.weight_decay == 1e-4
+
+
+def test_efficientnet_recipe_is_the_authors_runs_and_the_texts_reading_is_a_named_variant():
+    from dstbench.config import RunConfig
+
+    runs = resolve_config(RunConfig(model="efficientnet_b0", dataset="tinyimagenet"))
+    assert (runs.weight_decay, runs.nesterov, runs.lr_gamma, runs.lr, runs.epochs) == (1e-3, False, 0.1, 0.01, 100)
+    text = resolve_config(RunConfig(model="efficientnet_b0", dataset="tinyimagenet", recipe="efficientnet_b0:text"))
+    assert (text.weight_decay, text.nesterov, text.lr_gamma, text.lr, text.epochs) == (1e-4, True, 0.001, 0.01, 100)
+    assert text.run_id() != runs.run_id()
+    with pytest.raises(ValueError, match=r"unknown recipe 'b0'; valid: .*efficientnet_b0:text"):
+        resolve_config(RunConfig(model="efficientnet_b0", dataset="tinyimagenet", recipe="b0"))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -289,3 +313,14 @@ def test_report_options_per_kind(tmp_path):
     assert spec.report["critical_difference"] == {"alpha": 0.1}
     msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\n[report.critical_difference]\nx = 1\n')
     assert "[report.critical_difference]" in msg and "'x'" in msg
+
+
+def test_dense_baselines_are_dense_and_the_first_update_studies_run_dst_at_density_one(expanded):
+    # density 1.0 with an update period is DST on the dense network: a baseline must not inherit one
+    for name, runs in expanded.items():
+        for run in runs:
+            if run.group and run.group.startswith("dense"):
+                assert run.config.mode == "dense", (name, run.group, run.config.update_period)
+    for name in ("fig6a", "fig17"):
+        at_one = [r for r in expanded[name] if r.config.density == 1.0]
+        assert at_one and all(r.config.mode == "dst" and r.config.probe_criteria for r in at_one)

@@ -20,7 +20,7 @@ def results_folder(tmp_path_factory):
     synthetic.write_experiment(root, "overfitting", [
         *({"density": 0.2, "prune": p, "seed": s} for p in ("magnitude", "snip") for s in (0, 1)),
         *({"density": 0.2, "update_period": 0, "seed": s} for s in (0, 1)),
-        *({"dropout": d, "seed": s} for d in (0.0, 0.05) for s in (0, 1)),
+        *({"dropout": d, "input_dropout": d, "seed": s} for d in (0.0, 0.05) for s in (0, 1)),  # as fig. 4's
     ])
     return root
 

@@ -33,6 +33,11 @@ def test_inferred_and_given_kinds(built_report):
     assert "Analyses (inferred from what varies): loss_gap" in page
 
 
+def test_loss_gap_keeps_the_dropout_baseline_that_also_drops_the_input(built_report):
+    svgs = sorted(built_report.parent.glob("figures/overfitting/loss_gap*.svg"))
+    assert svgs and all("Dense (p=0.05)" in svg.read_text() for svg in svgs)
+
+
 def test_tables_written_next_to_the_report_with_marks_and_run_counts(built_report):
     out = built_report.parent
     tables = sorted(p.stem for p in out.glob("tables/performance/*.csv"))

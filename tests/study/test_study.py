@@ -39,16 +39,20 @@ def test_small_study_writes_the_report_and_summary(small_study):
         assert any(kind in f.name for f in figures), f"no figure for {kind}"
     for label in CRITERIA_LABELS:
         assert label in result.summary
-    # the first-update Jaccard matrix itself: a row of numbers per criterion, and the chance level J_r
-    jaccard = result.summary[result.summary.index("First-update Jaccard index"):].splitlines()
-    header = jaccard[1].split()
-    rows = {line.split()[0]: line.split()[1:] for line in jaccard[2:] if line.split()[0] in header}
-    assert set(CRITERIA_LABELS) <= set(header) and set(rows) == set(header)
-    for values in rows.values():
-        numbers = [float(v) for v in values if v != "-"]
-        assert len(values) == len(header) and numbers and all(0.0 <= v <= 1.0 for v in numbers)
-    assert re.search(r"^J_r \(chance level\) = 0\.\d{3}$", "\n".join(jaccard), flags=re.MULTILINE)
-
+    # the first-update Jaccard matrices themselves, at density 1.0 (DST on the dense network) and 0.2: a row of
+    # numbers per criterion, and the chance level J_r
+    part = result.summary[result.summary.index("First-update Jaccard index"):]
+    blocks = [b.splitlines() for b in part.split("\n\n") if b.startswith("First-update Jaccard index")]
+    titles = [b[0] for b in blocks]
+    assert len(blocks) == 2 and any("D=1," in t for t in titles) and any("D=0.2," in t for t in titles)
+    for jaccard in blocks:
+        header = jaccard[1].split()
+        rows = {line.split()[0]: line.split()[1:] for line in jaccard[2:] if line.split()[0] in header}
+        assert set(CRITERIA_LABELS) <= {h.split("(")[0] for h in header} and set(rows) == set(header)
+        for values in rows.values():
+            numbers = [float(v) for v in values if v != "-"]
+            assert len(values) == len(header) and numbers and all(0.0 <= v <= 1.0 for v in numbers)
+        assert re.search(r"^J_r \(chance level\) = 0\.\d{3}$", "\n".join(jaccard), flags=re.MULTILINE)
 
 def test_rerun_trains_nothing_and_cli_prints_the_summary(small_study, capsys):
     out, _ = small_study

@@ -149,6 +149,17 @@ def test_init_from_reinitialises_a_mismatched_classifier(tmp_path):
     assert torch.equal(target.state_dict()[first], source.state_dict()[first])
 
 
+def test_input_dropout_reaches_the_mlp_as_in_the_papers_dropout_baseline():
+    import dstbench.data
+    from dstbench.train.setup import build_for
+
+    data = dstbench.data.load("digits")
+    model = build_for(cfg(model="large_mlp", dropout=0.05, input_dropout=0.05), data)
+    assert isinstance(model.input_dropout, torch.nn.Dropout) and model.input_dropout.p == 0.05
+    assert isinstance(model.dropout, torch.nn.Dropout) and model.dropout.p == 0.05
+    assert isinstance(build_for(cfg(model="large_mlp", dropout=0.05), data).input_dropout, torch.nn.Identity)
+
+
 def test_cli_train(tmp_path, capsys):
     out = tmp_path / "cli"
     code = main(["train", "--model", "small_mlp", "--dataset", "digits", "--epochs", "1", "--density", "0.2",

@@ -30,7 +30,7 @@ from dstbench.errors import UserError
 
 MIRROR_ENV = "DSTBENCH_DATA_MIRROR"
 _CHUNK = 1 << 20
-_EMBEDDED = {"digits", "breast_cancer"}
+_EMBEDDED = {"digits", "breast_cancer", "synthetic_tabular"}
 
 Report = Callable[[str], None]
 

@@ -3,7 +3,8 @@
 Tiny-ImageNet: `tiny-imagenet-200/train/<wnid>/images/*.JPEG` and `val/images` labelled by
 `val/val_annotations.txt`. As in the paper, its labelled val/ folder is the test split (the official test images
 have no labels), and a stratified 10% of train (random_state 42, fixed) is the validation split: 90k/10k/10k.
-Augmentation: horizontal flips only.
+Augmentation: horizontal flips only. Normalised, as in the paper's code, with ImageNet's mean and std
+(`preprocessing="paper"`), or with the training split's own statistics (`"exact"`).
 
 ImageNet: `imagenet/train/<wnid>/*.JPEG`, `imagenet/val/<wnid>/*.JPEG`. The paper evaluates on the official
 validation set and never uses the test set, so val/ serves as both the validation and the test split.
@@ -23,7 +24,7 @@ from dstbench.data.errors import DataFormatError
 from dstbench.data.images import decode_fixed_size, list_images
 from dstbench.data.locate import channel_stats, not_found
 from dstbench.data.sources import IMAGENET_INSTRUCTIONS, TINY_IMAGENET_DIR
-from dstbench.data.splits import ArraySplit, DataSplits, stratified_holdout
+from dstbench.data.splits import ArraySplit, DataSplits, check_preprocessing, stratified_holdout
 from dstbench.data.streaming import ImageFolderSplit
 
 TINY_SIZE = 64
@@ -78,8 +79,10 @@ def _listing_key(paths: list[Path], classes: list[str]) -> str:
     return digest.hexdigest()
 
 
-def load_tinyimagenet(root: Path, *, cache: bool = True, workers: int = os.cpu_count() or 1) -> DataSplits:
+def load_tinyimagenet(root: Path, *, cache: bool = True, workers: int = os.cpu_count() or 1,
+                      preprocessing: str = "paper") -> DataSplits:
     """Tiny-ImageNet decoded into (N, 3, 64, 64) uint8 arrays (cached as .npy after the first load)."""
+    check_preprocessing(preprocessing)
     folder = _tiny_folder(root)
     classes, train_paths, train_labels, val_paths, val_labels = _tiny_listing(folder)
     if not train_paths:
@@ -95,14 +98,18 @@ def load_tinyimagenet(root: Path, *, cache: bool = True, workers: int = os.cpu_c
     arrays, _ = cached(f"tinyimagenet-{key[:16]}", folder, decode, enabled=cache)
     x, y = arrays["train_x"], arrays["train_y"]
     train, val = stratified_holdout(y, TINY_VAL_FRACTION, SPLIT_SEED)
-    mean, std = channel_stats(x[train], 255.0)
+    if preprocessing == "paper":
+        mean, std, how = IMAGENET_MEAN, IMAGENET_STD, "ImageNet's mean/std (the paper's code)"
+    else:
+        mean, std = channel_stats(x[train], 255.0)
+        how = "per-channel mean/std of the training split"
     return DataSplits(
         name="tinyimagenet", task="multiclass", num_classes=len(classes), input_shape=(3, TINY_SIZE, TINY_SIZE),
         train=ArraySplit.from_numpy(x[train], y[train]), val=ArraySplit.from_numpy(x[val], y[val]),
         test=ArraySplit.from_numpy(arrays["test_x"], arrays["test_y"]),
         mean=mean, std=std, pixel_scale=255.0, augmentation=Augmentation(hflip=True), classes=tuple(classes),
         notes="test = the official val/ images; validation = a stratified 10% of train (random_state 42); "
-              "per-channel mean/std of the training split; horizontal flips only",
+              f"{how}; horizontal flips only",
     )
 
 

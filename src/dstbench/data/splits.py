@@ -21,6 +21,14 @@ from dstbench.data.streaming import ImageFolderSplit, StreamingBatches
 from dstbench.errors import UserError
 
 SPLIT_NAMES = ("train", "val", "test")
+# "paper": the normalisation and augmentation of the paper's code for that data set (the default);
+# "exact": each set normalised with its own training statistics, crops padded with zeros.
+PREPROCESSINGS = ("paper", "exact")
+
+
+def check_preprocessing(value: str) -> None:
+    if value not in PREPROCESSINGS:
+        raise ValueError(f"preprocessing {value!r}; valid: {', '.join(PREPROCESSINGS)}")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,15 @@
 """FashionMNIST (IDX files) and CIFAR-10/100 (pickled batches, extracted or inside the .tar.gz).
 
 Splits follow the paper's code: the last 10% of the official training set is the validation split (FashionMNIST
-54k/6k/10k, CIFAR 45k/5k/10k), the official test set is the test split. FashionMNIST is normalised with mean and
-std 0.5 as in that code; CIFAR with the per-channel mean/std of its 45k training images.
+54k/6k/10k, CIFAR 45k/5k/10k), the official test set is the test split.
+
+Preprocessing ("paper", the default) is that of the paper's code: FashionMNIST normalised with mean and std 0.5;
+CIFAR-10 with the widely copied constants mean 0.4914/0.4822/0.4465, std 0.2023/0.1994/0.2010 (not the data's
+standard deviation, about 0.25: inputs come out 1.2-1.3 times wider) and random crops from a reflect-padded
+image; CIFAR-100 with its own published statistics and crops from a zero-padded image. "exact" normalises every
+set with the per-channel mean/std of its own training split and pads CIFAR crops with zeros. Validation and test
+images are never augmented (the paper's code augments its CIFAR-10 validation images like training images; we
+don't: a validation score should not be noisy). docs/preprocessing.md measures what each choice changes.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from dstbench.data.cifar_pickle import read_batch, read_meta
 from dstbench.data.errors import DataFormatError
 from dstbench.data.idx import parse_idx, read_maybe_gzip
 from dstbench.data.locate import channel_stats, last_fraction, not_found
-from dstbench.data.splits import ArraySplit, DataSplits
+from dstbench.data.splits import ArraySplit, DataSplits, check_preprocessing
 
 VAL_FRACTION = 0.1
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
@@ -47,8 +54,11 @@ def _read_fashion_file(path: Path, name: str) -> np.ndarray:
     return parse_idx(content, str(path))
 
 
-def load_fashionmnist(root: Path, *, system_fallback: bool = False) -> DataSplits:
-    """FashionMNIST from its four IDX files (`.gz` or not) under `root`, `root/fashion-mnist` or similar."""
+def load_fashionmnist(root: Path, *, system_fallback: bool = False, preprocessing: str = "paper") -> DataSplits:
+    """FashionMNIST from its four IDX files (`.gz` or not) under `root`, `root/fashion-mnist` or similar.
+
+    `preprocessing`: "paper" (mean and std 0.5) or "exact" (the training split's own mean/std)."""
+    check_preprocessing(preprocessing)
     paths = _fashion_folder(root, system_fallback)
     arrays = {name: _read_fashion_file(path, name) for name, path in paths.items()}
     train_x, train_y = arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"]
@@ -61,15 +71,20 @@ def load_fashionmnist(root: Path, *, system_fallback: bool = False) -> DataSplit
             raise DataFormatError(f"{paths[f'{what}-labels-idx1-ubyte']}: labels outside 0..9")
     n_val = last_fraction(len(train_x), VAL_FRACTION)
     train_x, test_x = train_x[:, None], test_x[:, None]
+    if preprocessing == "paper":
+        mean, std, how = (0.5,), (0.5,), "normalised with mean 0.5, std 0.5 (the paper's code)"
+    else:
+        mean, std = channel_stats(train_x[:-n_val], 255.0)
+        how = "normalised with the 54,000 training images' own mean/std"
     return DataSplits(
         name="fashionmnist", task="multiclass", num_classes=10, input_shape=(1, 28, 28),
         train=ArraySplit.from_numpy(train_x[:-n_val], train_y[:-n_val]),
         val=ArraySplit.from_numpy(train_x[-n_val:], train_y[-n_val:]),
         test=ArraySplit.from_numpy(test_x, test_y),
-        mean=(0.5,), std=(0.5,), pixel_scale=255.0,
+        mean=mean, std=std, pixel_scale=255.0,
         classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                  "Ankle boot"),
-        notes="validation = the last 6,000 training images; normalised with mean 0.5, std 0.5",
+        notes=f"validation = the last 6,000 training images; {how}; no augmentation",
     )
 
 
@@ -88,16 +103,22 @@ class CifarLayout:
     label_key: str
     names_key: str
     classes: int
+    paper_mean: tuple[float, float, float]  # the paper's code's normalisation and crop padding
+    paper_std: tuple[float, float, float]
+    paper_padding: str
 
 
 CIFAR10 = CifarLayout(
     "cifar10", sources.CIFAR10_ARCHIVE, sources.CIFAR10_DIR, sources.CIFAR10_ARCHIVE_MD5,
     sources.CIFAR10_FILE_MD5,
     tuple(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta", "labels", "label_names", 10,
+    (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), "reflect",
 )
 CIFAR100 = CifarLayout(
     "cifar100", sources.CIFAR100_ARCHIVE, sources.CIFAR100_DIR, sources.CIFAR100_ARCHIVE_MD5,
     sources.CIFAR100_FILE_MD5, ("train",), "test", "meta", "fine_labels", "fine_label_names", 100,
+    (0.5070751592371323, 0.48654887331495095, 0.4409178433670343),
+    (0.2673342858792401, 0.2564384629170883, 0.27615047132568404), "zero",
 )
 
 
@@ -158,8 +179,12 @@ def _source_key(source: Path, layout: CifarLayout) -> str:
     return bytes_digest("".join(file_digest(source / name) for name in names).encode())
 
 
-def load_cifar(root: Path, *, layout: CifarLayout, cache: bool = True) -> DataSplits:
-    """CIFAR-10 or -100 from the extracted batches or directly from the `.tar.gz`, parsed once and cached."""
+def load_cifar(root: Path, *, layout: CifarLayout, cache: bool = True, preprocessing: str = "paper") -> DataSplits:
+    """CIFAR-10 or -100 from the extracted batches or directly from the `.tar.gz`, parsed once and cached.
+
+    `preprocessing`: "paper" (the paper's code's constants and padding, see the module) or "exact" (the 45,000
+    training images' own per-channel mean/std, zero padding)."""
+    check_preprocessing(preprocessing)
     source = _cifar_source(root, layout)
     arrays, meta = cached(f"{layout.name}-{_source_key(source, layout)[:16]}", source.parent,
                           lambda: _parse_cifar(source, layout), enabled=cache)
@@ -168,14 +193,25 @@ def load_cifar(root: Path, *, layout: CifarLayout, cache: bool = True) -> DataSp
         warn_if_unofficial(str(source / name if source.is_dir() else source), "md5", digest, expected)
     train_x, train_y = arrays["train_x"], arrays["train_y"]
     n_val = last_fraction(len(train_x), VAL_FRACTION)
-    mean, std = channel_stats(train_x[:-n_val], 255.0)
+    if preprocessing == "paper":
+        mean, std, padding = layout.paper_mean, layout.paper_std, layout.paper_padding
+        how = (f"normalised with the paper's code's constants mean {_triple(mean)}, std {_triple(std)}; random crop "
+               f"with 4-pixel {padding} padding + horizontal flip")
+    else:
+        (mean, std), padding = channel_stats(train_x[:-n_val], 255.0), "zero"
+        how = ("normalised with the 45,000 training images' own per-channel mean/std; random crop with 4-pixel "
+               "zero padding + horizontal flip")
     return DataSplits(
         name=layout.name, task="multiclass", num_classes=layout.classes, input_shape=(3, 32, 32),
         train=ArraySplit.from_numpy(train_x[:-n_val], train_y[:-n_val]),
         val=ArraySplit.from_numpy(train_x[-n_val:], train_y[-n_val:]),
         test=ArraySplit.from_numpy(arrays["test_x"], arrays["test_y"]),
-        mean=mean, std=std, pixel_scale=255.0, augmentation=Augmentation(crop_padding=4, hflip=True),
+        mean=tuple(mean), std=tuple(std), pixel_scale=255.0,
+        augmentation=Augmentation(crop_padding=4, hflip=True, padding_mode=padding),
         classes=tuple(meta["classes"]),
-        notes="validation = the last 5,000 training images (not augmented); per-channel mean/std of the "
-              "45,000 training images; random crop with 4-pixel zero padding + horizontal flip",
+        notes=f"validation = the last 5,000 training images (not augmented); {how}",
     )
+
+
+def _triple(values: tuple[float, ...]) -> str:
+    return "/".join(f"{v:.4f}" for v in values)

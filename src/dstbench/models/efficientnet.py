@@ -3,6 +3,10 @@
 MBConv blocks with squeeze-and-excitation and SiLU, the standard B0 stage table, a 1x1 head to 1280 channels,
 dropout 0.2 before the classifier and stochastic depth rising linearly to 0.2 over the blocks. At 1000 classes
 it has the standard 5,288,548 parameters; at 64x64 (Tiny-ImageNet) the last feature map is 2x2.
+
+`EfficientNet.from_torchvision_state(state)` renames the tensors of a torchvision `efficientnet_b0` state dict
+(e.g. the published ImageNet weights, efficientnet_b0_rwightman-7f5810bc.pth) to this model's names, so
+`--init-from` can fine-tune from it (the paper's appendix H); the layouts are the same tensor for tensor.
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ class EfficientNet(nn.Module):
         stochastic_depth: float,
     ):
         super().__init__()
+        self.stages = tuple(tuple(stage) for stage in stages)
         self.stem = _conv_bn_silu(in_channels, _STEM, 3, stride=2)
         total = sum(stage[-1] for stage in stages)
         blocks: list[nn.Module] = []
@@ -125,6 +130,40 @@ class EfficientNet(nn.Module):
                 bound = 1.0 / math.sqrt(module.out_features)
                 nn.init.uniform_(module.weight, -bound, bound)
                 nn.init.zeros_(module.bias)
+
+    @staticmethod
+    def is_torchvision_state(state: dict[str, torch.Tensor]) -> bool:
+        """Whether `state` is laid out as torchvision's EfficientNet (`features.0.0.weight`, ...)."""
+        return "features.0.0.weight" in state and "classifier.1.weight" in state
+
+    def from_torchvision_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A torchvision EfficientNet state dict (same stage table) under this model's names.
+
+        torchvision keeps the stem in `features.0`, stage s's block b in `features.s.b.block` (its parts in order:
+        [1x1 expand], depthwise, squeeze-excitation `fc1`/`fc2`, project), the 1x1 head in the last `features`
+        entry, and the linear layer in `classifier.1`. Raises KeyError on a tensor it cannot place.
+        """
+        names = {"features.0.": "stem.", f"features.{len(self.stages) + 1}.": "head.", "classifier.1.": "classifier."}
+        index = 0
+        for stage, (expand, *_rest, repeats) in enumerate(self.stages, start=1):
+            parts = (["expand"] if expand != 1 else []) + ["depthwise", "se", "project"]
+            for block in range(repeats):
+                for position, part in enumerate(parts):
+                    source = f"features.{stage}.{block}.block.{position}."
+                    if part == "se":
+                        names[source + "fc1."] = f"blocks.{index}.se.reduce."
+                        names[source + "fc2."] = f"blocks.{index}.se.expand."
+                    else:
+                        names[source] = f"blocks.{index}.{part}."
+                index += 1
+        converted = {}
+        for key, tensor in state.items():
+            prefix = max((p for p in names if key.startswith(p)), key=len, default=None)
+            if prefix is None:
+                raise KeyError(f"torchvision EfficientNet tensor {key!r} has no place in this model "
+                               f"(another stage table or another model?)")
+            converted[names[prefix] + key[len(prefix):]] = tensor
+        return converted
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.blocks(self.stem(x)))

@@ -125,15 +125,24 @@ def _jaccard(results: Results, sections: Sequence[Section]) -> str:
         ctx = Context(results, section.experiment, runs, results.options(section.experiment), Path("."),
                       section.cache)
         study = first_update_study_of(ctx)
+        if not study.panels:
+            continue
+        # the first model and data set's matrix at every probed density (1.0, DST on the dense network, and below)
+        first = {f: v for f, v in next(iter(study.panels)) if f in ("model", "dataset")}
+        texts = []
         for key, matrices in study.panels.items():
+            if any(dict(key).get(f, v) != v for f, v in first.items()):
+                continue
             fraction = 0.5 if 0.5 in matrices else max(matrices)
             title = panel_title(key) or section.experiment
-            return f"First-update Jaccard index ({title}, ρ = {fraction:g}):\n" + _matrix_text(matrices[fraction])
+            texts.append(f"First-update Jaccard index ({title}, ρ = {fraction:g}):\n"
+                         + _matrix_text(matrices[fraction]))
+        return "\n\n".join(texts)
     return "First-update Jaccard: no experiment recorded first-update probes."
 
 
 def _matrix_text(matrix: JaccardMatrix) -> str:
-    labels = [criterion_label(name) for name in matrix.labels]
+    labels = [criterion_label(name).replace(" ", "") for name in matrix.labels]  # one word a column
     width = max(len(label) for label in labels) + 2
     lines = [" " * width + "".join(f"{label[:12]:>13}" for label in labels)]
     for label, row in zip(labels, matrix.mean, strict=True):

@@ -131,8 +131,8 @@ def panel_groups(runs: pd.DataFrame, exclude: tuple[str, ...]) -> Iterator[tuple
     """DST runs per panel (the varying fields not in `exclude`), each with its matching baselines added.
 
     A baseline matches a panel when it agrees on every field fixed within the panel that its mode does not
-    ignore (static runs ignore growth, criterion, update period...; dense runs also density and dropout, which
-    labels them instead). Runs carry a `method` column.
+    ignore (static runs ignore growth, criterion, update period...; dense runs also density and dropout, input
+    dropout included, which labels them instead). Runs carry a `method` column.
     """
     runs = with_methods(runs)
     dst = runs[runs["mode"] == "dst"]
@@ -144,7 +144,7 @@ def panel_groups(runs: pd.DataFrame, exclude: tuple[str, ...]) -> Iterator[tuple
                  if f in group and f not in exclude and group[f].nunique(dropna=False) == 1}
         parts = [group]
         for mode in ("static", "dense"):
-            ignore = free_fields(mode) | ({"dropout"} if mode == "dense" else set())
+            ignore = free_fields(mode) | ({"dropout", "input_dropout"} if mode == "dense" else set())
             parts.append(matching(runs[runs["mode"] == mode], fixed, ignore=ignore))
         yield tuple(zip(fields, key, strict=True)), pd.concat(parts, ignore_index=True)
 

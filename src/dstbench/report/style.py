@@ -42,6 +42,7 @@ MODEL_LABELS = {
 DATASET_LABELS = {
     "higgs": "Higgs", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion_mnist": "FashionMNIST",
     "fashionmnist": "FashionMNIST", "tiny_imagenet": "Tiny-ImageNet", "imagenet": "ImageNet",
+    "synthetic_tabular": "synthetic table (Higgs-shaped)",
 }
 FIELD_LABELS = {
     "density": "density", "update_period": "update period Δt (steps)", "batch_size": "batch size",

@@ -11,6 +11,7 @@ from torch import nn
 
 from dstbench import store
 from dstbench.errors import UserError
+from dstbench.models.efficientnet import EfficientNet
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -33,20 +34,27 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         ) from exc
 
 
-def load_pretrained(model: nn.Module, path: str | Path) -> list[str]:
+def load_pretrained(model: nn.Module, path: str | Path, data_root: str | Path | None = None) -> list[str]:
     """Load weights from a local checkpoint (ours, or a plain state dict), safely.
 
     Tensors whose shapes differ from the model's (a classifier for another number of classes) are skipped and
-    keep their fresh initialisation, as in the paper's fine-tuning study (appendix H). Returns the skipped keys.
+    keep their fresh initialisation, as in the paper's fine-tuning study (appendix H). A torchvision
+    EfficientNet state dict (the published ImageNet weights) is renamed for dstbench's EfficientNet first.
+    A relative path that does not exist is looked for under `data_root` too. Returns the skipped keys.
     """
     path = Path(path)
+    if not path.exists() and not path.is_absolute() and data_root is not None and (Path(data_root) / path).exists():
+        path = Path(data_root) / path
     if not path.exists():
-        raise FileNotFoundError(f"--init-from {path}: no such file")
+        where = f" (nor under the data root {data_root})" if data_root is not None else ""
+        raise FileNotFoundError(f"--init-from {path}: no such file{where}")
     state = load_checkpoint(path)
     if "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     elif "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
+    if isinstance(model, EfficientNet) and EfficientNet.is_torchvision_state(state):
+        state = model.from_torchvision_state(state)
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     if not usable:

@@ -26,6 +26,7 @@ from torch import nn
 import dstbench
 from dstbench import store, vocab
 from dstbench.config import RunConfig
+from dstbench.data.registry import data_root
 from dstbench.errors import UserError
 from dstbench.experiments.claims import Claim, ClaimLostError, hold_run_folder
 from dstbench.plugins import load_plugins
@@ -122,7 +123,7 @@ class _Trainer:
         self.data = data if data is not None else load_data(config)
         self.model = build_for(config, self.data).to(self.device)
         if config.init_from:
-            load_pretrained(self.model, config.init_from)
+            load_pretrained(self.model, config.init_from, data_root(config.data_root))
         self.channels_last = self.device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in self.model.modules())
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

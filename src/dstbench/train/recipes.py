@@ -1,4 +1,7 @@
-"""The paper's training recipes (appendix A.2), the defaults a `RunConfig` takes for each model."""
+"""The paper's training recipes (appendix A.2), the defaults a `RunConfig` takes for each model.
+
+A model's recipe applies unless the config names another with `recipe` (a key of `RECIPES` or `VARIANTS`).
+"""
 
 from __future__ import annotations
 
@@ -18,11 +21,24 @@ RECIPES: dict[str, dict[str, Any]] = {
     "lenet5_caffe": dict(_SMALL),
     "resnet56": {**_SMALL, "epochs": 200, "lr": 0.1, "weight_decay": 1e-4},
     "vgg16_bn": {**_SMALL, "epochs": 200, "lr": 0.01, "weight_decay": 1e-4},
-    # The paper writes "decay of 0.001" for EfficientNet; its code steps the LR by 0.1 like every other model.
-    "efficientnet_b0": {**_SMALL, "epochs": 100, "lr": 0.01, "weight_decay": 1e-4},
-    # The reference code adds 5 warm-up epochs and label smoothing 0.1 on ImageNet.
+    # EfficientNet-B0 on Tiny-ImageNet: the authors' runs, not appendix A.2's sentence. A.2 says weight decay
+    # 1e-4, Nesterov, and "We use the decay of 0.001" where every other recipe gives the LR decay factor
+    # ("We use the decay of 0.1"), which reads as LR x0.001 at 50% and 75%. But the authors' code builds its
+    # MultiStepLR without a gamma, so every model's LR drops by 0.1 and no factor of 0.001 can be set; and their
+    # Tiny-ImageNet DST spec (specs/tinyimagenet/760c_dst.py) overrides weight decay to 1e-3 with Nesterov off.
+    # So the "0.001" is the weight decay the figures were trained with. The text's reading is the variant
+    # "efficientnet_b0:text" (below).
+    "efficientnet_b0": {**_SMALL, "epochs": 100, "lr": 0.01, "weight_decay": 1e-3, "nesterov": False},
+    # ResNet-50: A.2's recipe plus the 5 warm-up epochs and label smoothing 0.1 of the authors' ImageNet scripts
+    # (the text mentions neither; fig2's spec says so).
     "resnet50": {**_SMALL, "epochs": 90, "batch_size": 256, "lr": 0.1, "weight_decay": 1e-4,
                  "warmup_epochs": 5, "label_smoothing": 0.1},
+}
+
+# Other readings, reachable by name (`RunConfig(recipe=...)`, `dstbench train --recipe ...`).
+VARIANTS: dict[str, dict[str, Any]] = {
+    # Appendix A.2's EfficientNet sentence read literally: LR x0.001 at each milestone, weight decay 1e-4, Nesterov.
+    "efficientnet_b0:text": {**_SMALL, "epochs": 100, "lr": 0.01, "weight_decay": 1e-4, "lr_gamma": 0.001},
 }
 
 DEFAULT_RECIPE: dict[str, Any] = dict(_SMALL)
@@ -33,8 +49,17 @@ def recipe_for(model: str) -> dict[str, Any]:
     return dict(RECIPES.get(model, DEFAULT_RECIPE))
 
 
+def named_recipe(name: str) -> dict[str, Any]:
+    """A recipe by name: a model's (`RECIPES`) or a variant (`VARIANTS`)."""
+    known = {**RECIPES, **VARIANTS}
+    if name not in known:
+        raise ValueError(f"unknown recipe {name!r}; valid: {', '.join(sorted(known))}")
+    return dict(known[name])
+
+
 def resolve_config(config: RunConfig) -> RunConfig:
-    """Fill every recipe field left as None with the model's default; explicit values win."""
-    defaults = recipe_for(config.model)
+    """Fill every recipe field left as None with the model's default (or the named `recipe`'s); explicit
+    values win."""
+    defaults = named_recipe(config.recipe) if config.recipe else recipe_for(config.model)
     changes = {k: v for k, v in defaults.items() if getattr(config, k) is None}
     return config.replace(**changes) if changes else config

@@ -27,7 +27,9 @@ def pick_device(name: str) -> torch.device:
 def load_data(config: RunConfig) -> Any:
     """The config's data set. A `train_subset` is drawn with a fixed seed, not the run's: every run of a study
     trains on the same samples."""
-    return dstbench.data.load(config.dataset, root=config.data_root, train_subset=config.train_subset, seed=0)
+    options = {} if config.preprocessing == "paper" else {"preprocessing": config.preprocessing}
+    return dstbench.data.load(config.dataset, root=config.data_root, train_subset=config.train_subset, seed=0,
+                              **options)
 
 
 def build_for(config: RunConfig, data: Any) -> nn.Module:
@@ -38,6 +40,8 @@ def build_for(config: RunConfig, data: Any) -> nn.Module:
         kwargs = info.build_kwargs(tuple(data.input_shape))
     except ValueError as exc:
         raise UserError(f"model {config.model!r} does not fit data set {config.dataset!r}: {exc}") from exc
+    if config.input_dropout:
+        kwargs["input_dropout"] = config.input_dropout
     return dstbench.models.build(config.model, num_classes=num_classes, dropout=config.dropout, **kwargs)
 
 
