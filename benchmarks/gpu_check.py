@@ -57,7 +57,7 @@ ROOT = HERE.parent
 UPDATE_PERIOD = 800
 DST_SETTINGS = dict(density=0.1, prune="magnitude", grow="random", update_period=UPDATE_PERIOD)
 TARGET_OVERHEAD_PCT, TARGET_AMP_SPEEDUP = 5.0, 1.5
-CIFAR_AUG = Augmentation(crop_padding=4, hflip=True)
+CIFAR_AUG = Augmentation(crop_padding=4, hflip=True, padding_mode="reflect")  # the paper recipe's preprocessing
 
 
 @dataclass(frozen=True)
