@@ -104,6 +104,17 @@ def test_paper_hyperparameters_of_the_other_figures(expanded):
     assert {r.config.probe_every for r in expanded["fig18"]} == {3200}
 
 
+def test_the_field_option_names_a_boolean_run_config_field(tmp_path):
+    head = '[base]\nmodel = "small_mlp"\ndataset = "digits"\n'
+    spec = load(tmp_path, head + '[report.paired_difference]\nfield = "global_pruning"\n')
+    assert spec.report["paired_difference"] == {"field": "global_pruning"}
+    msg = error(tmp_path, head + '[report.paired_difference]\nfield = "density"\n')
+    assert "[report.paired_difference] field = 'density': not a boolean RunConfig field" in msg
+    assert "update_full_layers" in msg
+    msg = error(tmp_path, head + '[report]\nfield = "update_ful_layers"\n')
+    assert "[report] field = 'update_ful_layers'" in msg
+
+
 def test_quick_specs_use_the_embedded_data_sets_and_few_epochs(expanded):
     for name in ("quick-fig1", "quick-fig5", "quick-fig6"):
         configs = [r.config for r in expanded[name]]
