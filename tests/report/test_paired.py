@@ -106,3 +106,26 @@ def test_a_group_that_differs_on_its_own_is_named_when_the_whole_does_not():
     assert itop == ("At α = 0.05, global_pruning does not matter: with global_pruning = true, itop ratio changes "
                     "by +0.05 on average (3 pairs, sign test p = 0.25).")
 
+
+def sweep_and_report(out, *only):
+    filters = [arg for key in only for arg in ("--only", key)]
+    assert main(["sweep", "study-full-layers", "--out", str(out), "--workers", "2", "--num-threads", "1",
+                 "--no-progress", *filters]) == 0
+    assert main(["report", str(out)]) == 0
+    return html.unescape((out / "report" / "report.html").read_text())
+
+
+def test_the_miniature_spec_through_the_command_line(tmp_path):
+    # magnitude, seed 0: D 0.05 and 0.1 x random and gradient growth x both settings = 8 runs, 4 pairs
+    page = sweep_and_report(tmp_path, "prune=magnitude", "seed=0")
+    assert "At α = 0.05, update_full_layers " in page and " on average (4 pairs, " in page
+    table = rows(tmp_path / "report", "study-full-layers")
+    assert table[("all", "difference")]["n"] == "4"
+    assert table[("small-MLP / synthetic table (Higgs-shaped)", "difference")]["n"] == "4"
+
+
+@pytest.mark.slow
+def test_the_whole_miniature_spec_through_the_command_line(tmp_path):
+    page = sweep_and_report(tmp_path)
+    assert "48 pairs, Wilcoxon signed-rank p = " in page
+    assert "Paired difference in study-full-layers: At α = 0.05, update_full_layers " in summary_text(tmp_path)
