@@ -17,7 +17,7 @@ from dstbench.errors import UserError
 # The specs of each budget (built-in files in dstbench/specs). "default" is the README's study (about five
 # minutes on two cores); "small" is the one-minute smoke version CI runs end to end.
 BUDGETS: dict[str, tuple[str, ...]] = {
-    "default": ("study-fig1", "study-fig5", "study-fig6"),
+    "default": ("study-fig1", "study-fig5", "study-fig6", "study-full-layers"),
     "small": ("study-small-fig1", "study-small-fig5", "study-small-fig6"),
 }
 
@@ -75,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="The paper's study in miniature on scikit-learn's digits and breast_cancer and a synthetic "
                     "Higgs-shaped table (make_classification): five criteria x "
                     "two growth rules x densities x seeds, dense and static baselines, first-update and end-mask "
-                    "Jaccard studies, an update-period sweep and ITOP; then the HTML report.",
+                    "Jaccard studies, an update-period sweep and ITOP, and whether updating full-density layers (as "
+                    "the paper's code does) matters; then the HTML report.",
     )
     parser.add_argument("--out", default="dstbench-study", help="results folder (default: ./dstbench-study)")
     parser.add_argument("--workers", type=int, default=2, help="parallel training processes (default 2)")

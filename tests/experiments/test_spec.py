@@ -104,6 +104,37 @@ def test_paper_hyperparameters_of_the_other_figures(expanded):
     assert {r.config.probe_every for r in expanded["fig18"]} == {3200}
 
 
+def test_full_layers_pairs_fig1s_runs_with_their_full_layer_twins(expanded):
+    runs = [r.config for r in expanded["full-layers"]]
+    assert len(runs) == 3 * 2 * 2 * 4 * 2 * 3
+    assert {(c.model, c.dataset) for c in runs} == {("small_mlp", "higgs"), ("lenet5_caffe", "fashionmnist"),
+                                                    ("small_cnn", "cifar10")}
+    assert {c.density for c in runs} == {0.05, 0.1} and {c.seed for c in runs} == {0, 1, 2}
+    assert {c.prune for c in runs} == {"magnitude", "set", "snip", "reciprocal_sensitivity"}
+    assert {c.grow for c in runs} == {"random", "gradient"} and {c.update_full_layers for c in runs} == {True, False}
+    assert all(c.update_period == 800 and c.prune_fraction == 0.5 and c.schedule == "cosine" for c in runs)
+    fixed = {r.run_id for r in expanded["full-layers"] if not r.config.update_full_layers}
+    assert len(fixed) == len(runs) // 2 and fixed <= {r.run_id for r in expanded["fig1"]}  # fig1's own runs
+    for name, base in (("study-full-layers", "study-fig1"), ("study-full-layers-cnn", "study-fig1")):
+        mini = expanded[name]
+        assert len(mini) == 4 * 2 * 2 * 2 * 3, name
+        fixed = {r.run_id for r in mini if not r.config.update_full_layers}
+        assert len(fixed) == len(mini) // 2 and fixed <= {r.run_id for r in expanded[base]}, name
+        spec = load_spec(name)
+        assert spec.report["paired_difference"] == {"field": "update_full_layers", "alpha": 0.05}, name
+
+
+def test_the_field_option_names_a_boolean_run_config_field(tmp_path):
+    head = '[base]\nmodel = "small_mlp"\ndataset = "digits"\n'
+    spec = load(tmp_path, head + '[report.paired_difference]\nfield = "global_pruning"\n')
+    assert spec.report["paired_difference"] == {"field": "global_pruning"}
+    msg = error(tmp_path, head + '[report.paired_difference]\nfield = "density"\n')
+    assert "[report.paired_difference] field = 'density': not a boolean RunConfig field" in msg
+    assert "update_full_layers" in msg
+    msg = error(tmp_path, head + '[report]\nfield = "update_ful_layers"\n')
+    assert "[report] field = 'update_ful_layers'" in msg
+
+
 def test_quick_specs_use_the_embedded_data_sets_and_few_epochs(expanded):
     for name in ("quick-fig1", "quick-fig5", "quick-fig6"):
         configs = [r.config for r in expanded[name]]

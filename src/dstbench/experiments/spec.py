@@ -305,10 +305,23 @@ def _report(path: str, report: Any) -> dict[str, Any]:
     for key, value in report.items():
         if key in REPORT_KINDS:
             _check_keys(path, f"[report.{key}]", _table(path, f"[report.{key}]", value), REPORT_OPTIONS)
+            _check_field_option(path, f"[report.{key}]", value)
         elif key not in ("kinds", *REPORT_OPTIONS):
             raise SpecError(f"{path}: unknown key {key!r} in [report]: nothing reads it; valid keys: kinds, "
                             f"{', '.join(REPORT_OPTIONS)}, or a table named after a kind ([report.KIND])")
+    _check_field_option(path, "[report]", report)
     return report
+
+
+def _check_field_option(path: str, where: str, table: Mapping[str, Any]) -> None:
+    """The `field` option (paired_difference) names a boolean RunConfig field."""
+    if "field" not in table:
+        return
+    value = table["field"]
+    booleans = [f for f, info in RunConfig.model_fields.items() if info.annotation is bool]
+    if value not in booleans:
+        raise SpecError(f"{path}: {where} field = {value!r}: not a boolean RunConfig field; valid: "
+                        f"{', '.join(booleans)}")
 
 
 def _origin(group: Group, key: str) -> str:

@@ -13,11 +13,12 @@ from dstbench.analysis.jaccard import JaccardMatrix
 from dstbench.analysis.ranks import average_ranks, block_scores
 from dstbench.analysis.results import Results, load_results
 from dstbench.errors import UserError
+from dstbench.report import paired
 from dstbench.report.context import Context
 from dstbench.report.page import render
 from dstbench.report.sections import Section, build_section, kinds_for
 from dstbench.report.similarity import first_update_study_of
-from dstbench.report.style import criterion_label, panel_title, value_label
+from dstbench.report.style import criterion_label, panel_title, scale, value_label
 from dstbench.store import atomic_write_bytes
 
 REPORT_FILE = "report.html"
@@ -61,7 +62,8 @@ def summarize_results(results: Results, sections: Sequence[Section]) -> str:
     done = results.runs[results.runs["status"] == "done"] if "status" in results.runs else results.runs
     if done.empty:
         return "No finished runs yet."
-    return "\n\n".join([_ranking(results, sections), _lowest_density(results, sections), _jaccard(results, sections)])
+    parts = [_ranking(results, sections), _lowest_density(results, sections), _jaccard(results, sections)]
+    return "\n\n".join(parts + _paired(results, sections))
 
 
 def _runs_of(results: Results, sections: Sequence[Section], kind: str) -> pd.DataFrame:
@@ -139,6 +141,29 @@ def _jaccard(results: Results, sections: Sequence[Section]) -> str:
                          + _matrix_text(matrices[fraction]))
         return "\n\n".join(texts)
     return "First-update Jaccard: no experiment recorded first-update probes."
+
+
+def _paired(results: Results, sections: Sequence[Section]) -> list[str]:
+    """For each experiment with the paired_difference kind: its verdict, then one line per model and data set."""
+    texts = []
+    for section in sections:
+        if "paired_difference" not in section.kinds:
+            continue
+        ctx = Context(results, section.experiment, results.done(section.experiment),
+                      results.options(section.experiment), Path("."), section.cache)
+        analysis = paired.analyse(ctx)
+        if isinstance(analysis, str):
+            texts.append(f"Paired difference in {section.experiment}: {analysis}.")
+            continue
+        factor = scale(analysis.metric)
+        lines = [f"Paired difference in {section.experiment}: {analysis.sentence}"]
+        for group in analysis.groups[:-1]:
+            std = f" ± {group.test.std * factor:.2f}" if np.isfinite(group.test.std) else ""
+            holm = f", Holm-corrected {group.p_holm:.3g}" if np.isfinite(group.p_holm) else ""
+            lines.append(f"  {group.title}: {group.test.mean * factor:+.2f}{std} ({group.test.n} pairs, "
+                         f"{paired.p_text(group.test)}{holm})")
+        texts.append("\n".join(lines))
+    return texts
 
 
 def _matrix_text(matrix: JaccardMatrix) -> str:

@@ -21,7 +21,7 @@ from dstbench.analysis.aggregate import (
     summarize,
 )
 from dstbench.analysis.results import Results
-from dstbench.report import performance, ranking, similarity, tables
+from dstbench.report import paired, performance, ranking, similarity, tables
 from dstbench.report.context import Context, Item, Note, TableItem, method_label, method_order, with_methods
 from dstbench.report.style import metric_label, scale, value_label
 
@@ -41,6 +41,7 @@ KINDS: dict[str, Callable[[Context], list[Item]]] = {
     "learning_curves": performance.learning_curves,
     "schedules": performance.schedules,
     "batch_size": performance.batch_size,
+    "paired_difference": paired.paired_difference,
 }
 OVERVIEW_METRICS = ("best_val_test_acc", "final_test_acc", "final_itop")
 

@@ -104,6 +104,8 @@ def value_label(field: str, value: object) -> str:
         return f"Δt={_number(value)}"
     if field == "global_pruning":
         return "global pruning" if bool(value) else "local pruning"
+    if field == "update_full_layers":
+        return "full layers updated" if bool(value) else "full layers fixed"
     return f"{FIELD_LABELS.get(field, field)}={_number(value)}"
 
 
