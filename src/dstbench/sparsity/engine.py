@@ -167,10 +167,13 @@ class DST:
     def _mask_gradients(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         if self._update_next:
             return
-        grads = [layer.param.grad for layer in self._masked() if layer.param.grad is not None]
+        grads, masks = [], []
+        for layer in self._masked():
+            if layer.param.grad is not None:
+                grads.append(layer.param.grad)
+                masks.append(self._float_masks[layer.name])
         if grads:
-            torch._foreach_mul_(grads, [self._float_masks[layer.name] for layer in self._masked()
-                                        if layer.param.grad is not None])
+            torch._foreach_mul_(grads, masks)
 
     def _count_optimizer_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self._optimizer_steps += 1
