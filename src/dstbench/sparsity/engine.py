@@ -79,6 +79,7 @@ class DST:
         counts = exact_counts(shapes, densities)
         full_too = config.update_full_layers or config.density >= 1.0
         self.layers = [_Layer(n, p, counts[n], full_too or counts[n] < p.numel()) for n, p in params.items()]
+        self._masked = [layer for layer in self.layers if layer.masked]  # fixed for the run; read every step
         self.masks: dict[str, Tensor] = {
             layer.name: random_mask(layer.param.shape, layer.count, self.generator, layer.param.device)
             for layer in self.layers
@@ -168,7 +169,7 @@ class DST:
         if self._update_next:
             return
         grads, masks = [], []
-        for layer in self._masked():
+        for layer in self._masked:
             if layer.param.grad is not None:
                 grads.append(layer.param.grad)
                 masks.append(self._float_masks[layer.name])
@@ -195,7 +196,7 @@ class DST:
     def apply_masks(self) -> None:
         """Zero inactive weights and their optimizer state (one fused multiply per group of tensors)."""
         weights, masks, states, state_masks = [], [], [], []
-        for layer in self._masked():
+        for layer in self._masked:
             mask = self._float_masks[layer.name]
             weights.append(layer.param.data)
             masks.append(mask)
@@ -228,8 +229,6 @@ class DST:
     def _updatable(self) -> list[_Layer]:
         return [layer for layer in self.layers if layer.updatable]
 
-    def _masked(self) -> list[_Layer]:
-        return [layer for layer in self.layers if layer.masked]
 
     def _check_finite(self, need_grad: bool) -> None:
         tensors = [(layer.name, "weights", layer.param) for layer in self._updatable()]
@@ -350,7 +349,7 @@ class DST:
     def _refresh_float_masks(self) -> None:
         """Masks as the weights' dtype and memory layout (channels_last too), ready to multiply into them."""
         self._float_masks = {
-            layer.name: torch.empty_like(layer.param).copy_(self.masks[layer.name]) for layer in self._masked()
+            layer.name: torch.empty_like(layer.param).copy_(self.masks[layer.name]) for layer in self._masked
         }
 
     # ---------------------------------------------------------------------------------------- checkpointing
