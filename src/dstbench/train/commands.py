@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tomllib
 import types
@@ -69,13 +68,14 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dstbench.train.distributed import is_launch_main
     from dstbench.train.loop import run
     from dstbench.train.recipes import resolve_config
 
     config = resolve_config(config_from_args(args))
     out = Path(args.out) if args.out else Path("runs") / config.run_id()
     summary = run(config, out, retry_failed=args.retry_failed)
-    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+    if not is_launch_main():  # under torchrun only rank 0 reports
         return 0 if summary["status"] == "done" else 1
     status = summary["status"]
     if status != "done":

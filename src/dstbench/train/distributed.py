@@ -19,6 +19,11 @@ from dstbench.errors import UserError
 BACKEND_VARIABLE = "DSTBENCH_DIST_BACKEND"
 
 
+def is_launch_main() -> bool:
+    """Whether this process is rank 0 of its launcher (or launched alone): the one that writes and reports."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 @dataclass
 class Distributed:
     enabled: bool

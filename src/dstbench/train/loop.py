@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import platform
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from dstbench.experiments.claims import Claim, ClaimLostError, hold_run_folder
 from dstbench.plugins import load_plugins
 from dstbench.sparsity import DST
 from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint, save_model
-from dstbench.train.distributed import Distributed
+from dstbench.train.distributed import Distributed, is_launch_main
 from dstbench.train.progress import Progress
 from dstbench.train.recipes import resolve_config
 from dstbench.train.setup import (
@@ -62,7 +61,7 @@ def run(config: RunConfig, run_dir: Path | str, *, retry_failed: bool = False) -
     config = resolve_config(config)
     folder = store.RunDir(run_dir)
     # Under torchrun, rank 0 owns the folder for all ranks (only it writes).
-    owner = hold_run_folder(folder.path) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()
+    owner = hold_run_folder(folder.path) if is_launch_main() else contextlib.nullcontext()
     with owner as claim:
         _write_config(folder, config)
         summary = folder.summary()
