@@ -250,7 +250,7 @@ def part_tests(mode: Mode, out: Path) -> dict[str, Any]:
           + (f"{result.get('collected', 0)} collected (CPU: not run)" if mode.device == "cpu" else
              f"{result.get('passed', '?')} passed, {result.get('failures', '?')} failed, "
              f"{result.get('errors', '?')} errors, {result.get('skipped', '?')} skipped"), flush=True)
-    if code not in (0,) and mode.device != "cpu":
+    if code != 0 and mode.device != "cpu":
         print(output[-3000:], flush=True)
     return result
 
