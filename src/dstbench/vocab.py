@@ -14,6 +14,7 @@ Plain Python: no torch, no pydantic, nothing of the rest of dstbench.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -52,6 +53,10 @@ STATIC_FREE = frozenset(
      "regrow_just_pruned", "grow_init", "update_batch_size", "update_full_layers"}
 )
 DENSE_FREE = STATIC_FREE | {"density", "distribution", "erk_power", "dense_layers"}
+# Fields in which the members of one run group (`dstbench.train.group`) may differ: everything DST, the seed, what
+# is recorded and how results are kept. All others (model, data, the optimizer recipe, amp, device) must agree.
+# A larger-batch update gradient (update_batch_size) needs a forward pass of its own: such runs train solo.
+GROUP_FREE = (DENSE_FREE - {"update_batch_size"}) | RECORD_FIELDS | {"seed", "progress", "keep_checkpoints"}
 # Fields the paper's figures compare along an axis, as lines or as panels. Other differences (recipe fields such
 # as epochs or lr) mean runs that must not be averaged together; reports keep them apart and say so.
 COMPARED_FIELDS = frozenset(
@@ -68,6 +73,13 @@ def free_fields(mode: str) -> frozenset[str]:
     return {DST: frozenset(), STATIC: STATIC_FREE, DENSE: DENSE_FREE}[mode]
 
 
+
+
+def group_key(config: Mapping[str, Any]) -> str:
+    """Runs (configs as JSON dicts) with equal keys can train in one run group."""
+    return json.dumps({k: v for k, v in config.items() if k not in GROUP_FREE}, sort_keys=True, default=str)
+
+
 # -------------------------------------------------------------------------------------- run folder files
 
 RUNS = "runs"  # <out>/runs/<run_id>/
@@ -81,6 +93,8 @@ FINAL_MODEL = "model.pt"  # the final weights (model only) of a finished run
 SUMMARY = "summary.json"
 MASKS = "masks"
 PROBES = "probes"
+GROUP_FILE = "group.json"  # in a run folder trained by a run group: which group, and where its checkpoint is
+GROUPS = "groups"  # <out>/groups/<group_id>/: a run group's checkpoint
 RESULTS_TABLE = "results.parquet"
 METRICS_TABLE = "metrics.parquet"
 
@@ -105,8 +119,12 @@ def status_of(summary: Mapping[str, Any] | None, started: bool = False) -> str:
 SUMMARY_KEYS = (
     "status", "reason", "run_id", "config", "epochs", "steps", "final_test_acc", "final_val_acc",
     "final_train_loss", "final_val_loss", "best_val_acc", "best_val_epoch", "best_val_test_acc", "final_itop",
-    "final_density", "wall_seconds", "params_total", "params_sparse", "params_active", "versions",
+    "final_density", "wall_seconds", "params_total", "params_sparse", "params_active", "versions", "group",
 )
+# The "group" entry of a summary trained in a run group (null for a solo run): the group's id and size, the
+# group's wall seconds (shared by all members) and that divided by the size (a member's amortised cost, also its
+# "wall_seconds").
+GROUP_KEYS = ("id", "size", "shared_seconds", "amortised_seconds")
 # One row of metrics.jsonl, one per epoch.
 METRICS_KEYS = (
     "epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",

@@ -46,17 +46,33 @@ class DST:
     baselines share this code path. The exact rules are in docs/update-rules.md.
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, config: SparsityConfig | None = None,
-                 **options: Any):
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | OptimizerState,
+                 config: SparsityConfig | None = None, *, driven: bool = False,
+                 mask_buffers: Mapping[str, Tensor] | None = None, **options: Any):
         """`config` holds the options (see `SparsityConfig`); keyword `options` build one or override its fields:
-        ``DST(model, opt, density=0.1, prune="snip")`` or ``DST(model, opt, SparsityConfig(density=0.1))``."""
+        ``DST(model, opt, density=0.1, prune="snip")`` or ``DST(model, opt, SparsityConfig(density=0.1))``.
+
+        ``driven=True`` is for a driver that steps many engines over one optimizer (a run group,
+        `dstbench.train.group`): `optimizer` may then be an `OptimizerState` (a view of the driver's optimizer),
+        the engine installs no optimizer hooks, the driver masks the gradients with `float_masks` before each
+        optimizer step (except for an engine whose `update_due()`) and calls `step_taken()` after it.
+        `mask_buffers` are where the float masks live (views into the driver's stacked masks): one tensor per
+        layer name, shaped like the weight; the engine writes them, the driver reads them.
+        """
         if config is None:
             config = SparsityConfig(**options)
         elif options:
             config = dataclasses.replace(config, **options)
         self.config = config
-        self.model, self.optimizer = model, optimizer
-        self.optimizer_state = OptimizerState(optimizer)
+        self.model = model
+        if isinstance(optimizer, OptimizerState):
+            if not driven:
+                raise TypeError("DST takes a torch optimizer; an OptimizerState only with driven=True")
+            self.optimizer, self.optimizer_state = optimizer.optimizer, optimizer
+        else:
+            self.optimizer, self.optimizer_state = optimizer, OptimizerState(optimizer)
+        self.driven = driven
+        self._mask_buffers = dict(mask_buffers or {})
         self.update_period = config.update_period if config.updates else 0
         self.end_step = config.last_update_step
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -87,12 +103,18 @@ class DST:
         self.ever_active = {n: m.clone() for n, m in self.masks.items()}
         self.history: list[dict[str, Any]] = []
         self.steps = 0
+        self._float_masks: dict[str, Tensor] = {}
         self._refresh_float_masks()
         self.apply_masks()
         self._update_next = self.update_due()
-        self._grad_hook = self._install_gradient_masking()
         self._optimizer_steps = 0  # optimizer steps since the last `step()`, counted by the hook below
-        self._step_hook = optimizer.register_step_post_hook(self._count_optimizer_step)
+        if driven:  # the driver masks gradients (if exact) and says when a step was taken
+            self._grad_hook = self._step_hook = None
+            self._masks_gradients = self.optimizer_state.exact_gradient_masking
+        else:
+            self._grad_hook = self._install_gradient_masking()
+            self._step_hook = self.optimizer.register_step_post_hook(self._count_optimizer_step)
+            self._masks_gradients = self._grad_hook is not None
 
     # ----------------------------------------------------------------------------------------------- queries
 
@@ -133,6 +155,8 @@ class DST:
         ``GradScaler`` does) is skipped here too: the schedule does not advance and no update reads those
         gradients. Anything else is a wrong order and raises.
         """
+        if self.driven:
+            raise RuntimeError("a driven engine is stepped by its driver: call step_taken() after the optimizer step")
         taken, self._optimizer_steps = self._optimizer_steps, 0
         if taken != 1:
             if taken == 0 and self._optimizer_skipped_step():
@@ -142,13 +166,24 @@ class DST:
                 "The order of a training step is loss.backward() -> optimizer.step() -> dst.step() "
                 "(with gradient accumulation: several backward passes, then one optimizer.step(), then dst.step())"
             )
+        self.step_taken()
+
+    def step_taken(self) -> None:
+        """The step after exactly one optimizer step: what `step()` does once it has checked the order. A driver
+        (``driven=True``) calls it directly; it must have masked the gradients before that optimizer step."""
         self.steps += 1
         updated = self._update_next
         if updated:
             self._update(self.prune_fraction())
-        if updated or self._grad_hook is None:
+        if updated or not self._masks_gradients:
             self.apply_masks()
         self._update_next = self.update_due()
+
+    @property
+    def float_masks(self) -> Mapping[str, Tensor]:
+        """The masks of the layers with inactive weights, as the weights' dtype (what gradients are multiplied
+        by); a layer without inactive weights has none."""
+        return self._float_masks
 
     def _install_gradient_masking(self) -> Any:
         """Zero inactive weights' gradients right before each optimizer step, except before a topology update.
@@ -191,6 +226,7 @@ class DST:
             if hook is not None:
                 hook.remove()
         self._grad_hook = self._step_hook = None
+        self._masks_gradients = False
 
     @torch.no_grad()
     def apply_masks(self) -> None:
@@ -347,10 +383,16 @@ class DST:
         return dense
 
     def _refresh_float_masks(self) -> None:
-        """Masks as the weights' dtype and memory layout (channels_last too), ready to multiply into them."""
-        self._float_masks = {
-            layer.name: torch.empty_like(layer.param).copy_(self.masks[layer.name]) for layer in self._masked
-        }
+        """Masks as the weights' dtype and memory layout (channels_last too), ready to multiply into them; written
+        in place, into the driver's `mask_buffers` where given."""
+        for layer in self._masked:
+            target = self._float_masks.get(layer.name)
+            if target is None:
+                target = self._mask_buffers.get(layer.name)
+                if target is None:
+                    target = torch.empty_like(layer.param)
+                self._float_masks[layer.name] = target
+            target.copy_(self.masks[layer.name])
 
     # ---------------------------------------------------------------------------------------- checkpointing
 

@@ -3,6 +3,8 @@ masking gradients alone keeps inactive weights at exactly zero."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor, nn
 
@@ -47,3 +49,30 @@ class OptimizerState:
                 "its first step: take at least one optimizer step before the first topology update"
             )
         return value
+
+
+class SliceOptimizerState(OptimizerState):
+    """The state of weights that are slices of larger parameters (a run group's members, `dstbench.train.group`).
+
+    `slices` maps each slice parameter (by `id`) to the optimizer's parameter it is part of and the index that
+    cuts it out (``stacked[index]`` is a view). Every state tensor of a slice is the same cut of the stacked
+    state, so masking it or reading its momentum reaches the optimizer's own memory.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, slices: Mapping[int, tuple[nn.Parameter, object]]):
+        super().__init__(optimizer)
+        self.slices = dict(slices)
+
+    def _cut(self, param: nn.Parameter) -> tuple[nn.Parameter, object]:
+        try:
+            return self.slices[id(param)]
+        except KeyError:
+            raise KeyError(f"a parameter of shape {tuple(param.shape)} is not a slice of this optimizer's") from None
+
+    def weight_state(self, param: nn.Parameter) -> list[Tensor]:
+        stacked, index = self._cut(param)
+        return [value[index] for value in super().weight_state(stacked)]
+
+    def momentum(self, param: nn.Parameter) -> Tensor:
+        stacked, index = self._cut(param)
+        return super().momentum(stacked)[index]

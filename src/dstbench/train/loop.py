@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import dstbench
 from dstbench import store, vocab
 from dstbench.config import RunConfig
 from dstbench.data.registry import data_root
@@ -30,10 +27,19 @@ from dstbench.errors import UserError
 from dstbench.experiments.claims import Claim, ClaimLostError, hold_run_folder
 from dstbench.plugins import load_plugins
 from dstbench.sparsity import DST
-from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint, save_model
+from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint
 from dstbench.train.distributed import Distributed, is_launch_main
 from dstbench.train.progress import Progress
 from dstbench.train.recipes import resolve_config
+from dstbench.train.records import (  # noqa: F401  (DamagedRunError: raised from here for callers of run)
+    DamagedRunError,
+    RunRecords,
+    better,
+    epoch_row,
+    masks_numpy,
+    new_best,
+    summary_of,
+)
 from dstbench.train.setup import (
     build_for,
     load_data,
@@ -46,10 +52,6 @@ from dstbench.train.setup import (
 
 class ConfigMismatchError(UserError):
     """The run folder holds a run with another config; nothing is overwritten."""
-
-
-class DamagedRunError(UserError):
-    """The run folder's records disagree with its checkpoint; nothing is marked done."""
 
 
 def run(config: RunConfig, run_dir: Path | str, *, retry_failed: bool = False) -> dict[str, Any]:
@@ -115,6 +117,7 @@ class _Trainer:
     def __init__(self, config: RunConfig, folder: store.RunDir, dist: Distributed, claim: Claim | None = None,
                  data: Any = None):
         self.config, self.folder, self.dist, self.claim = config, folder, dist, claim
+        self.records = RunRecords(config, folder, claim)
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         self.device = dist.device if dist.enabled else pick_device(config.device)
@@ -147,7 +150,7 @@ class _Trainer:
         self.epoch = 0
         self.last_row: dict[str, Any] = {}
         self.elapsed = 0.0  # seconds of the epochs trained so far, across restarts
-        self.best = {"best_val_acc": -math.inf, "best_val_epoch": 0, "best_val_test_acc": float("nan")}
+        self.best = new_best()
         self.probe_steps = set(config.probe_steps)
         self.snapshot_steps = set(config.mask_snapshot_steps)
 
@@ -185,18 +188,9 @@ class _Trainer:
             self.epoch, self.best = int(state["epoch"]), dict(state["best"])
             self.last_row, self.elapsed = dict(state["last_row"]), float(state["elapsed"])
             if self.dist.is_main:
-                self._check_records(int(state["history_rows"]))
-                self._own("resuming")
-                store.truncate_jsonl(self.folder.file(store.METRICS), self.epoch)
-                store.truncate_jsonl(self.folder.file(store.HISTORY), int(state["history_rows"]))
+                self.records.resume(self.epoch, int(state["history_rows"]))
         elif self.dist.is_main:
-            self._own("the first records")
-            # rows of an attempt that stopped before its first checkpoint (a full disk) belong to no state
-            for name in (store.METRICS, store.HISTORY):
-                if self.folder.file(name).exists():
-                    store.truncate_jsonl(self.folder.file(name), 0)
-            if self.config.mode != "dense":
-                store.save_masks(self.folder.mask_path("init"), self._masks_numpy())
+            self.records.start(self.dst.masks)
 
     def _train_epoch(self, progress: Progress) -> dict[str, Any]:
         t0 = time.time()
@@ -217,19 +211,13 @@ class _Trainer:
         train_loss = float(loss_sum) / seen
         val_loss, val_acc = self._evaluate(self.eval_sets["val"])
         test_loss, test_acc = self._evaluate(self.eval_sets["test"])
-        row = vocab.metrics_row(
-            epoch=self.epoch, step=self.dst.steps, train_loss=train_loss, train_acc=float(correct) / seen,
-            val_loss=val_loss, val_acc=val_acc, test_loss=test_loss, test_acc=test_acc,
-            lr=self.optimizer.param_groups[0]["lr"], prune_fraction=self.dst.prune_fraction(),
-            density=self.dst.density(), itop=self.dst.itop(), seconds=time.time() - t0,
-        )
+        row = epoch_row(self.dst, epoch=self.epoch, train_loss=train_loss, train_acc=float(correct) / seen,
+                        val=(val_loss, val_acc), test=(test_loss, test_acc), lr=self.optimizer.param_groups[0]["lr"],
+                        seconds=time.time() - t0)
         self.last_row, self.elapsed = row, self.elapsed + row["seconds"]
-        if val_acc > self.best["best_val_acc"]:
-            self.best = {"best_val_acc": val_acc, "best_val_epoch": self.epoch, "best_val_test_acc": test_acc}
+        self.best = better(self.best, self.epoch, val_acc, test_acc)
         if self.dist.is_main:
-            self._own(f"epoch {self.epoch}'s metrics")
-            store.append_jsonl(self.folder.file(store.METRICS), [row])
-            store.append_jsonl(self.folder.file(store.HISTORY), self.dst.history[history_before:])
+            self.records.epoch(row, self.dst.history[history_before:])
             self._checkpoint()
         return row
 
@@ -259,7 +247,7 @@ class _Trainer:
         ):
             self._probe(step)
         if step in self.snapshot_steps and self.dist.is_main:
-            store.save_masks(self.folder.mask_path(f"step_{step:07d}"), self._masks_numpy())
+            self.records.snapshot(step, self.dst.masks)
 
     def _gradient_on_update_batch(self) -> None:
         """Appendix G: the gradient the update reads comes from one larger batch, not the training batch."""
@@ -273,7 +261,7 @@ class _Trainer:
     def _probe(self, step: int) -> None:
         fractions = self.config.probe_fractions or (self.dst.prune_fraction(step),)
         probe = {
-            (criterion, float(f)): {n: m.cpu().numpy() for n, m in self.dst.would_prune(criterion, f).items()}
+            (criterion, float(f)): masks_numpy(self.dst.would_prune(criterion, f))
             for criterion in self.config.probe_criteria
             for f in fractions
         }
@@ -315,9 +303,6 @@ class _Trainer:
 
     # -------------------------------------------------------------------------------------------- writing
 
-    def _masks_numpy(self) -> dict[str, np.ndarray]:
-        return {n: m.cpu().numpy() for n, m in self.dst.masks.items()}
-
     def _checkpoint(self) -> None:
         save_checkpoint(self.folder.file(store.CHECKPOINT), {
             "model": self.model.state_dict(),
@@ -335,52 +320,12 @@ class _Trainer:
         })
 
     def _finish(self, started: float, status: str, reason: str | None) -> dict[str, Any]:
-        last = self.last_row
-        sparse_total = sum(m.numel() for m in self.dst.masks.values())
-        summary = vocab.summary_record(
-            status, reason, self.config.run_id(), self.config.model_dump(mode="json"),
-            epochs=self.epoch,
-            steps=self.dst.steps,
-            final_test_acc=last.get("test_acc"),
-            final_val_acc=last.get("val_acc"),
-            final_train_loss=last.get("train_loss"),
-            final_val_loss=last.get("val_loss"),
-            **{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in self.best.items()},
-            final_itop=self.dst.itop(),
-            final_density=self.dst.density(),
-            wall_seconds=self.elapsed or time.time() - started,
-            params_total=sum(p.numel() for p in self.model.parameters()),
-            params_sparse=sparse_total,
-            params_active=int(sum(int((p != 0).sum()) for p in self.model.parameters())),
-            versions={
-                "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-                "dstbench": dstbench.__version__,
-            },
-        )
+        summary = summary_of(self.config, status, reason, epochs=self.epoch, dst=self.dst, model=self.model,
+                             last_row=self.last_row, best=self.best, wall_seconds=self.elapsed or time.time() - started)
         if self.dist.is_main:
-            self._own("the summary")
-            if status == vocab.DONE:
-                self._check_records(len(self.dst.history))  # never done with epochs missing from the records
-                if self.config.mode != "dense":
-                    store.save_masks(self.folder.mask_path("final"), self._masks_numpy())
-                save_model(self.folder.file(store.FINAL_MODEL), self.model)
-            store.atomic_write_json(self.folder.file(store.SUMMARY), summary)
+            self.records.finish(summary, epoch=self.epoch, history_rows=len(self.dst.history), masks=self.dst.masks,
+                                model=self.model)
             if status == vocab.DONE and not self.config.keep_checkpoints:
                 self.folder.file(store.CHECKPOINT).unlink(missing_ok=True)  # the optimizer state is most of a run
         self.dist.barrier()
         return summary
-
-    def _own(self, what: str) -> None:
-        """Stop before writing `what` if another process took this run over."""
-        if self.claim is not None:
-            self.claim.check(what)
-
-    def _check_records(self, history_rows: int) -> None:
-        """Refuse to resume when metrics.jsonl or history.jsonl lack rows the checkpoint has trained."""
-        for name, have, want in ((store.METRICS, len(self.folder.metrics()), self.epoch),
-                                 (store.HISTORY, len(self.folder.history()), history_rows)):
-            if have < want:
-                raise DamagedRunError(
-                    f"{self.folder.file(name)} holds {have} rows but the checkpoint has trained {want}: the records "
-                    f"were cut short or edited, and cannot be rebuilt. Restore the file, or delete "
-                    f"{self.folder.file(store.CHECKPOINT)} to train this run again from the start")

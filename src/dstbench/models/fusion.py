@@ -1,0 +1,300 @@
+"""Horizontal fusion: K models of one architecture trained as one model (the network of a run group).
+
+Each member's activations occupy their own block of the channel (or feature) dimension, dimension 1:
+
+- an input is the members' batches concatenated on dimension 1: ``(B, K*C, H, W)`` or ``(B, K*F)``;
+- a linear layer is one batched matmul over the K weight matrices (`FusedLinear`, weight ``(K, out, in)``);
+- a convolution is one grouped convolution (weight ``(K*out, in/groups, kh, kw)``, ``groups*K``);
+- a batch norm runs over the K*C channels, so each member keeps its own statistics;
+- activations, pooling, flattening and residual sums act on every channel alike and need no change.
+
+So a model's own ``forward`` runs unchanged on the fused layers; the output is ``(B, K*classes)``, member k's
+logits in block k. `fuse` checks the claim on every model: a forward whose code mixes channels across blocks
+(a softmax over channels, a reshape to a fixed width) is caught by comparing the fused output with each
+member's own forward, and refused.
+
+Every member keeps a module of its own architecture whose parameters and buffers are *views* of its block of
+the fused tensors (`Fusion.members`): the DST engine runs on that module exactly as on a solo run, saving it
+writes a solo run's state dict, and whatever the optimizer does to the fused tensors its view sees.
+
+Arithmetic is the same per member; rounding may differ by a few units in the last place where a batched kernel
+sums in another order than the single one (measured on CPU: most layer shapes are bit-identical).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+_CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+# Leaf modules without state that act on every channel alike (the forward check still guards them).
+_CHANNELWISE = (
+    nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.ELU, nn.Hardswish,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool2d, nn.Flatten,
+)
+
+
+class FusionError(ValueError):
+    """These models cannot be fused (different architectures, or a layer fusion does not know)."""
+
+
+class FusedLinear(nn.Module):
+    """K linear layers as one batched matmul: input ``(..., K*in)``, output ``(..., K*out)``."""
+
+    def __init__(self, members: int, in_features: int, out_features: int, bias: bool = True,
+                 device: Any = None, dtype: Any = None):
+        super().__init__()
+        self.members, self.in_features, self.out_features = members, in_features, out_features
+        self.weight = nn.Parameter(torch.empty(members, out_features, in_features, device=device, dtype=dtype))
+        self.bias = nn.Parameter(torch.empty(members, out_features, device=device, dtype=dtype)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        lead = x.shape[:-1]
+        x = x.reshape(-1, self.members, self.in_features).transpose(0, 1)  # (K, N, in)
+        weight = self.weight.transpose(1, 2)
+        if self.bias is None:
+            out = torch.bmm(x, weight)
+        else:
+            out = torch.baddbmm(self.bias.unsqueeze(1), x, weight)
+        return out.transpose(0, 1).reshape(*lead, self.members * self.out_features)
+
+    def extra_repr(self) -> str:
+        return (f"members={self.members}, in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+def _fuse_linear(layers: Sequence[nn.Linear]) -> tuple[nn.Module, dict[str, str]]:
+    first = layers[0]
+    fused = FusedLinear(len(layers), first.in_features, first.out_features, first.bias is not None,
+                        device=first.weight.device, dtype=first.weight.dtype)
+    with torch.no_grad():
+        fused.weight.copy_(torch.stack([layer.weight for layer in layers]))
+        if fused.bias is not None:
+            fused.bias.copy_(torch.stack([layer.bias for layer in layers]))
+    return fused, {"weight": "stack", "bias": "stack"}
+
+
+def _fuse_conv(layers: Sequence[nn.Module]) -> tuple[nn.Module, dict[str, str]]:
+    first, k = layers[0], len(layers)
+    fused = type(first)(
+        first.in_channels * k, first.out_channels * k, first.kernel_size, stride=first.stride,
+        padding=first.padding, dilation=first.dilation, groups=first.groups * k, bias=first.bias is not None,
+        padding_mode=first.padding_mode, device=first.weight.device, dtype=first.weight.dtype,
+    )
+    with torch.no_grad():
+        fused.weight.copy_(torch.cat([layer.weight for layer in layers]))
+        if fused.bias is not None:
+            fused.bias.copy_(torch.cat([layer.bias for layer in layers]))
+    return fused, {"weight": "cat", "bias": "cat"}
+
+
+def _fuse_norm(layers: Sequence[nn.Module]) -> tuple[nn.Module, dict[str, str]]:
+    first, k = layers[0], len(layers)
+    fused = type(first)(first.num_features * k, eps=first.eps, momentum=first.momentum, affine=first.affine,
+                        track_running_stats=first.track_running_stats)
+    state = {}
+    for name, value in first.state_dict().items():
+        if name == "num_batches_tracked":
+            state[name] = value.clone()
+        else:
+            state[name] = torch.cat([layer.state_dict()[name] for layer in layers])
+    fused.load_state_dict(state)
+    layout = {name: "cat" for name in state}
+    layout["num_batches_tracked"] = "shared"
+    return fused, layout
+
+
+def _fuser(module: nn.Module):
+    if type(module) is nn.Linear:
+        return _fuse_linear
+    if type(module) in _CONV_TYPES:
+        return _fuse_conv
+    if type(module) in _NORM_TYPES:
+        return _fuse_norm
+    return None
+
+
+def _check_stateless(name: str, module: nn.Module) -> None:
+    if isinstance(module, nn.Dropout | nn.Dropout1d | nn.Dropout2d | nn.AlphaDropout):
+        if module.p > 0:
+            raise FusionError(
+                f"{name}: dropout (p={module.p}) draws from one random stream, so a fused member would not see "
+                "its solo run's dropout masks; train runs with dropout solo (group size 1)")
+        return
+    own = list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False))
+    if own:
+        raise FusionError(
+            f"{name or 'the model'} ({type(module).__name__}) holds {', '.join(n for n, _ in own)}, and fusion knows "
+            "Linear, Conv and BatchNorm layers only; train this model solo (group size 1)")
+
+
+@dataclass
+class Fusion:
+    """A fused model and, for each member, a module of the solo architecture made of views of its share."""
+
+    model: nn.Module
+    members: list[nn.Module]
+    # id(member parameter) -> (fused parameter, index): ``fused[index]`` is that member's share, a view
+    slices: dict[int, tuple[nn.Parameter, Any]] = field(default_factory=dict)
+    # fused parameter name -> its K indices, one per member
+    indices: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    def share(self, fused: Tensor, name: str, k: int) -> Tensor:
+        """Member k's block of a tensor shaped like fused parameter `name` (a gradient, a mask, a state)."""
+        return fused[self.indices[name][k]]
+
+    def rebind(self) -> None:
+        """Point the member modules at the fused tensors again (after the fused model moved device or layout)."""
+        fused_params = dict(self.model.named_parameters())
+        fused_buffers = dict(self.model.named_buffers())
+        self.slices.clear()
+        for k, member in enumerate(self.members):
+            for module_name, module in member.named_modules():
+                prefix = f"{module_name}." if module_name else ""
+                for pname, param in list(module._parameters.items()):
+                    if param is None:
+                        continue
+                    full = prefix + pname
+                    stacked = fused_params[full]
+                    index = self.indices[full][k]
+                    view = nn.Parameter(stacked.detach()[index], requires_grad=param.requires_grad)
+                    module._parameters[pname] = view
+                    self.slices[id(view)] = (stacked, index)
+                for bname, buf in list(module._buffers.items()):
+                    if buf is None:
+                        continue
+                    full = prefix + bname
+                    index = self.indices[full][k]
+                    module._buffers[bname] = fused_buffers[full] if index is None else fused_buffers[full][index]
+
+    def check(self, example: Tensor, rtol: float = 1e-4, atol: float = 1e-5) -> None:
+        """Compare the fused forward with every member's own forward on `example` (K inputs stacked on dim 0);
+        raise FusionError if a member's block differs: the model's forward mixes members."""
+        modules = [*self.model.modules(), *(m for member in self.members for m in member.modules())]
+        modes = [m.training for m in modules]
+        for module in modules:
+            module.training = False
+        try:
+            with torch.no_grad():
+                fused = self.model(torch.cat(list(example), dim=1)).float()
+                fused = fused.reshape(fused.shape[0], self.size, -1)
+                for k, member in enumerate(self.members):
+                    solo = member(example[k]).float().reshape(fused.shape[0], -1)
+                    worst = float((fused[:, k] - solo).abs().max())
+                    scale = float(solo.abs().max())
+                    if not worst <= rtol * scale + atol:  # relative to the outputs' scale (NaN fails too)
+                        raise FusionError(
+                            f"the fused {type(self.model).__name__} does not compute what its members do (member "
+                            f"{k} differs by up to {worst:.3g} on outputs of scale {scale:.3g}): its forward mixes "
+                            "the members' channels; train it solo (group size 1)")
+        finally:
+            for module, mode in zip(modules, modes, strict=True):
+                module.training = mode
+
+
+def fuse(models: Sequence[nn.Module], *, device: torch.device | str | None = None,
+         memory_format: torch.memory_format | None = None) -> Fusion:
+    """Fuse `models` (same architecture, any weights) into one; see the module docstring.
+
+    The fused model is moved to `device` (and `memory_format`) before the member views are taken, so the
+    members' modules see the fused model's memory wherever it lives.
+    """
+    if not models:
+        raise FusionError("a group needs at least one model")
+    first = models[0]
+    structure = [(name, type(m), tuple((n, tuple(t.shape)) for n, t in m.state_dict(keep_vars=True).items()))
+                 for name, m in first.named_modules()]
+    for k, model in enumerate(models[1:], start=1):
+        other = [(name, type(m), tuple((n, tuple(t.shape)) for n, t in m.state_dict(keep_vars=True).items()))
+                 for name, m in model.named_modules()]
+        if other != structure:
+            raise FusionError(f"model {k} has another architecture than model 0 (layers, types or shapes differ)")
+    fused = copy.deepcopy(first)
+    indices: dict[str, list[Any]] = {}
+    count = len(models)
+    for name, module in first.named_modules():
+        fuser = _fuser(module)
+        if fuser is None:
+            _check_stateless(name, module)
+            continue
+        layers = [model.get_submodule(name) for model in models]
+        new, layout = fuser(layers)
+        parent_name, _, child = name.rpartition(".")
+        setattr(fused.get_submodule(parent_name) if parent_name else fused, child, new)
+        prefix = f"{name}." if name else ""
+        for tname, tensor in module.state_dict(keep_vars=True).items():
+            how = layout[tname]
+            if how == "stack":
+                indices[prefix + tname] = list(range(count))
+            elif how == "cat":
+                width = tensor.shape[0]
+                indices[prefix + tname] = [slice(k * width, (k + 1) * width) for k in range(count)]
+            else:
+                indices[prefix + tname] = [None] * count
+    unfused = sorted(set(dict(fused.named_parameters())) - set(indices))
+    if unfused:
+        raise FusionError(f"parameters {', '.join(unfused)} are outside the layers fusion knows (Linear, Conv, "
+                          "BatchNorm); train this model solo (group size 1)")
+    if device is not None or memory_format is not None:
+        fused = fused.to(device=device, memory_format=memory_format or torch.preserve_format)
+    members = list(models)
+    fusion = Fusion(fused, members, indices=indices)
+    fusion.rebind()
+    for member in members:  # a member view on the fused device; its own old tensors are freed
+        member.train(fused.training)
+    return fusion
+
+
+def fused_input(inputs: Sequence[Tensor]) -> Tensor:
+    """The members' batches as one fused input: concatenated on dimension 1."""
+    return torch.cat(list(inputs), dim=1)
+
+
+def member_outputs(out: Tensor, members: int) -> Tensor:
+    """A fused output ``(B, K*C)`` as ``(B, K, C)``."""
+    return out.reshape(out.shape[0], members, -1)
+
+
+def parameter_bytes(model: nn.Module) -> int:
+    """Bytes of a model's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+
+
+def estimated_group_bytes(model: nn.Module, example: Tensor, members: int, batch_size: int,
+                          optimizer_slots: int = 1) -> int:
+    """A group's training memory for K = `members`: weights, gradients, masks and optimizer state (K times one
+    model's), plus the activations of one batch measured by a forward pass of one model on `example`.
+
+    Activations are estimated from the outputs of every leaf module (what autograd keeps for the backward),
+    scaled to `batch_size` and K. An estimate, not a bound: the allocator's slack and workspaces come on top.
+    """
+    weights = parameter_bytes(model)
+    activation = 0
+
+    def count(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        nonlocal activation
+        if isinstance(output, Tensor):
+            activation += output.numel() * output.element_size()
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    per_example = activation / max(1, example.shape[0])
+    per_member = weights * (3 + optimizer_slots) + math.ceil(per_example * batch_size * 2)
+    return members * per_member

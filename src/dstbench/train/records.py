@@ -1,0 +1,140 @@
+"""What a run writes into its folder, and when: one class for solo runs and for the members of a run group.
+
+Order, which resuming relies on: the initial masks, then per epoch its metrics row and its topology-update rows,
+then the checkpoint (the trainer's), and at the end the final masks, model.pt and summary.json last. Every write
+first checks that this process still owns the run (its claim).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+import dstbench
+from dstbench import store, vocab
+from dstbench.config import RunConfig
+from dstbench.errors import UserError
+from dstbench.experiments.claims import Claim
+from dstbench.sparsity import DST
+from dstbench.train.checkpoint import save_model
+
+
+class DamagedRunError(UserError):
+    """The run folder's records disagree with its checkpoint; nothing is marked done."""
+
+
+def masks_numpy(masks: Mapping[str, Tensor]) -> dict[str, np.ndarray]:
+    return {n: m.cpu().numpy() for n, m in masks.items()}
+
+
+def new_best() -> dict[str, Any]:
+    return {"best_val_acc": -math.inf, "best_val_epoch": 0, "best_val_test_acc": float("nan")}
+
+
+def better(best: dict[str, Any], epoch: int, val_acc: float, test_acc: float) -> dict[str, Any]:
+    """`best` updated with this epoch's accuracies if its validation accuracy is higher."""
+    if val_acc > best["best_val_acc"]:
+        return {"best_val_acc": val_acc, "best_val_epoch": epoch, "best_val_test_acc": test_acc}
+    return best
+
+
+def epoch_row(dst: DST, *, epoch: int, train_loss: float, train_acc: float, val: tuple[float, float],
+              test: tuple[float, float], lr: float, seconds: float) -> dict[str, Any]:
+    """One metrics.jsonl row, the engine's state read after the epoch."""
+    return vocab.metrics_row(
+        epoch=epoch, step=dst.steps, train_loss=train_loss, train_acc=train_acc, val_loss=val[0], val_acc=val[1],
+        test_loss=test[0], test_acc=test[1], lr=lr, prune_fraction=dst.prune_fraction(), density=dst.density(),
+        itop=dst.itop(), seconds=seconds,
+    )
+
+
+def summary_of(config: RunConfig, status: str, reason: str | None, *, epochs: int, dst: DST, model: nn.Module,
+               last_row: Mapping[str, Any], best: Mapping[str, Any], wall_seconds: float,
+               group: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """summary.json of a finished (or failed) run; `group` says which run group trained it, if one did."""
+    extra = {"group": dict(group)} if group is not None else {}
+    return vocab.summary_record(
+        status, reason, config.run_id(), config.model_dump(mode="json"),
+        epochs=epochs,
+        steps=dst.steps,
+        final_test_acc=last_row.get("test_acc"),
+        final_val_acc=last_row.get("val_acc"),
+        final_train_loss=last_row.get("train_loss"),
+        final_val_loss=last_row.get("val_loss"),
+        **{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in best.items()},
+        final_itop=dst.itop(),
+        final_density=dst.density(),
+        wall_seconds=wall_seconds,
+        params_total=sum(p.numel() for p in model.parameters()),
+        params_sparse=sum(m.numel() for m in dst.masks.values()),
+        params_active=int(sum(int((p != 0).sum()) for p in model.parameters())),
+        versions={
+            "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "dstbench": dstbench.__version__,
+        },
+        **extra,
+    )
+
+
+class RunRecords:
+    """The writes of one run into its folder, each after checking the claim (`claim` None: not held here)."""
+
+    def __init__(self, config: RunConfig, folder: store.RunDir, claim: Claim | None = None):
+        self.config, self.folder, self.claim = config, folder, claim
+
+    def own(self, what: str) -> None:
+        """Stop before writing `what` if another process took this run over."""
+        if self.claim is not None:
+            self.claim.check(what)
+
+    def start(self, masks: Mapping[str, Tensor]) -> None:
+        """A run starting from scratch: drop rows of an attempt that died before its first checkpoint (a full
+        disk), save the initial masks."""
+        self.own("the first records")
+        for name in (store.METRICS, store.HISTORY):
+            if self.folder.file(name).exists():
+                store.truncate_jsonl(self.folder.file(name), 0)
+        if self.config.mode != vocab.DENSE:
+            store.save_masks(self.folder.mask_path("init"), masks_numpy(masks))
+
+    def resume(self, epoch: int, history_rows: int) -> None:
+        """A run resuming a checkpoint of `epoch` epochs: its records must reach that far; later rows go."""
+        self.check(epoch, history_rows)
+        self.own("resuming")
+        store.truncate_jsonl(self.folder.file(store.METRICS), epoch)
+        store.truncate_jsonl(self.folder.file(store.HISTORY), history_rows)
+
+    def epoch(self, row: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> None:
+        self.own(f"epoch {row['epoch']}'s metrics")
+        store.append_jsonl(self.folder.file(store.METRICS), [row])
+        store.append_jsonl(self.folder.file(store.HISTORY), history)
+
+    def snapshot(self, step: int, masks: Mapping[str, Tensor]) -> None:
+        store.save_masks(self.folder.mask_path(f"step_{step:07d}"), masks_numpy(masks))
+
+    def finish(self, summary: Mapping[str, Any], *, epoch: int, history_rows: int, masks: Mapping[str, Tensor],
+               model: nn.Module) -> None:
+        """The final masks and weights of a finished run, then its summary (last: it marks the run finished)."""
+        self.own("the summary")
+        if summary["status"] == vocab.DONE:
+            self.check(epoch, history_rows)  # never done with epochs missing from the records
+            if self.config.mode != vocab.DENSE:
+                store.save_masks(self.folder.mask_path("final"), masks_numpy(masks))
+            save_model(self.folder.file(store.FINAL_MODEL), model)
+        store.atomic_write_json(self.folder.file(store.SUMMARY), summary)
+
+    def check(self, epoch: int, history_rows: int) -> None:
+        """Refuse to resume when metrics.jsonl or history.jsonl lack rows the checkpoint has trained."""
+        for name, have, want in ((store.METRICS, len(self.folder.metrics()), epoch),
+                                 (store.HISTORY, len(self.folder.history()), history_rows)):
+            if have < want:
+                raise DamagedRunError(
+                    f"{self.folder.file(name)} holds {have} rows but the checkpoint has trained {want}: the records "
+                    f"were cut short or edited, and cannot be rebuilt. Restore the file, or delete "
+                    f"{self.folder.file(store.CHECKPOINT)} to train this run again from the start")
