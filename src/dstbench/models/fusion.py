@@ -17,8 +17,15 @@ Every member keeps a module of its own architecture whose parameters and buffers
 the fused tensors (`Fusion.members`): the DST engine runs on that module exactly as on a solo run, saving it
 writes a solo run's state dict, and whatever the optimizer does to the fused tensors its view sees.
 
-Arithmetic is the same per member; rounding may differ by a few units in the last place where a batched kernel
-sums in another order than the single one (measured on CPU: most layer shapes are bit-identical).
+Two kinds of kernels (`KERNELS`):
+
+- ``"batched"``: one batched matmul / grouped convolution / batch norm per layer, the fast path on a GPU. The
+  arithmetic is each member's, but the rounding may differ from the solo kernel's by a few units in the last
+  place where the batched kernel sums in another order; training amplifies that, so after some epochs a member
+  is a statistically equivalent run, not a bit-identical one, and a mask may differ in a near-tie.
+- ``"exact"``: each fused layer calls the solo kernel once per member on its block (contiguous, as in the solo
+  run). On CPU a member is then bit-identical to its solo run. The members still share one forward, one
+  backward, one optimizer step and one training loop, which is where small models spend their time on a CPU.
 """
 
 from __future__ import annotations
@@ -30,8 +37,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+KERNELS = ("batched", "exact")
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 # Leaf modules without state that act on every channel alike (the forward check still guards them).
@@ -46,17 +55,46 @@ class FusionError(ValueError):
     """These models cannot be fused (different architectures, or a layer fusion does not know)."""
 
 
+def _blocks(x: Tensor, members: int, dim: int = 1) -> list[Tensor]:
+    """The members' blocks of a fused activation, each contiguous like a solo run's."""
+    return [block.contiguous() for block in x.chunk(members, dim=dim)]
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward makes the gradient contiguous: a solo layer's backward gets a contiguous gradient,
+    and a block's gradient (a strided slice of the fused one) would send some kernels down another path."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        return grad.contiguous()
+
+
+def _joined(outputs: list[Tensor], dim: int) -> Tensor:
+    """The members' solo outputs as one fused activation."""
+    return torch.cat([_ContiguousGrad.apply(out) for out in outputs], dim=dim)
+
+
 class FusedLinear(nn.Module):
-    """K linear layers as one batched matmul: input ``(..., K*in)``, output ``(..., K*out)``."""
+    """K linear layers as one batched matmul (or, `exact`, K solo matmuls): input ``(..., K*in)``, output
+    ``(..., K*out)``."""
 
     def __init__(self, members: int, in_features: int, out_features: int, bias: bool = True,
-                 device: Any = None, dtype: Any = None):
+                 device: Any = None, dtype: Any = None, exact: bool = False):
         super().__init__()
         self.members, self.in_features, self.out_features = members, in_features, out_features
+        self.exact = exact
         self.weight = nn.Parameter(torch.empty(members, out_features, in_features, device=device, dtype=dtype))
         self.bias = nn.Parameter(torch.empty(members, out_features, device=device, dtype=dtype)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.exact:
+            biases = [None] * self.members if self.bias is None else list(self.bias)
+            return _joined([F.linear(block, w, b) for block, w, b in
+                            zip(_blocks(x, self.members, dim=-1), self.weight, biases, strict=True)], dim=-1)
         lead = x.shape[:-1]
         x = x.reshape(-1, self.members, self.in_features).transpose(0, 1)  # (K, N, in)
         weight = self.weight.transpose(1, 2)
@@ -71,10 +109,55 @@ class FusedLinear(nn.Module):
                 f"bias={self.bias is not None}")
 
 
-def _fuse_linear(layers: Sequence[nn.Linear]) -> tuple[nn.Module, dict[str, str]]:
+class _ExactConv:
+    """A grouped convolution that runs as K solo convolutions (mixed into the Conv class it fuses)."""
+
+    members: int
+
+    def forward(self, x: Tensor) -> Tensor:
+        conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[x.dim() - 2]
+        groups = self.groups // self.members
+        weights = self.weight.chunk(self.members)
+        biases = [None] * self.members if self.bias is None else list(self.bias.chunk(self.members))
+        return _joined([conv(block, w, b, self.stride, self.padding, self.dilation, groups)
+                        for block, w, b in zip(_blocks(x, self.members), weights, biases, strict=True)], dim=1)
+
+
+class _ExactNorm:
+    """A batch norm over K*C channels that runs as K solo batch norms (mixed into the BatchNorm class)."""
+
+    members: int
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        else:
+            factor = 0.0 if self.momentum is None else self.momentum
+        use_batch = self.training or self.running_mean is None
+
+        def chunks(t: Tensor | None) -> list[Tensor | None]:
+            return [None] * self.members if t is None else list(t.chunk(self.members))
+
+        parts = zip(_blocks(x, self.members), chunks(self.running_mean), chunks(self.running_var),
+                    chunks(self.weight), chunks(self.bias), strict=True)
+        return _joined([F.batch_norm(block, mean, var, w, b, use_batch, factor, self.eps)
+                        for block, mean, var, w, b in parts], dim=1)
+
+
+_EXACT_CLASSES: dict[type, type] = {}
+
+
+def _exact_class(cls: type, mixin: type) -> type:
+    if cls not in _EXACT_CLASSES:
+        _EXACT_CLASSES[cls] = type(f"Exact{cls.__name__}", (mixin, cls), {})
+    return _EXACT_CLASSES[cls]
+
+
+def _fuse_linear(layers: Sequence[nn.Linear], exact: bool) -> tuple[nn.Module, dict[str, str]]:
     first = layers[0]
     fused = FusedLinear(len(layers), first.in_features, first.out_features, first.bias is not None,
-                        device=first.weight.device, dtype=first.weight.dtype)
+                        device=first.weight.device, dtype=first.weight.dtype, exact=exact)
     with torch.no_grad():
         fused.weight.copy_(torch.stack([layer.weight for layer in layers]))
         if fused.bias is not None:
@@ -82,13 +165,18 @@ def _fuse_linear(layers: Sequence[nn.Linear]) -> tuple[nn.Module, dict[str, str]
     return fused, {"weight": "stack", "bias": "stack"}
 
 
-def _fuse_conv(layers: Sequence[nn.Module]) -> tuple[nn.Module, dict[str, str]]:
+def _fuse_conv(layers: Sequence[nn.Module], exact: bool) -> tuple[nn.Module, dict[str, str]]:
     first, k = layers[0], len(layers)
-    fused = type(first)(
+    if exact and first.padding_mode != "zeros":
+        raise FusionError(f"exact kernels support zero-padded convolutions only, not padding_mode="
+                          f"{first.padding_mode!r}; use batched kernels")
+    cls = _exact_class(type(first), _ExactConv) if exact else type(first)
+    fused = cls(
         first.in_channels * k, first.out_channels * k, first.kernel_size, stride=first.stride,
         padding=first.padding, dilation=first.dilation, groups=first.groups * k, bias=first.bias is not None,
         padding_mode=first.padding_mode, device=first.weight.device, dtype=first.weight.dtype,
     )
+    fused.members = k
     with torch.no_grad():
         fused.weight.copy_(torch.cat([layer.weight for layer in layers]))
         if fused.bias is not None:
@@ -96,9 +184,10 @@ def _fuse_conv(layers: Sequence[nn.Module]) -> tuple[nn.Module, dict[str, str]]:
     return fused, {"weight": "cat", "bias": "cat"}
 
 
-def _fuse_norm(layers: Sequence[nn.Module]) -> tuple[nn.Module, dict[str, str]]:
+def _fuse_norm(layers: Sequence[nn.Module], exact: bool) -> tuple[nn.Module, dict[str, str]]:
     first, k = layers[0], len(layers)
-    fused = type(first)(first.num_features * k, eps=first.eps, momentum=first.momentum, affine=first.affine,
+    cls = _exact_class(type(first), _ExactNorm) if exact else type(first)
+    fused = cls(first.num_features * k, eps=first.eps, momentum=first.momentum, affine=first.affine,
                         track_running_stats=first.track_running_stats)
     state = {}
     for name, value in first.state_dict().items():
@@ -107,6 +196,7 @@ def _fuse_norm(layers: Sequence[nn.Module]) -> tuple[nn.Module, dict[str, str]]:
         else:
             state[name] = torch.cat([layer.state_dict()[name] for layer in layers])
     fused.load_state_dict(state)
+    fused.members = k
     layout = {name: "cat" for name in state}
     layout["num_batches_tracked"] = "shared"
     return fused, layout
@@ -204,15 +294,18 @@ class Fusion:
                 module.training = mode
 
 
-def fuse(models: Sequence[nn.Module], *, device: torch.device | str | None = None,
+def fuse(models: Sequence[nn.Module], *, kernels: str = "batched", device: torch.device | str | None = None,
          memory_format: torch.memory_format | None = None) -> Fusion:
-    """Fuse `models` (same architecture, any weights) into one; see the module docstring.
+    """Fuse `models` (same architecture, any weights) into one, with `kernels` of `KERNELS`; see the module
+    docstring.
 
     The fused model is moved to `device` (and `memory_format`) before the member views are taken, so the
     members' modules see the fused model's memory wherever it lives.
     """
     if not models:
         raise FusionError("a group needs at least one model")
+    if kernels not in KERNELS:
+        raise FusionError(f"unknown kernels {kernels!r}; valid: {', '.join(KERNELS)}")
     first = models[0]
     structure = [(name, type(m), tuple((n, tuple(t.shape)) for n, t in m.state_dict(keep_vars=True).items()))
                  for name, m in first.named_modules()]
@@ -230,7 +323,7 @@ def fuse(models: Sequence[nn.Module], *, device: torch.device | str | None = Non
             _check_stateless(name, module)
             continue
         layers = [model.get_submodule(name) for model in models]
-        new, layout = fuser(layers)
+        new, layout = fuser(layers, kernels == "exact")
         parent_name, _, child = name.rpartition(".")
         setattr(fused.get_submodule(parent_name) if parent_name else fused, child, new)
         prefix = f"{name}." if name else ""

@@ -129,7 +129,7 @@ class GroupTrainer:
 
     def __init__(self, configs: Sequence[RunConfig], folders: Sequence[store.RunDir], group_dir: Path | str, *,
                  claims: Sequence[Claim | None] | None = None, writes: Sequence[bool] | None = None,
-                 data: Any = None):
+                 data: Any = None, kernels: str = "auto"):
         check_compatible(configs)
         size = len(configs)
         claims = list(claims) if claims is not None else [None] * size
@@ -153,7 +153,8 @@ class GroupTrainer:
         self.rng_state = torch.get_rng_state()
         self.channels_last = self.device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in models[0].modules())
         try:
-            self.fusion: Fusion = fuse(models, device=self.device,
+            self.kernels = kernels_for(kernels, self.device)
+            self.fusion: Fusion = fuse(models, kernels=self.kernels, device=self.device,
                                        memory_format=torch.channels_last if self.channels_last else None)
         except FusionError as exc:
             raise GroupError(f"model {self.config.model!r} cannot be fused: {exc}") from exc
@@ -287,7 +288,7 @@ class GroupTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp):
             out = self.model(fused_input(xs))
-            losses = self._losses(member_outputs(out, len(self.members)), y).mean(0)
+            losses = self._losses(member_outputs(out, len(self.members)), y)
         torch.where(self.live, losses, torch.zeros_like(losses)).sum().backward()
         self._mask_gradients()
         self.optimizer.step()
@@ -373,12 +374,25 @@ class GroupTrainer:
     # ----------------------------------------------------------------------------------------- evaluation
 
     def _losses(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-example losses (B, K) of the members' outputs (B, K, C) against labels (B, K), in float32."""
+        """The members' mean losses (K,) of their outputs (B, K, C) against labels (B, K), in float32.
+
+        Exact kernels compute each member's loss as its solo run does (one reduction per member), so that its
+        gradient is bit-identical too; batched ones reduce all members at once.
+        """
         out = out.float()
-        if self.data.task == "binary":
-            return F.binary_cross_entropy_with_logits(out.squeeze(-1), y.float(), reduction="none")
+        binary = self.data.task == "binary"
+        if self.kernels == "exact":
+            if binary:
+                return torch.stack([F.binary_cross_entropy_with_logits(out[:, k].reshape(-1).contiguous(),
+                                                                       y[:, k].float())
+                                    for k in range(out.shape[1])])
+            return torch.stack([F.cross_entropy(out[:, k].contiguous(), y[:, k],
+                                                label_smoothing=self.config.label_smoothing)
+                                for k in range(out.shape[1])])
+        if binary:
+            return F.binary_cross_entropy_with_logits(out.squeeze(-1), y.float(), reduction="none").mean(0)
         return F.cross_entropy(out.permute(0, 2, 1), y, reduction="none",
-                               label_smoothing=self.config.label_smoothing)
+                               label_smoothing=self.config.label_smoothing).mean(0)
 
     def _correct(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         out = member_outputs(out, len(self.members))
@@ -398,7 +412,7 @@ class GroupTrainer:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp):
                 out = self.model(fused_input([x] * size))
             labels = y.unsqueeze(1).expand(-1, size)
-            loss_sum += self._losses(member_outputs(out, size), labels).sum(0)
+            loss_sum += self._losses(member_outputs(out, size), labels) * len(y)
             correct += self._correct(out, labels)
             seen += len(y)
         if seen == 0:
@@ -433,6 +447,13 @@ class GroupTrainer:
                               masks=member.dst.masks, model=member.model)
 
 
+def kernels_for(kernels: str, device: torch.device) -> str:
+    """"auto": exact kernels on a CPU (bit-identical members), batched ones on a GPU (the fast path)."""
+    if kernels == "auto":
+        return "batched" if device.type == "cuda" else "exact"
+    return kernels
+
+
 def _sparse_names(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     from dstbench.sparsity.layers import sparse_parameters
 
@@ -440,7 +461,8 @@ def _sparse_names(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 
 def run_group(configs: Sequence[RunConfig], run_dirs: Sequence[Path | str], group_dir: Path | str, *,
-              claims: Sequence[Claim | None] | None = None, data: Any = None) -> list[dict[str, Any] | None]:
+              claims: Sequence[Claim | None] | None = None, data: Any = None,
+              kernels: str = "auto") -> list[dict[str, Any] | None]:
     """Train (or resume) `configs` as one run group into `run_dirs`; return the members' summaries.
 
     Members whose folders hold a summary already are not trained again (they ride along, frozen, so that a
@@ -458,7 +480,8 @@ def run_group(configs: Sequence[RunConfig], run_dirs: Sequence[Path | str], grou
             writes.append(folder.summary() is None)
         if not any(writes):
             return [f.summary() for f in folders]
-        trainer = GroupTrainer(configs, folders, group_dir, claims=claims, writes=writes, data=data)
+        trainer = GroupTrainer(configs, folders, group_dir, claims=claims, writes=writes, data=data,
+                               kernels=kernels)
         summaries = trainer.fit()
     return [s if s is not None else f.summary() for s, f in zip(summaries, folders, strict=True)]
 
