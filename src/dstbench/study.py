@@ -32,7 +32,8 @@ class StudyResult:
     seconds: float
 
 
-def run_study(out: Path | str, *, budget: str = "default", workers: int = 2, progress: bool = True) -> StudyResult:
+def run_study(out: Path | str, *, budget: str = "default", workers: int = 2, progress: bool = True,
+              group_size: int | str | None = None) -> StudyResult:
     """Run every spec of `budget` into `out`, collect, and write `out/report/report.html`."""
     from dstbench.experiments import load_spec, run_sweep, write_collected
     from dstbench.report import build_report
@@ -45,7 +46,8 @@ def run_study(out: Path | str, *, budget: str = "default", workers: int = 2, pro
     started = time.time()
     trained, failed = 0, {}
     for name in BUDGETS[budget]:
-        result = run_sweep(load_spec(name), out, workers=workers, execution={"num_threads": 1}, progress=progress)
+        result = run_sweep(load_spec(name), out, workers=workers, execution={"num_threads": 1}, progress=progress,
+                           group_size=group_size)
         trained += result.counts.done - result.started_done
         failed.update(result.failures)
         if result.problems:
@@ -59,7 +61,8 @@ def run_study(out: Path | str, *, budget: str = "default", workers: int = 2, pro
 
 
 def _run(args: argparse.Namespace) -> int:
-    result = run_study(args.out, budget=args.budget, workers=args.workers, progress=not args.no_progress)
+    result = run_study(args.out, budget=args.budget, workers=args.workers, progress=not args.no_progress,
+                       group_size=args.group_size)
     print(result.summary)
     print()
     print(f"trained {result.trained} runs in {result.seconds:.0f} s; results in {result.out}")
@@ -82,5 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=2, help="parallel training processes (default 2)")
     parser.add_argument("--budget", choices=list(BUDGETS), default="default",
                         help="'default' (about 5 minutes on 2 cores) or 'small' (about 1 minute)")
+    parser.add_argument("--group-size", metavar="N|auto",
+                        help="runs fused into one run group (default auto: where it pays; 1: every run solo)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run)

@@ -66,6 +66,7 @@ def _sweep(args: argparse.Namespace) -> int:
             spec, args.out, workers=args.workers, executor=args.executor, retry_failed=args.retry_failed,
             only=only, trainer=args.trainer, execution=execution, stale_after=args.stale_after,
             executor_options=options, wait=not args.no_wait, progress=not args.no_progress, hooks=args.hook,
+            group_size=args.group_size,
         )
     except MissingExtraError as exc:
         raise UserError(str(exc)) from None
@@ -107,6 +108,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="submitit: cluster, timeout_min, slurm_partition, gpus_per_node, ...; "
                             "ray: address, num_cpus, num_gpus, ...")
     sweep.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    sweep.add_argument("--group-size", metavar="N|auto",
+                       help="fuse up to N compatible runs into one run group trained as one model (1: every run "
+                            "solo; default: the spec's [execution] group_size, else auto: where it pays)")
     sweep.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
                        help="run only runs with this config value (or group=NAME); repeat for several")
     sweep.add_argument("--data-root", help="where the data sets are (execution only: run ids do not change)")

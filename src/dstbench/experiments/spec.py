@@ -43,10 +43,12 @@ from pydantic import ValidationError
 
 from dstbench.config import RunConfig, validation_message
 from dstbench.errors import UserError
-from dstbench.vocab import REPORT_KINDS, REPORT_OPTIONS
+from dstbench.vocab import REPORT_KINDS, REPORT_OPTIONS, parse_group_size
 
 CASES = "cases"
-_TOP_KEYS = ("name", "description", "group", "base", "grid", "groups", "report")
+_TOP_KEYS = ("name", "description", "group", "base", "grid", "groups", "report", "execution")
+# How a spec's runs are executed by default (a sweep's command-line option wins): never part of a run id.
+_EXECUTION_KEYS = ("group_size",)
 _GROUP_KEYS = ("name", "description", "base", "grid")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 FIELDS = tuple(RunConfig.model_fields)
@@ -100,6 +102,7 @@ class Spec:
     description: str
     groups: tuple[Group, ...]
     report: Mapping[str, Any] = field(default_factory=dict)
+    execution: Mapping[str, Any] = field(default_factory=dict)
 
     def expand(self) -> list[PlannedRun]:
         """All runs of the spec, resolved (recipe defaults filled in), each run id once (first group wins)."""
@@ -223,7 +226,15 @@ def parse_spec(data: Mapping[str, Any], path: str) -> Spec:
     names = [g.name for g in groups]
     if len(set(names)) != len(names):
         raise SpecError(f"{path}: group names must be unique, got {names}")
-    spec = Spec(name, path, str(data.get("description", "")), tuple(groups), _report(path, data.get("report", {})))
+    execution = _table(path, "[execution]", data.get("execution", {}))
+    _check_keys(path, "[execution]", execution, _EXECUTION_KEYS)
+    if "group_size" in execution:
+        try:
+            parse_group_size(execution["group_size"])
+        except ValueError as exc:
+            raise SpecError(f"{path}: [execution] {exc}") from None
+    spec = Spec(name, path, str(data.get("description", "")), tuple(groups), _report(path, data.get("report", {})),
+                dict(execution))
     _check_values(spec)
     return spec
 

@@ -236,12 +236,15 @@ def run_sweep(
     wait: bool = True,
     progress: bool = True,
     hooks: Sequence[str | Hook] = (),
+    group_size: int | str | None = None,
 ) -> SweepResult:
     """Run the spec's runs that are not done into `out`; see the module docstring.
 
     `workers`: processes (local; 0 = in this process), array tasks (submitit) or tasks (ray). `execution` sets
     execution-only fields on every run (data_root, device, num_threads, progress); it never changes run ids.
     `hooks` ("module:function") are called after each run a worker finishes, with its folder and summary.
+    `group_size` fuses up to that many compatible runs into one run group (`dstbench.train.group`); "auto" (the
+    default, unless the spec's ``[execution]`` says otherwise) fuses where it pays, 1 trains every run solo.
     """
     from dstbench.experiments.executors import execute
 
@@ -249,6 +252,11 @@ def run_sweep(
     resolve_trainer(trainer)  # a wrong trainer or hook name fails here, once, not in every worker
     for hook in hooks:
         resolve_function(hook, "hook")
+    try:
+        group_size = vocab.parse_group_size(group_size if group_size is not None
+                                            else spec.execution.get("group_size", vocab.AUTO))
+    except ValueError as exc:
+        raise UserError(f"--group-size: {exc}") from None
     execution = dict(execution or {})
     unknown = sorted(set(execution) - vocab.EXECUTION_FIELDS)
     if unknown:
@@ -263,6 +271,7 @@ def run_sweep(
     job = WorkerJob(  # an absolute folder: cluster workers may start elsewhere
         out=str(out.absolute()), spec=spec, only=tuple((k, tuple(v)) for k, v in (only or {}).items()), trainer=trainer,
         retry=plan.retry, execution=execution, stale_after=stale_after, heartbeat_s=heartbeat_s, hooks=tuple(hooks),
+        group_size=group_size,
     )
     run_ids = [run.run_id for run in plan.selected]
     # Each poll reads the unfinished runs' summaries: poll big sweeps less often.

@@ -66,6 +66,7 @@ class WorkerJob:
     max_attempts: int = MAX_ATTEMPTS
     parent_pid: int | None = None
     hooks: tuple[str | Hook, ...] = ()
+    group_size: int | str = 1  # runs fused into one run group (`dstbench.train.group`); "auto": where it pays
 
     def runs(self) -> list[PlannedRun]:
         return select_runs(self.spec.expand(), dict(self.only))
@@ -185,19 +186,35 @@ def _claim_lost_handler() -> Callable[[Claim], None]:
 
 
 def work(job: WorkerJob) -> WorkerReport:
-    """Claim, train and release runs of the job until none is left to claim; never trains a run twice."""
+    """Claim, train and release runs of the job until none is left to claim; never trains a run twice.
+
+    With a `group_size` other than 1 (and the default trainer), compatible runs are claimed together and trained
+    as run groups (`_work_group`); a run no group can take trains solo.
+    """
     owner = Owner.current()
     report = WorkerReport(owner.worker)
     trainer = resolve_trainer(job.trainer)
     hooks = [resolve_function(h, "hook") for h in job.hooks]
     on_lost = _claim_lost_handler()
-    for run in job.runs():
+    runs = job.runs()
+    grouping = job.group_size != 1 and job.trainer == DEFAULT_TRAINER
+    handled: set[str] = set()  # runs a group of this worker took (trained, or left to another worker's group)
+    for run in runs:
         if job.parent_pid is not None and os.getppid() != job.parent_pid:
             report.orphaned = True  # the sweep that started this worker is gone
             break
         run_dir = Path(job.out) / store.RUNS / run.run_id
-        if not _wanted(job, run_dir):
+        if run.run_id in handled or not _wanted(job, run_dir):
             continue
+        if grouping:
+            try:
+                taken = _work_group(job, run, runs, owner, on_lost, report, hooks)
+            except StorageError as exc:
+                report.storage_error = str(exc)
+                break
+            if taken is not None:
+                handled.update(taken)
+                continue
         result = try_claim(job.out, run.run_id, owner, stale_after=job.stale_after,
                            heartbeat_s=job.heartbeat_s, on_lost=on_lost)
         claim = result.claim
@@ -221,6 +238,120 @@ def work(job: WorkerJob) -> WorkerReport:
             report.storage_error = str(exc)
             break
     return report
+
+
+def _group_members(job: WorkerJob, run: PlannedRun, runs: list[PlannedRun]) -> tuple[list[PlannedRun], bool]:
+    """The runs to train with `run`, and whether they are a checkpointed group to resume (its exact members,
+    in its order); else `run` and the next compatible wanted runs, up to the group size."""
+    from dstbench.train.group import CHECKPOINT, group_limit
+
+    out = Path(job.out)
+    by_id = {r.run_id: r for r in runs}
+
+    def pointer(r: PlannedRun) -> list[str] | None:
+        """The members of the checkpointed group `r` belongs to, if that checkpoint exists."""
+        try:
+            info = store.read_json(out / store.RUNS / r.run_id / vocab.GROUP_FILE)
+            members, gid = [str(m) for m in info["members"]], str(info["id"])
+        except (FileNotFoundError, UserError, KeyError, TypeError, ValueError):
+            return None
+        if not (out / vocab.GROUPS / gid / CHECKPOINT).exists() or not all(m in by_id for m in members):
+            return None
+        return members
+
+    members = pointer(run)
+    if members is not None:
+        return [by_id[m] for m in members], True
+    config = _execution_config(job, run)
+    limit = group_limit(config, job.group_size)
+    key = vocab.group_key(config.model_dump(mode="json"))
+    chosen = [run]
+    for other in runs[runs.index(run) + 1:]:
+        if len(chosen) >= limit:
+            break
+        other_config = _execution_config(job, other)
+        if (vocab.group_key(other_config.model_dump(mode="json")) == key and group_limit(other_config, 2) > 1
+                and _wanted(job, out / store.RUNS / other.run_id) and pointer(other) is None):
+            chosen.append(other)
+    return chosen, False
+
+
+def _execution_config(job: WorkerJob, run: PlannedRun) -> RunConfig:
+    return run.config.replace(**job.execution) if job.execution else run.config
+
+
+def _work_group(job: WorkerJob, run: PlannedRun, runs: list[PlannedRun], owner: Owner, on_lost: Any,
+                report: WorkerReport, hooks: list[Hook]) -> list[str] | None:
+    """Claim and train `run`'s group; returns the run ids it took, or None when `run` trains solo.
+
+    Members are claimed in the group's order, so two workers reaching one checkpointed group never each hold a
+    part of it: the one that claims its first wanted member gets the rest; the other skips the group.
+    """
+    from dstbench.train.group import run_group
+
+    members, resumed = _group_members(job, run, runs)
+    if len(members) == 1 and not resumed:
+        return None
+    out = Path(job.out)
+    claims: dict[str, Claim] = {}
+    try:
+        for member in members:
+            member_dir = out / store.RUNS / member.run_id
+            if not _wanted(job, member_dir):
+                continue  # finished: a resumed group carries it along, frozen
+            result = try_claim(job.out, member.run_id, owner, stale_after=job.stale_after,
+                               heartbeat_s=job.heartbeat_s, on_lost=on_lost)
+            if result.claim is None:
+                if resumed:
+                    return [m.run_id for m in members]  # another worker resumes this group
+                continue
+            claims[member.run_id] = result.claim
+            if not _wanted(job, member_dir):  # finished by another worker between our check and our claim
+                claims.pop(member.run_id).release()
+                continue
+            if result.replaced is not None and result.claim.attempt > job.max_attempts:
+                write_failed(member_dir, _execution_config(job, member), (
+                    f"the worker running it died {result.claim.attempt - 1} times (killed, out of memory, or a "
+                    f"crash in native code); rerun with --retry-failed to try again"), 0.0)
+                report.failed.append(member.run_id)
+                claims.pop(member.run_id).release()
+        if not resumed:
+            members = [m for m in members if m.run_id in claims]
+        if not claims:
+            return [m.run_id for m in members]
+        for run_id in claims:  # failed runs this sweep retries start afresh
+            if job.retry.get(run_id) is not None:
+                (out / store.RUNS / run_id / store.SUMMARY).unlink(missing_ok=True)
+        configs = [_execution_config(job, m) for m in members]
+        dirs = [out / store.RUNS / m.run_id for m in members]
+        started = time.time()
+        try:
+            run_group(configs, dirs, out / vocab.GROUPS, claims=[claims.get(m.run_id) for m in members])
+        except ClaimLostError:
+            raise
+        except Exception as exc:
+            if _storage_error(exc):
+                raise StorageError(f"group of {run.run_id}: {exc}") from exc
+            log.warning("the group of run %s failed:\n%s", run.run_id, traceback.format_exc())
+            for run_id, claim in claims.items():
+                member_dir = out / store.RUNS / run_id
+                if store.RunDir(member_dir).summary() is None and claim.owned():
+                    write_failed(member_dir, configs[[m.run_id for m in members].index(run_id)],
+                                 f"{type(exc).__name__}: {exc}", time.time() - started)
+        for run_id in claims:
+            status = store.RunDir(out / store.RUNS / run_id).status()
+            (report.done if status == vocab.DONE else report.failed).append(run_id)
+    except (KeyboardInterrupt, ClaimLostError):
+        if not any(c.lost.is_set() for c in claims.values()):
+            raise
+        log.warning("group of run %s: another worker took a member over; left to that worker", run.run_id)
+        report.lost.extend(claims)
+    finally:
+        for claim in claims.values():
+            claim.release()
+    for run_id in claims:
+        _call_hooks(hooks, out / store.RUNS / run_id)
+    return [m.run_id for m in members]
 
 
 def process_main(job: WorkerJob) -> None:

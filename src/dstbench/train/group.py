@@ -25,10 +25,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
 import sys
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,14 @@ from dstbench.config import RunConfig
 from dstbench.data.registry import data_root
 from dstbench.errors import UserError
 from dstbench.experiments.claims import Claim, hold_run_folder
-from dstbench.models.fusion import Fusion, FusionError, fuse, fused_input, member_outputs
+from dstbench.models.fusion import (
+    Fusion,
+    FusionError,
+    estimated_group_bytes,
+    fuse,
+    fused_input,
+    member_outputs,
+)
 from dstbench.plugins import load_plugins
 from dstbench.sparsity import DST
 from dstbench.sparsity.optimizers import SliceOptimizerState
@@ -261,7 +269,9 @@ class GroupTrainer:
             seen += y.shape[0]
         self.epoch += 1
         seconds = time.time() - t0
-        train_loss, train_acc = (loss_sum / seen).tolist(), (correct / seen).tolist()
+        # divided on the host, in double precision, as a solo run does
+        train_loss = [v / seen for v in loss_sum.tolist()]
+        train_acc = [v / seen for v in correct.tolist()]
         val = self._evaluate(self.eval_sets["val"])
         test = self._evaluate(self.eval_sets["test"])
         self.elapsed += seconds
@@ -417,7 +427,7 @@ class GroupTrainer:
             seen += len(y)
         if seen == 0:
             return [float("nan")] * size, [float("nan")] * size
-        return (loss_sum / seen).tolist(), (correct / seen).tolist()
+        return [v / seen for v in loss_sum.tolist()], [v / seen for v in correct.tolist()]
 
     # -------------------------------------------------------------------------------------------- writing
 
@@ -460,32 +470,121 @@ def _sparse_names(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return list(sparse_parameters(model).items())
 
 
-def run_group(configs: Sequence[RunConfig], run_dirs: Sequence[Path | str], group_dir: Path | str, *,
-              claims: Sequence[Claim | None] | None = None, data: Any = None,
-              kernels: str = "auto") -> list[dict[str, Any] | None]:
-    """Train (or resume) `configs` as one run group into `run_dirs`; return the members' summaries.
+# "auto" group sizes per model, from benchmarks/run_groups.py (README, "Run groups"): the largest K worth fusing.
+# Models not listed (the ImageNet ones, user models) train solo under "auto"; an explicit size fuses any model
+# that fusion accepts. Memory may lower the size further (`split_for_memory`).
+AUTO_GROUP_SIZE = {"small_mlp": 64, "large_mlp": 16, "lenet5_caffe": 32, "small_cnn": 32, "resnet56": 16,
+                   "vgg16_bn": 8}
+# Share of the free device memory (or of the available RAM on a CPU) a group may plan to use.
+MEMORY_SHARE = 0.8
+MEMORY_ENV = "DSTBENCH_GROUP_MEMORY_GB"  # a fixed budget instead (GB), e.g. for a node shared with others
 
-    Members whose folders hold a summary already are not trained again (they ride along, frozen, so that a
-    checkpointed group keeps its shape). Without `claims`, each member's folder is claimed here, as `run` does.
+
+def group_limit(config: RunConfig, group_size: int | str) -> int:
+    """The most runs like `config` to fuse for a sweep's `group_size` (1: solo)."""
+    if solo_reason(config) is not None:
+        return 1
+    if group_size == vocab.AUTO:
+        return AUTO_GROUP_SIZE.get(config.model, 1)
+    return int(group_size)
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes a group may plan to use on `device`: `MEMORY_ENV` if set, else a share of what is free."""
+    fixed = os.environ.get(MEMORY_ENV)
+    if fixed:
+        try:
+            return int(float(fixed) * 1e9)
+        except ValueError:
+            raise UserError(f"{MEMORY_ENV}={fixed!r} is not a number of gigabytes") from None
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * MEMORY_SHARE)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(int(info["MemAvailable"].split()[0]) * 1024 * MEMORY_SHARE)
+    except (OSError, KeyError, ValueError):
+        return 1 << 62  # unknown: no limit from here (an out-of-memory error still splits the group)
+
+
+def split_for_memory(configs: Sequence[RunConfig], data: Any, budget: int) -> list[list[RunConfig]]:
+    """`configs` in consecutive chunks whose estimated memory (`estimated_group_bytes`) fits `budget`."""
+    config = configs[0]
+    model = build_for(config, data)
+    example = torch.zeros((2, *data.input_shape))
+    slots = 1 if config.optimizer == "sgd" else 2
+    per_member = estimated_group_bytes(model, example, 1, config.batch_size, optimizer_slots=slots)
+    size = max(1, min(len(configs), budget // max(1, per_member)))
+    return [list(configs[i:i + size]) for i in range(0, len(configs), size)]
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError | torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def run_group(configs: Sequence[RunConfig], run_dirs: Sequence[Path | str], groups_dir: Path | str, *,
+              claims: Sequence[Claim | None] | None = None, data: Any = None, kernels: str = "auto",
+              budget: int | None = None) -> list[dict[str, Any] | None]:
+    """Train (or resume) `configs` as run groups into `run_dirs`; return the members' summaries.
+
+    Each group's checkpoint goes to ``groups_dir/<group id>/``. The runs are split into groups whose estimated
+    memory fits `budget` (default `memory_budget`); a group that still runs out of memory is split in two and
+    retried, with a line on stderr saying so. Members whose folders hold a summary already are not trained
+    again (they ride along, frozen, so that a checkpointed group keeps its shape). Without `claims`, each
+    member's folder is claimed here, as `run` does.
     """
     load_plugins()
     configs = [resolve_config(c) for c in configs]
+    check_compatible(configs)
     folders = [store.RunDir(d) for d in run_dirs]
     with contextlib.ExitStack() as stack:
         if claims is None:
             claims = [stack.enter_context(hold_run_folder(f.path)) for f in folders]
-        writes = []
         for config, folder in zip(configs, folders, strict=True):
             _write_config(folder, config)
-            writes.append(folder.summary() is None)
-        if not any(writes):
+        if all(f.summary() is not None for f in folders):
             return [f.summary() for f in folders]
-        trainer = GroupTrainer(configs, folders, group_dir, claims=claims, writes=writes, data=data,
-                               kernels=kernels)
-        summaries = trainer.fit()
-    return [s if s is not None else f.summary() for s, f in zip(summaries, folders, strict=True)]
+        data = data if data is not None else load_data(configs[0])
+        members = list(zip(configs, folders, claims, strict=True))
+        resumed = _checkpointed(configs, Path(groups_dir))
+        if resumed:
+            chunks = [members]  # a checkpointed group keeps its shape
+        else:
+            budget = budget if budget is not None else memory_budget(pick_device(configs[0].device))
+            sizes = [len(c) for c in split_for_memory(configs, data, budget)]
+            chunks = [members[sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(len(sizes))]
+            if len(chunks) > 1:
+                print(f"dstbench: {len(configs)} runs of {configs[0].model} would not fit the memory budget "
+                      f"({budget / 1e9:.2f} GB) as one group; training them as {len(chunks)} groups of up to "
+                      f"{sizes[0]}", file=sys.stderr)
+        for chunk in chunks:
+            _fit_splitting(chunk, Path(groups_dir), data, kernels)
+    return [f.summary() for f in folders]
 
 
-def describe(summaries: Sequence[Mapping[str, Any] | None]) -> str:
-    done = sum(1 for s in summaries if s and s.get("status") == vocab.DONE)
-    return f"{done} of {len(summaries)} members done"
+def _checkpointed(configs: Sequence[RunConfig], groups_dir: Path) -> bool:
+    return (groups_dir / group_id([c.run_id() for c in configs]) / CHECKPOINT).exists()
+
+
+def _fit_splitting(members: list[tuple[RunConfig, store.RunDir, Claim | None]], groups_dir: Path, data: Any,
+                   kernels: str) -> None:
+    """Fit one group; on running out of memory, split it in two and fit each half (a single run fails)."""
+    configs, folders, claims = (list(x) for x in zip(*members, strict=True))
+    writes = [f.summary() is None for f in folders]
+    if not any(writes):
+        return
+    gid = group_id([c.run_id() for c in configs])
+    try:
+        GroupTrainer(configs, folders, groups_dir / gid, claims=claims, writes=writes, data=data,
+                     kernels=kernels).fit()
+    except Exception as exc:
+        if not _out_of_memory(exc) or len(members) == 1:
+            raise
+        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+        half = len(members) // 2
+        print(f"dstbench: a group of {len(members)} runs of {configs[0].model} ran out of memory; splitting it "
+              f"into groups of {half} and {len(members) - half} and starting them again", file=sys.stderr)
+        for part in (members[:half], members[half:]):
+            _fit_splitting(part, groups_dir, data, kernels)
