@@ -23,7 +23,7 @@ import pandas as pd
 
 from dstbench import store
 from dstbench.config import IDENTITY_FIELDS
-from dstbench.vocab import METRICS_TABLE, SWEEPS, run_mode, status_of
+from dstbench.vocab import GROUP_KEYS, METRICS_TABLE, SWEEPS, run_mode, status_of
 from dstbench.vocab import RESULTS_TABLE as RESULTS
 
 # pyarrow parses JSON in blocks; big blocks cost far less per row than its 1 MB default.
@@ -114,6 +114,10 @@ def _rows(run: _Run, members: list[tuple[str | None, str | None]]) -> Iterator[d
     row: dict[str, Any] = {"run_id": run.run_id, "status": status, "mode": mode}
     row.update({name: _cell(config.get(name)) for name in IDENTITY_FIELDS})
     for key, value in summary.items():
+        if key == "group":  # the run group that trained it (None: solo), not the spec's group of the run
+            for part in GROUP_KEYS:
+                row[f"run_group_{part}"] = value.get(part) if isinstance(value, dict) else None
+            continue
         if key in ("status", "run_id") or not (value is None or isinstance(value, (int, float, str))):
             continue
         row[f"summary_{key}" if key in row else key] = value

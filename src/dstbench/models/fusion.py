@@ -23,8 +23,9 @@ Two kinds of kernels (`KERNELS`):
   arithmetic is each member's, but the rounding may differ from the solo kernel's by a few units in the last
   place where the batched kernel sums in another order; training amplifies that, so after some epochs a member
   is a statistically equivalent run, not a bit-identical one, and a mask may differ in a near-tie.
-- ``"exact"``: each fused layer calls the solo kernel once per member on its block (contiguous, as in the solo
-  run). On CPU a member is then bit-identical to its solo run. The members still share one forward, one
+- ``"exact"``: the members' batches are stacked on dim 0 instead (``(K*B, C, H, W)``: every per-example
+  operation of a forward still applies), and each fused layer calls the solo kernel once per member on its
+  contiguous block. On CPU a member is then bit-identical to its solo run. The members still share one forward, one
   backward, one optimizer step and one training loop, which is where small models spend their time on a CPU.
 """
 
@@ -55,27 +56,9 @@ class FusionError(ValueError):
     """These models cannot be fused (different architectures, or a layer fusion does not know)."""
 
 
-def _blocks(x: Tensor, members: int, dim: int = 1) -> list[Tensor]:
-    """The members' blocks of a fused activation, each contiguous like a solo run's."""
-    return [block.contiguous() for block in x.chunk(members, dim=dim)]
-
-
-class _ContiguousGrad(torch.autograd.Function):
-    """Identity whose backward makes the gradient contiguous: a solo layer's backward gets a contiguous gradient,
-    and a block's gradient (a strided slice of the fused one) would send some kernels down another path."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:
-        return grad.contiguous()
-
-
-def _joined(outputs: list[Tensor], dim: int) -> Tensor:
-    """The members' solo outputs as one fused activation."""
-    return torch.cat([_ContiguousGrad.apply(out) for out in outputs], dim=dim)
+def _members(x: Tensor, members: int) -> list[Tensor]:
+    """The members' batches of an activation in the exact layout (stacked on dim 0): contiguous views."""
+    return list(x.chunk(members, dim=0))
 
 
 class FusedLinear(nn.Module):
@@ -93,8 +76,8 @@ class FusedLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.exact:
             biases = [None] * self.members if self.bias is None else list(self.bias)
-            return _joined([F.linear(block, w, b) for block, w, b in
-                            zip(_blocks(x, self.members, dim=-1), self.weight, biases, strict=True)], dim=-1)
+            return torch.cat([F.linear(block, w, b) for block, w, b in
+                              zip(_members(x, self.members), self.weight, biases, strict=True)])
         lead = x.shape[:-1]
         x = x.reshape(-1, self.members, self.in_features).transpose(0, 1)  # (K, N, in)
         weight = self.weight.transpose(1, 2)
@@ -119,8 +102,8 @@ class _ExactConv:
         groups = self.groups // self.members
         weights = self.weight.chunk(self.members)
         biases = [None] * self.members if self.bias is None else list(self.bias.chunk(self.members))
-        return _joined([conv(block, w, b, self.stride, self.padding, self.dilation, groups)
-                        for block, w, b in zip(_blocks(x, self.members), weights, biases, strict=True)], dim=1)
+        return torch.cat([conv(block, w, b, self.stride, self.padding, self.dilation, groups)
+                          for block, w, b in zip(_members(x, self.members), weights, biases, strict=True)])
 
 
 class _ExactNorm:
@@ -139,10 +122,10 @@ class _ExactNorm:
         def chunks(t: Tensor | None) -> list[Tensor | None]:
             return [None] * self.members if t is None else list(t.chunk(self.members))
 
-        parts = zip(_blocks(x, self.members), chunks(self.running_mean), chunks(self.running_var),
+        parts = zip(_members(x, self.members), chunks(self.running_mean), chunks(self.running_var),
                     chunks(self.weight), chunks(self.bias), strict=True)
-        return _joined([F.batch_norm(block, mean, var, w, b, use_batch, factor, self.eps)
-                        for block, mean, var, w, b in parts], dim=1)
+        return torch.cat([F.batch_norm(block, mean, var, w, b, use_batch, factor, self.eps)
+                          for block, mean, var, w, b in parts])
 
 
 _EXACT_CLASSES: dict[type, type] = {}
@@ -237,9 +220,22 @@ class Fusion:
     # fused parameter name -> its K indices, one per member
     indices: dict[str, list[Any]] = field(default_factory=dict)
 
+    kernels: str = "batched"
+
     @property
     def size(self) -> int:
         return len(self.members)
+
+    def inputs(self, batches: Sequence[Tensor]) -> Tensor:
+        """The members' batches as one fused input: on dim 1 (channel blocks) for batched kernels, on dim 0
+        (batch blocks, each member's contiguous) for exact ones."""
+        return torch.cat(list(batches), dim=0 if self.kernels == "exact" else 1)
+
+    def outputs(self, out: Tensor) -> Tensor:
+        """A fused output as ``(B, K, C)``: member k's outputs are ``[:, k]``."""
+        if self.kernels == "exact":
+            return out.reshape(self.size, -1, out.shape[-1]).transpose(0, 1)
+        return out.reshape(out.shape[0], self.size, -1)
 
     def share(self, fused: Tensor, name: str, k: int) -> Tensor:
         """Member k's block of a tensor shaped like fused parameter `name` (a gradient, a mask, a state)."""
@@ -278,8 +274,7 @@ class Fusion:
             module.training = False
         try:
             with torch.no_grad():
-                fused = self.model(torch.cat(list(example), dim=1)).float()
-                fused = fused.reshape(fused.shape[0], self.size, -1)
+                fused = self.outputs(self.model(self.inputs(list(example))).float())
                 for k, member in enumerate(self.members):
                     solo = member(example[k]).float().reshape(fused.shape[0], -1)
                     worst = float((fused[:, k] - solo).abs().max())
@@ -343,21 +338,11 @@ def fuse(models: Sequence[nn.Module], *, kernels: str = "batched", device: torch
     if device is not None or memory_format is not None:
         fused = fused.to(device=device, memory_format=memory_format or torch.preserve_format)
     members = list(models)
-    fusion = Fusion(fused, members, indices=indices)
+    fusion = Fusion(fused, members, indices=indices, kernels=kernels)
     fusion.rebind()
     for member in members:  # a member view on the fused device; its own old tensors are freed
         member.train(fused.training)
     return fusion
-
-
-def fused_input(inputs: Sequence[Tensor]) -> Tensor:
-    """The members' batches as one fused input: concatenated on dimension 1."""
-    return torch.cat(list(inputs), dim=1)
-
-
-def member_outputs(out: Tensor, members: int) -> Tensor:
-    """A fused output ``(B, K*C)`` as ``(B, K, C)``."""
-    return out.reshape(out.shape[0], members, -1)
 
 
 def parameter_bytes(model: nn.Module) -> int:

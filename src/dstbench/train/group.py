@@ -14,8 +14,8 @@ Member k *is* the solo run of its config:
 Arithmetic differs from solo only in rounding where a batched kernel sums in another order (`fusion`).
 
 Every member writes an ordinary run folder (`RunRecords`), plus ``group.json`` naming its group. The group's
-checkpoint, ``<group dir>/checkpoint.pt``, is written atomically after every epoch, after the members'
-records; rerunning the same group resumes it bit-identically (CPU). A member whose loss turns NaN or inf, or
+checkpoint, ``<group dir>/checkpoint.pt``, is written atomically after the members' records of an epoch, once
+`CHECKPOINT_SECONDS` passed since the last one; rerunning the same group resumes it bit-identically (CPU). A member whose loss turns NaN or inf, or
 whose topology update raises, fails alone: it gets its failed summary, its share is zeroed and frozen, and the
 others train on unchanged (members never mix, so their results are those of a group without it).
 """
@@ -47,8 +47,6 @@ from dstbench.models.fusion import (
     FusionError,
     estimated_group_bytes,
     fuse,
-    fused_input,
-    member_outputs,
 )
 from dstbench.plugins import load_plugins
 from dstbench.sparsity import DST
@@ -67,6 +65,10 @@ from dstbench.train.setup import (
 )
 
 CHECKPOINT = "checkpoint.pt"
+# A group checkpoints after an epoch once this many seconds passed since its last checkpoint (0: every epoch):
+# a killed group loses at most about that much work, and groups of tiny epochs do not spend their time saving.
+CHECKPOINT_SECONDS = 30.0
+CHECKPOINT_ENV = "DSTBENCH_GROUP_CHECKPOINT_SECONDS"
 
 
 class GroupError(UserError):
@@ -196,6 +198,8 @@ class GroupTrainer:
         self.live = torch.tensor([m.live for m in self.members], device=self.device)
         self.epoch = 0
         self.elapsed = 0.0
+        self.checkpoint_seconds = float(os.environ.get(CHECKPOINT_ENV, CHECKPOINT_SECONDS))
+        self._last_checkpoint = time.time()
         self._exposed: set[int] = set()
         # Refuse a model whose forward mixes members: compare on random inputs (own generator: no run's draws move)
         example = torch.randn((size, 2, *self.data.input_shape), generator=torch.Generator().manual_seed(0))
@@ -285,7 +289,10 @@ class GroupTrainer:
             member.last_row = row
             member.best = better(member.best, self.epoch, val[1][k], test[1][k])
             member.records.epoch(row, member.dst.history[member.history_start:])
-        self._checkpoint()
+        last = self.epoch >= self.config.epochs
+        if (self.config.keep_checkpoints if last
+                else time.time() - self._last_checkpoint >= self.checkpoint_seconds):
+            self._checkpoint()
         for member in self.members:
             if member.live and not math.isfinite(member.last_row["train_loss"]):
                 self._fail(member, f"training loss became {member.last_row['train_loss']} in epoch {self.epoch}: "
@@ -297,8 +304,8 @@ class GroupTrainer:
         between topology updates."""
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp):
-            out = self.model(fused_input(xs))
-            losses = self._losses(member_outputs(out, len(self.members)), y)
+            out = self.model(self.fusion.inputs(xs))
+            losses = self._losses(self.fusion.outputs(out), y)
         torch.where(self.live, losses, torch.zeros_like(losses)).sum().backward()
         self._mask_gradients()
         self.optimizer.step()
@@ -405,7 +412,7 @@ class GroupTrainer:
                                label_smoothing=self.config.label_smoothing).mean(0)
 
     def _correct(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        out = member_outputs(out, len(self.members))
+        out = self.fusion.outputs(out)
         if self.data.task == "binary":
             return ((out.squeeze(-1) > 0).long() == y).sum(0)
         return (out.argmax(2) == y).sum(0)
@@ -420,9 +427,9 @@ class GroupTrainer:
         seen = 0
         for x, y in batches:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp):
-                out = self.model(fused_input([x] * size))
+                out = self.model(self.fusion.inputs([x] * size))
             labels = y.unsqueeze(1).expand(-1, size)
-            loss_sum += self._losses(member_outputs(out, size), labels) * len(y)
+            loss_sum += self._losses(self.fusion.outputs(out), labels) * len(y)
             correct += self._correct(out, labels)
             seen += len(y)
         if seen == 0:
@@ -432,6 +439,7 @@ class GroupTrainer:
     # -------------------------------------------------------------------------------------------- writing
 
     def _checkpoint(self) -> None:
+        self._last_checkpoint = time.time()
         self.group_dir.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.group_dir / CHECKPOINT, {
             "model": self.model.state_dict(),
