@@ -43,7 +43,8 @@ def run_mode(density: float, update_period: int) -> str:
 # ------------------------------------------------------------------------------------------ field groups
 
 # Where or how fast a run executes, never its result: left out of the run id.
-EXECUTION_FIELDS = frozenset({"data_root", "device", "num_threads", "progress", "keep_checkpoints"})
+EXECUTION_FIELDS = frozenset({"data_root", "device", "num_threads", "progress", "keep_checkpoints", "model_path",
+                              "gradient_checkpointing"})
 # What is recorded during a run, not how it trains: two runs differing only here are repeats of one condition.
 RECORD_FIELDS = frozenset({"mask_snapshot_steps", "probe_steps", "probe_every", "probe_criteria", "probe_fractions"})
 # Fields that mean nothing for a static sparse run (no updates) or for a dense one (no mask either).
@@ -51,7 +52,7 @@ STATIC_FREE = frozenset(
     {"prune", "grow", "update_period", "prune_fraction", "schedule", "end_step", "global_pruning",
      "regrow_just_pruned", "grow_init", "update_batch_size", "update_full_layers"}
 )
-DENSE_FREE = STATIC_FREE | {"density", "distribution", "erk_power", "dense_layers"}
+DENSE_FREE = STATIC_FREE | {"density", "distribution", "erk_power", "dense_layers", "init_mask"}
 # Fields the paper's figures compare along an axis, as lines or as panels. Other differences (recipe fields such
 # as epochs or lr) mean runs that must not be averaged together; reports keep them apart and say so.
 COMPARED_FIELDS = frozenset(
