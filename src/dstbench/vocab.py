@@ -191,7 +191,7 @@ def format_rule(name: str, params: Mapping[str, Any]) -> str:
 REPORT_KINDS = (
     "accuracy_vs_density", "critical_difference", "loss_gap", "update_period", "itop", "first_update_jaccard",
     "end_mask_jaccard", "jaccard_over_time", "retained_by_all", "mest_lambda", "sensitivity_vs_reciprocal",
-    "global_vs_local", "learning_curves", "schedules", "batch_size", "paired_difference",
+    "global_vs_local", "learning_curves", "schedules", "batch_size", "paired_difference", "criteria_table",
 )
 # The options a spec's [report] table may set, section-wide or in a table named after a kind
 # (``[report.critical_difference]``); anything else is rejected at spec load, since nothing would read it.
