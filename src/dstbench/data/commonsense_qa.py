@@ -88,9 +88,12 @@ def _load_tokenizer(tokenizer: str):
     except ImportError:
         raise UserError('CommonsenseQA is tokenised with Hugging Face transformers: pip install -e ".[nlp]"') from None
     folder = Path(tokenizer).expanduser()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"tokenizer folder {folder} does not exist: it is the model's folder (--model-path), "
-                                "which holds the tokenizer's files next to the weights")
+    if not (folder / "tokenizer.json").is_file() and not (folder / "vocab.json").is_file():
+        raise FileNotFoundError(
+            f"no tokenizer in {folder}: CommonsenseQA is tokenised with the model's tokenizer, whose files lie next "
+            f"to its weights in the model's folder (--model-path); for roberta-large fetch them once with "
+            f"`huggingface-cli download FacebookAI/roberta-large config.json model.safetensors vocab.json merges.txt "
+            f"tokenizer.json --local-dir {folder}`")
     loaded = AutoTokenizer.from_pretrained(folder)
     if not loaded.is_fast or loaded.pad_token_id is None or loaded.bos_token_id is None or loaded.eos_token_id is None:
         raise UserError(f"tokenizer in {folder}: needs a fast tokenizer with <s>, </s> and <pad> tokens (RoBERTa's)")
