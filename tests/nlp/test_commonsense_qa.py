@@ -80,7 +80,7 @@ def test_a_missing_file_names_it_and_the_download(tmp_path, tiny_model):
     with pytest.raises(UserError, match="needs a model's tokenizer and max_length"):
         dstdata.load("commonsense_qa", root=tmp_path)
     write_commonsense_qa(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"no tokenizer in .*empty.*huggingface-cli download"):
+    with pytest.raises(FileNotFoundError, match=r"no tokenizer .* in .*empty; fetch the model once, e.g. `huggingface-cli download"):
         dstdata.load("commonsense_qa", root=tmp_path, tokenizer=str(tmp_path / "empty"), max_length=64)
 
 

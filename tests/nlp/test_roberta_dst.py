@@ -45,7 +45,7 @@ def test_smc_benchs_sparse_weights_and_the_override(tiny):
     assert model(x).shape == (2, 5)
     with pytest.raises(ValueError, match=r"expected token ids of shape \(N, 5, length\)"):
         model(x.float())
-    with pytest.raises(FileNotFoundError, match="no RoBERTa weights in .*huggingface-cli download"):
+    with pytest.raises(FileNotFoundError, match=r"no RoBERTa weights .* in .*missing; fetch the model once, e.g. `huggingface-cli download"):
         models.build("roberta_large", num_classes=5, model_path=str(folder.parent / "missing"))
 
 

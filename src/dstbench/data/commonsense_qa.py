@@ -30,6 +30,7 @@ from dstbench.data.locate import not_found
 from dstbench.data.sources import COMMONSENSE_QA_DIR, COMMONSENSE_QA_FILES
 from dstbench.data.splits import ArraySplit, DataSplits
 from dstbench.errors import UserError
+from dstbench.extras import missing_pretrained, require
 
 LABELS = ("A", "B", "C", "D", "E")
 TRAIN_FILE, DEV_FILE = "train_rand_split.jsonl", "dev_rand_split.jsonl"
@@ -83,18 +84,11 @@ def read_questions(path: Path) -> list[Question]:
 
 
 def _load_tokenizer(tokenizer: str):
-    try:
-        from transformers import AutoTokenizer
-    except ImportError:
-        raise UserError('CommonsenseQA is tokenised with Hugging Face transformers: pip install -e ".[nlp]"') from None
+    transformers = require("transformers", "nlp", "tokenising CommonsenseQA (Hugging Face's tokenizers)")
     folder = Path(tokenizer).expanduser()
     if not (folder / "tokenizer.json").is_file() and not (folder / "vocab.json").is_file():
-        raise FileNotFoundError(
-            f"no tokenizer in {folder}: CommonsenseQA is tokenised with the model's tokenizer, whose files lie next "
-            f"to its weights in the model's folder (--model-path); for roberta-large fetch them once with "
-            f"`huggingface-cli download FacebookAI/roberta-large config.json model.safetensors vocab.json merges.txt "
-            f"tokenizer.json --local-dir {folder}`")
-    loaded = AutoTokenizer.from_pretrained(folder)
+        raise missing_pretrained(folder, "tokenizer (CommonsenseQA is tokenised with the model's own)")
+    loaded = transformers.AutoTokenizer.from_pretrained(folder)
     if not loaded.is_fast or loaded.pad_token_id is None or loaded.bos_token_id is None or loaded.eos_token_id is None:
         raise UserError(f"tokenizer in {folder}: needs a fast tokenizer with <s>, </s> and <pad> tokens (RoBERTa's)")
     return loaded

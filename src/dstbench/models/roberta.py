@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dstbench.errors import UserError
+from dstbench.extras import missing_pretrained, require
 from dstbench.models.registry import register
 
 # Which weights are sparse follows SMC-Bench's CommonsenseQA runs (Commonsense_Reasoning/scripts/oneshot_sparsify
@@ -65,22 +65,15 @@ class MultipleChoiceRoberta(nn.Module):
 
 def load_roberta(model_path: str | Path, *, num_classes: int, sparse_scope: str = "smc") -> MultipleChoiceRoberta:
     """RobertaForMultipleChoice from a local folder; the multiple-choice classifier is new (seeded by torch's RNG)."""
-    try:
-        from transformers import RobertaForMultipleChoice
-        from transformers.utils import logging as hf_logging
-    except ImportError:
-        raise UserError('RoBERTa needs Hugging Face transformers: pip install -e ".[nlp]"') from None
+    transformers = require("transformers", "nlp", "RoBERTa (Hugging Face's model)")
+    hf_logging = transformers.utils.logging
     folder = Path(model_path).expanduser()
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
-        raise FileNotFoundError(
-            f"no RoBERTa weights in {folder} (it needs config.json and model.safetensors); fetch them once, e.g. "
-            f"`huggingface-cli download FacebookAI/roberta-large config.json model.safetensors vocab.json merges.txt "
-            f"tokenizer.json --local-dir {folder}`, or point --model-path at the folder that holds them"
-        )
+        raise missing_pretrained(folder, "RoBERTa weights (config.json and model.safetensors)")
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "some weights are newly initialized": the classifier, as intended
     try:
-        net = RobertaForMultipleChoice.from_pretrained(folder, use_safetensors=True)
+        net = transformers.RobertaForMultipleChoice.from_pretrained(folder, use_safetensors=True)
     finally:
         hf_logging.set_verbosity(verbosity)
     return MultipleChoiceRoberta(net, net.config.pad_token_id, num_classes, sparse_scope)
