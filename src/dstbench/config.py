@@ -118,6 +118,7 @@ class RunConfig(BaseModel):
     grow_init: Literal["zero", "fresh"] = "zero"
     dense_layers: tuple[str, ...] = ()
     update_full_layers: bool = False  # layers the distribution makes dense take part in updates (paper's code)
+    init_mask: Literal["random", "magnitude", "global_magnitude"] = "random"  # see SparsityConfig
     update_batch_size: int | None = Field(None, gt=0)
 
     # recipe (None = the paper's default for the model, or for the named `recipe`: see dstbench.train.recipes)
@@ -132,9 +133,15 @@ class RunConfig(BaseModel):
     lr_milestones: tuple[float, ...] | None = None
     lr_gamma: float | None = Field(None, gt=0.0)
     warmup_epochs: int | None = Field(None, ge=0)
+    warmup_steps: int | None = Field(None, ge=0)  # a warm-up in optimizer steps (fine-tuning recipes); adds to epochs'
+    lr_decay: Literal["step", "linear"] | None = None  # step: x lr_gamma at lr_milestones; linear: to 0 at the end
+    adam_betas: tuple[float, float] | None = None  # Adam/AdamW betas (None: torch's defaults)
+    adam_eps: float | None = Field(None, gt=0.0)
+    max_length: int | None = Field(None, gt=0)  # text data: tokens per (question, choice) at most
     label_smoothing: float | None = Field(None, ge=0.0, lt=1.0)
     train_subset: int | None = Field(None, gt=0)
     amp: bool = False  # bfloat16 autocast for forward and loss (weights, gradients, masks stay float32)
+    gradient_checkpointing: bool = False  # recompute activations in backward (models that support it; same result)
 
     # what to record beyond metrics.jsonl and summary.json
     mask_snapshot_steps: tuple[int, ...] = ()
@@ -146,6 +153,7 @@ class RunConfig(BaseModel):
 
     # execution only (not part of the run id)
     data_root: str | None = None
+    model_path: str | None = None  # a pretrained model's folder (default: <data root>/<model name, '_' -> '-'>)
     device: str = "auto"
     num_threads: int | None = Field(None, ge=1)
     progress: bool = True

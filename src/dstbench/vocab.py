@@ -44,7 +44,8 @@ def run_mode(density: float, update_period: int) -> str:
 # ------------------------------------------------------------------------------------------ field groups
 
 # Where or how fast a run executes, never its result: left out of the run id.
-EXECUTION_FIELDS = frozenset({"data_root", "device", "num_threads", "progress", "keep_checkpoints"})
+EXECUTION_FIELDS = frozenset({"data_root", "device", "num_threads", "progress", "keep_checkpoints", "model_path",
+                              "gradient_checkpointing"})
 # What is recorded during a run, not how it trains: two runs differing only here are repeats of one condition.
 RECORD_FIELDS = frozenset({"mask_snapshot_steps", "probe_steps", "probe_every", "probe_criteria", "probe_fractions"})
 # Fields that mean nothing for a static sparse run (no updates) or for a dense one (no mask either).
@@ -52,7 +53,7 @@ STATIC_FREE = frozenset(
     {"prune", "grow", "update_period", "prune_fraction", "schedule", "end_step", "global_pruning",
      "regrow_just_pruned", "grow_init", "update_batch_size", "update_full_layers"}
 )
-DENSE_FREE = STATIC_FREE | {"density", "distribution", "erk_power", "dense_layers"}
+DENSE_FREE = STATIC_FREE | {"density", "distribution", "erk_power", "dense_layers", "init_mask"}
 # Fields in which the members of one run group (`dstbench.train.group`) may differ: everything DST, the seed, what
 # is recorded and how results are kept. All others (model, data, the optimizer recipe, amp, device) must agree.
 # A larger-batch update gradient (update_batch_size) needs a forward pass of its own: such runs train solo.
@@ -224,7 +225,7 @@ def format_rule(name: str, params: Mapping[str, Any]) -> str:
 REPORT_KINDS = (
     "accuracy_vs_density", "critical_difference", "loss_gap", "update_period", "itop", "first_update_jaccard",
     "end_mask_jaccard", "jaccard_over_time", "retained_by_all", "mest_lambda", "sensitivity_vs_reciprocal",
-    "global_vs_local", "learning_curves", "schedules", "batch_size", "paired_difference",
+    "global_vs_local", "learning_curves", "schedules", "batch_size", "paired_difference", "criteria_table",
 )
 # The options a spec's [report] table may set, section-wide or in a table named after a kind
 # (``[report.critical_difference]``); anything else is rejected at spec load, since nothing would read it.

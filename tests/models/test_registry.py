@@ -11,7 +11,8 @@ from dstbench import models
 from dstbench.models import registry
 
 PAPER_MODELS = [
-    "efficientnet_b0", "large_mlp", "lenet5_caffe", "resnet50", "resnet56", "small_cnn", "small_mlp", "vgg16_bn",
+    "efficientnet_b0", "large_mlp", "lenet5_caffe", "resnet50", "resnet56", "roberta", "roberta_base", "roberta_large",
+    "small_cnn", "small_mlp", "vgg16_bn",
 ]
 
 

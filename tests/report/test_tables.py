@@ -63,3 +63,28 @@ def test_from_summary_and_files(tmp_path):
     assert list(frame.columns) == ["prune", "density", "mean", "std", "n", "mark"]
     assert frame.loc[(frame["prune"] == "a") & (frame["density"] == 0.2), "mean"].item() == 60.0
     assert tex.read_text().startswith(r"\begin{table}")
+
+
+def test_the_papers_table_6_columns_in_its_form():
+    # Table 6's densities 0.9 and 0.8 (gradient growth), as mean and std fractions of three runs each: SET and
+    # magnitude are best and second at 0.9, RSensitivity and SET at 0.8.
+    mean = [[0.7600, 0.5580], [0.7630, 0.6843], [0.7473, 0.5390], [0.7583, 0.6960], [0.6550, 0.4820]]
+    std = [[0.0046, 0.2951], [0.0075, 0.0615], [0.0015, 0.2927], [0.0055, 0.0670], [0.0227, 0.0779]]
+    t = tables.Table("Table 6", "criterion", "density", ("Magnitude", "SET", "MEST", "RSensitivity", "SNIP"),
+                     ("0.9", "0.8"), np.array(mean), np.array(std), np.full((5, 2), 3), scale=100.0, paper_form=True)
+    assert tables.marks(t).tolist() == [["second", ""], ["best", "second"], ["", ""], ["", "best"], ["", ""]]
+    html = tables.to_html(t)
+    assert "<b>76.30 (0.75)</b>" in html and "<u>76.00 (0.46)</u>" in html
+    assert "<b>69.60 (6.70)</b>" in html and "<u>68.43 (6.15)</u>" in html
+    assert "<td>74.73 (0.15) <span" in html and "±" not in html
+    tex = tables.to_latex(t)
+    assert r"\textbf{76.30 (0.75)}$^{3}$" in tex and r"\underline{68.43 (6.15)}$^{3}$" in tex
+
+
+def test_from_summary_keeps_a_given_column_order():
+    summary = pd.DataFrame({"prune": ["a", "a", "a"], "density": [0.5, 0.9, 0.7], "mean": [0.2, 0.7, 0.4],
+                            "std": [0.01, 0.02, 0.03], "n": [3, 3, 3]})
+    t = tables.from_summary(summary, "prune", "density", title="x", column_order=[0.9, 0.7], paper_form=True,
+                            column_label=lambda v: f"{v:g}")
+    assert t.columns == ("0.9", "0.7") and t.mean.tolist() == [[0.7, 0.4]]
+    assert tables.cell_text(t, 0, 0) == "0.70 (0.02)"

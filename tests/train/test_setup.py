@@ -19,3 +19,37 @@ def test_the_engine_options_come_from_the_run_config():
         density=0.2, distribution="er", erk_power=0.5, prune="mest:lam=0.5", grow="gradient", update_period=7,
         prune_fraction=0.3, schedule="constant", total_steps=100, end_step=50, seed=3, global_pruning=True,
         dense_layers=("layers.0",), regrow_just_pruned=False, grow_init="fresh")
+
+
+def _lrs(config, steps_per_epoch):
+    import torch
+
+    from dstbench.train import resolve_config
+    from dstbench.train.setup import make_optimizer, make_scheduler
+
+    config = resolve_config(config)
+    opt = make_optimizer(torch.nn.Linear(2, 2), config)
+    scheduler = make_scheduler(opt, config, steps_per_epoch)
+    lrs = []
+    for _ in range(config.epochs * steps_per_epoch):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    return opt, lrs
+
+
+def test_smc_benchs_warmup_in_steps_then_linear_decay_to_zero():
+    # 2 epochs of 5 steps, 2 warm-up steps: 1/2, 2/2 of the peak, then (10 - s) / 8 for s = 2..9
+    config = RunConfig(model="roberta_large", dataset="commonsense_qa", epochs=2, lr=0.8, warmup_steps=2)
+    opt, lrs = _lrs(config, 5)
+    expected = [0.4, 0.8] + [0.8 * (10 - s) / 8 for s in range(2, 10)]
+    assert [round(v, 12) for v in lrs] == [round(v, 12) for v in expected]
+    group = opt.param_groups[0]
+    assert type(opt).__name__ == "AdamW" and group["betas"] == (0.9, 0.98) and group["eps"] == 1e-6
+    assert group["weight_decay"] == 0.01
+
+
+def test_step_decay_is_unchanged_by_the_new_fields():
+    config = RunConfig(model="small_mlp", dataset="digits", epochs=4, lr=1.0)  # milestones 0.5, 0.75, x0.1
+    _, lrs = _lrs(config, 1)
+    assert [round(v, 12) for v in lrs] == [1.0, 1.0, 0.1, 0.01]

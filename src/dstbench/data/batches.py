@@ -54,6 +54,8 @@ class Normalize:
         self.shift = (-mean_t / std_t).to(torch.float32).view(shape).to(device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.identity and not x.is_floating_point() and x.dtype != torch.uint8:
+            return x.clone()  # token ids (integers wider than uint8's pixels) stay integers
         if self.identity:  # a copy, so that a caller writing into the batch never changes the data set
             return x.to(torch.float32, copy=True)
         # Two in-place passes on a fresh float copy: several times faster on CPU than one broadcasting addcmul.

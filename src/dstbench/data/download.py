@@ -1,8 +1,8 @@
 """Downloads from the official sources: resumable, verified, extracted where needed.
 
 A file is fetched into `<name>.part` with an HTTP Range request continuing whatever an interrupted run left, its
-md5 is compared with the published one, and only then is it renamed into place. A mismatch deletes the part
-file and names the file, both sums and the fix. `DSTBENCH_DATA_MIRROR` (or `mirror=`) replaces the scheme and
+checksum (md5 or sha256) is compared with the published one, and only then is it renamed into place. A mismatch
+deletes the part file and names the file, both sums and the fix. `DSTBENCH_DATA_MIRROR` (or `mirror=`) replaces the scheme and
 host of every official URL, so a mirror serves the official paths (e.g. `<mirror>/~kriz/cifar-10-python.tar.gz`);
 its files are verified against the same official checksums.
 """
@@ -25,7 +25,7 @@ from dstbench.data import sources
 from dstbench.data.checksums import file_digest
 from dstbench.data.errors import ChecksumError, DataFormatError
 from dstbench.data.registry import info
-from dstbench.data.sources import Resource
+from dstbench.data.sources import Resource, checksum_algorithm
 from dstbench.errors import UserError
 
 MIRROR_ENV = "DSTBENCH_DATA_MIRROR"
@@ -67,17 +67,19 @@ def _receive(response: http.client.HTTPResponse, part: Path, *, append: bool, ur
                       f"run the download again to resume from {part}")
 
 
-def fetch(url: str, dest: Path, md5: str, *, timeout: float = 60.0, report: Report = print) -> Path:
-    """Download `url` to `dest`, resuming `dest.part`, and verify its md5; returns `dest`.
+def fetch(url: str, dest: Path, checksum: str, *, timeout: float = 60.0, report: Report = print) -> Path:
+    """Download `url` to `dest`, resuming `dest.part`, and verify its checksum (md5, or sha256 when it has 64 hex
+    digits); returns `dest`.
 
-    An existing `dest` with the right md5 is kept (nothing is downloaded); one with another md5 is an error.
+    An existing `dest` with the right checksum is kept (nothing is downloaded); one with another is an error.
     """
+    algorithm = checksum_algorithm(checksum)
     if dest.is_file():
-        actual = file_digest(dest, "md5")
-        if actual == md5:
-            report(f"{dest}: present, md5 verified")
+        actual = file_digest(dest, algorithm)
+        if actual == checksum:
+            report(f"{dest}: present, {algorithm} verified")
             return dest
-        raise ChecksumError(f"{dest} exists but its md5 is {actual}, not the official {md5}; "
+        raise ChecksumError(f"{dest} exists but its {algorithm} is {actual}, not the official {checksum}; "
                             "delete it (or move it aside) and run the download again")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -93,11 +95,11 @@ def fetch(url: str, dest: Path, md5: str, *, timeout: float = 60.0, report: Repo
     else:
         with response:
             _receive(response, part, append=bool(offset) and response.status == 206, url=url)
-    actual = file_digest(part, "md5")
-    if actual != md5:
+    actual = file_digest(part, algorithm)
+    if actual != checksum:
         part.unlink()
         raise ChecksumError(
-            f"{dest.name} from {url}: md5 {actual} differs from the official {md5}; the download was deleted. "
+            f"{dest.name} from {url}: {algorithm} {actual} differs from the official {checksum}; the download was deleted. "
             "Run the download again; if it fails the same way, the source (or mirror) serves a different file"
         )
     os.replace(part, dest)
@@ -167,7 +169,7 @@ def download(
         resources = sources.RESOURCES[canonical]
     paths = []
     for resource in resources:
-        path = fetch(mirrored(resource.url, mirror), root / resource.filename, resource.md5,
+        path = fetch(mirrored(resource.url, mirror), root / resource.filename, resource.checksum,
                      timeout=timeout, report=report)
         paths.append(extract_zip(path, resource.extract, report) if resource.extract else path)
     return paths

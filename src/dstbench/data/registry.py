@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dstbench.data import embedded, folders, higgs, vision
+from dstbench.data import commonsense_qa, embedded, folders, higgs, vision
 from dstbench.data.locate import resolve_root
 from dstbench.data.splits import DataSplits, random_subset
 from dstbench.errors import UserError
@@ -67,6 +67,11 @@ _DATASETS: dict[str, tuple[DatasetInfo, _Loader, dict[str, object]]] = {
                      "scikit-learn make_classification (synthetic)", "generated",
                      "synthetic, Higgs-shaped (24 features, 2 classes), fixed seed; unscaled"),
          embedded.load_synthetic_tabular, {}),
+        (DatasetInfo("commonsense_qa", "multiple_choice", 5, (5, 512), (9_741, 1_221, 1_221),
+                     "tau-nlp.org/commonsenseqa (v1.11)", "2 JSONL files (train, dev)",
+                     "text: 5 choices per question; dev = validation and test (as SMC-Bench); tokenised with the "
+                     "model's tokenizer, up to max_length tokens (input (5, L), L the longest input)"),
+         commonsense_qa.load_commonsense_qa, {}),
     ]
 }
 

@@ -12,15 +12,25 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Resource:
-    """One file to fetch: its official URL, where it goes under the data root, and its published checksum.
+    """One file to fetch: its official URL, where it goes under the data root, and its published checksum (an md5
+    or, 64 hex digits long, a sha256: `algorithm`).
 
     `extract` names the folder a zip archive unpacks to (None: used as is).
     """
 
     url: str
     filename: str
-    md5: str
+    checksum: str
     extract: str | None = None
+
+    @property
+    def algorithm(self) -> str:
+        return checksum_algorithm(self.checksum)
+
+
+def checksum_algorithm(checksum: str) -> str:
+    """"md5" for 32 hex digits, "sha256" for 64."""
+    return {32: "md5", 64: "sha256"}[len(checksum)]
 
 
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com"
@@ -72,6 +82,17 @@ OPENML_FILE_URL = "https://api.openml.org/data/v1/download/{file_id}"
 HIGGS_DESCRIPTION = "description.json"
 HIGGS_ARFF = f"openml-{HIGGS_OPENML_ID}.arff"
 
+# CommonsenseQA v1.11, the official release (tau-nlp.org/commonsenseqa) on the authors' S3 bucket. The test file
+# has no answers (SMC-Bench evaluates on dev), so it is not fetched. The sha256 sums are the ones ParlAI's
+# CommonsenseQA build script (facebookresearch/ParlAI, parlai/tasks/commonsenseqa/build.py) records for these
+# URLs; the publishers give none, and they were not recomputed here (this machine cannot reach S3).
+COMMONSENSE_QA_URL = "https://s3.amazonaws.com/commensenseqa"
+COMMONSENSE_QA_DIR = "commonsense_qa"
+COMMONSENSE_QA_FILES = {
+    "train_rand_split.jsonl": "58ffa3c8472410e24b8c43f423d89c8a003d8284698a6ed7874355dedd09a2fb",
+    "dev_rand_split.jsonl": "3210497fdaae614ac085d9eb873dd7f4d49b6f965a93adadc803e1229fd8a02a",
+}
+
 RESOURCES: dict[str, list[Resource]] = {
     "fashionmnist": [
         Resource(f"{FASHION_MNIST_URL}/{name}.gz", f"{FASHION_MNIST_DIR}/{name}.gz", gz_md5)
@@ -82,6 +103,10 @@ RESOURCES: dict[str, list[Resource]] = {
     ],
     "cifar100": [
         Resource(f"https://www.cs.toronto.edu/~kriz/{CIFAR100_ARCHIVE}", CIFAR100_ARCHIVE, CIFAR100_ARCHIVE_MD5)
+    ],
+    "commonsense_qa": [
+        Resource(f"{COMMONSENSE_QA_URL}/{name}", f"{COMMONSENSE_QA_DIR}/{name}", sha256)
+        for name, sha256 in COMMONSENSE_QA_FILES.items()
     ],
     "tinyimagenet": [
         Resource(f"http://cs231n.stanford.edu/{TINY_IMAGENET_ARCHIVE}", TINY_IMAGENET_ARCHIVE, TINY_IMAGENET_MD5,

@@ -79,13 +79,14 @@ Split = ArraySplit | ImageFolderSplit
 class DataSplits:
     """A loaded data set.
 
-    `task` is "binary" (train one logit with binary cross-entropy; `num_outputs` is 1) or "multiclass".
+    `task` is "binary" (train one logit with binary cross-entropy; `num_outputs` is 1), "multiclass", or
+    "multiple_choice" (one score per choice, trained as multiclass over the choices; inputs are token ids).
     `mean`/`std` (per channel or feature; None = no normalisation) and `pixel_scale` (255 for 8-bit images) are
     applied to every batch; `augmentation` to training batches only.
     """
 
     name: str
-    task: Literal["binary", "multiclass"]
+    task: Literal["binary", "multiclass", "multiple_choice"]
     num_classes: int
     input_shape: tuple[int, ...]
     train: Split

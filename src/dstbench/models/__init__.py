@@ -10,7 +10,7 @@ All models return logits (no softmax). Sizes adapt to the data set through `buil
 
 from __future__ import annotations
 
-from dstbench.models import efficientnet, lenet, mlp, resnet, resnet_cifar, small_cnn, vgg  # noqa: F401  (register)
+from dstbench.models import efficientnet, lenet, mlp, resnet, resnet_cifar, roberta, small_cnn, vgg  # noqa: F401  (register)
 from dstbench.models.registry import ModelInfo, build, info, list_models, register
 
 list = list_models  # noqa: A001  (the public name is dstbench.models.list, like timm's list_models)

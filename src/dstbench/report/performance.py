@@ -116,6 +116,22 @@ def accuracy_vs_density(ctx: Context) -> list[Item]:
     return metric_vs(ctx, "accuracy_vs_density", "density", metric, "Accuracy vs density")
 
 
+def criteria_table(ctx: Context) -> list[Item]:
+    """The paper's tables 5 and 6: criteria (rows) x density (columns, highest first), one table per panel (e.g.
+    per growth rule), mean (std) over runs, the best of each density bold and the second underlined."""
+    metric = ctx.option("criteria_table", "metric", "best_val_test_acc")
+    items: list[Item] = []
+    for i, (key, group) in enumerate(panel_groups(ctx.runs, exclude=("density", "prune"))):
+        s = summarize(group[group["mode"] == "dst"], metric, ["method", "density"])
+        table = tables.from_summary(
+            s, "method", "density", title=f"{metric_label(metric)}: {panel_title(key) or ctx.experiment}",
+            scale=scale(metric), row_label=method_label, column_label=lambda v: f"{v:g}",
+            row_order=method_order(s["method"].unique()), column_order=sorted(s["density"].unique(), reverse=True),
+            paper_form=True)
+        items.append(ctx.table(f"criteria_table_{i + 1}", table))
+    return items or [Note("criteria_table: the experiment has no finished DST runs")]
+
+
 def batch_size(ctx: Context) -> list[Item]:
     metric = ctx.option("batch_size", "metric", "best_val_test_acc")
     dst = ctx.runs[ctx.runs["mode"] == "dst"]

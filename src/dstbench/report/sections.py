@@ -42,6 +42,7 @@ KINDS: dict[str, Callable[[Context], list[Item]]] = {
     "schedules": performance.schedules,
     "batch_size": performance.batch_size,
     "paired_difference": paired.paired_difference,
+    "criteria_table": performance.criteria_table,
 }
 OVERVIEW_METRICS = ("best_val_test_acc", "final_test_acc", "final_itop")
 

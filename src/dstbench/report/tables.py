@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,23 +28,24 @@ class Table:
     higher_is_better: bool = True
     marked: bool = True  # False for tables whose best value means nothing (p-values)
     digits: int = 2
+    paper_form: bool = False  # cells as the paper's tables 5-6 print them: "mean (std)" instead of "mean ± std"
 
 
 def from_summary(summary: pd.DataFrame, row: str, column: str, *, title: str, scale: float = 1.0,
                  row_label: Callable[[object], str] = str, column_label: Callable[[object], str] = str,
                  row_order: Sequence[object] | None = None, higher_is_better: bool = True, marked: bool = True,
-                 digits: int = 2) -> Table:
+                 digits: int = 2, column_order: Sequence[object] | None = None, paper_form: bool = False) -> Table:
     """Pivot a `summarize` result (one line per row x column with mean, std, n) into a `Table`."""
     rows = list(row_order) if row_order is not None else sorted(summary[row].unique(), key=str)
-    columns = sorted(summary[column].unique())
+    columns = list(column_order) if column_order is not None else sorted(summary[column].unique())
     shape = (len(rows), len(columns))
     mean, std, n = np.full(shape, np.nan), np.full(shape, np.nan), np.zeros(shape, dtype=int)
     for _, line in summary.iterrows():
-        if line[row] in rows:
+        if line[row] in rows and line[column] in columns:
             i, j = rows.index(line[row]), columns.index(line[column])
             mean[i, j], std[i, j], n[i, j] = line["mean"], line["std"], line["n"]
     return Table(title, row, column, tuple(row_label(r) for r in rows), tuple(column_label(c) for c in columns),
-                 mean, std, n, scale, higher_is_better, marked, digits)
+                 mean, std, n, scale, higher_is_better, marked, digits, paper_form)
 
 
 def marks(table: Table) -> np.ndarray:
@@ -64,12 +65,15 @@ def marks(table: Table) -> np.ndarray:
 
 
 def cell_text(table: Table, i: int, j: int) -> str:
-    """'73.80 ± 0.52' (or '73.80' for one run, '–' for none), in the table's scale."""
+    """'73.80 ± 0.52', or '73.80 (0.52)' in the paper's form ('73.80' for one run, '–' for none), in the table's
+    scale."""
     mean, std = table.mean[i, j] * table.scale, table.std[i, j] * table.scale
     if not np.isfinite(mean):
         return "–"
     digits = table.digits if abs(mean) < 1000 else 0
-    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if np.isfinite(std) else "")
+    if not np.isfinite(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ({std:.{digits}f})" if table.paper_form else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def to_html(table: Table) -> str:
@@ -101,7 +105,7 @@ def to_latex(table: Table) -> str:
     for i, row in enumerate(table.rows):
         cells = []
         for j in range(len(table.columns)):
-            text = cell_text(table, i, j).replace(" ± ", " (") + (")" if np.isfinite(table.std[i, j]) else "")
+            text = cell_text(replace(table, paper_form=True), i, j)
             text = text.replace("–", "--")
             if kinds[i, j] == "best":
                 text = rf"\textbf{{{text}}}"

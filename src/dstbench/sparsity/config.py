@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dstbench.sparsity.masks import INIT_MASKS
 from dstbench.sparsity.registry import RuleSpec
 from dstbench.vocab import default_update_period
 
@@ -18,6 +19,13 @@ class SparsityConfig:
 
     `update_full_layers`: below density 1, layers the distribution makes dense (ERK caps the classifier of the
     paper's small models at 1) take part in updates too, as the paper's code does; by default they are left alone.
+
+    `init_mask`: where the initial mask comes from. "random" (the default) draws each layer's count uniformly at
+    random; "magnitude" keeps each layer's largest-magnitude weights (its count from the distribution), the natural
+    start when fine-tuning loaded weights; "global_magnitude" ranks the magnitudes of all layers the distribution
+    leaves sparse together and keeps the distribution's total of them, so each layer's count is what the ranking
+    gives it (SMC-Bench's one-shot magnitude pruning, with ``distribution="uniform"``: density x all weights).
+    Counts stay exact: ties go to the lower index. The counts then stay fixed for the run, as always.
 
     Rules (`distribution`, `prune`, `grow`, `schedule`) are registered names, optionally with parameters
     (``"mest:lam=0.5"``); `DST` resolves them. `end_step` (default `total_steps`) is where updates stop and the
@@ -40,6 +48,7 @@ class SparsityConfig:
     regrow_just_pruned: bool = True
     grow_init: str = "zero"
     update_full_layers: bool = False
+    init_mask: str = "random"
 
     def __post_init__(self) -> None:
         if self.update_period is None:
@@ -50,6 +59,8 @@ class SparsityConfig:
             raise ValueError(f"prune_fraction must be in [0, 1), got {self.prune_fraction}")
         if self.update_period < 0:
             raise ValueError(f"update_period must be >= 0 (0 = static sparse), got {self.update_period}")
+        if self.init_mask not in INIT_MASKS:
+            raise ValueError(f"init_mask must be one of {', '.join(INIT_MASKS)}, got {self.init_mask!r}")
         if self.grow_init not in ("zero", "fresh"):
             raise ValueError(f"grow_init must be 'zero' or 'fresh', got {self.grow_init!r}")
         if self.updates and self.last_update_step is None:

@@ -20,7 +20,14 @@ from dstbench.sparsity.criteria import CRITERIA
 from dstbench.sparsity.distributions import exact_counts, layer_densities
 from dstbench.sparsity.growth import GROWTH
 from dstbench.sparsity.layers import SPARSE_LAYER_TYPES, sparse_parameters, verify_masks_match_across_ranks
-from dstbench.sparsity.masks import choose_uniform, prune_count, random_mask, select_highest, select_lowest
+from dstbench.sparsity.masks import (
+    choose_uniform,
+    magnitude_masks,
+    prune_count,
+    random_mask,
+    select_highest,
+    select_lowest,
+)
 from dstbench.sparsity.optimizers import OptimizerState
 from dstbench.sparsity.registry import RuleSpec
 from dstbench.sparsity.schedules import SCHEDULES
@@ -93,13 +100,15 @@ class DST:
         densities = layer_densities(config.distribution, shapes, config.density, dense=frozenset(dense),
                                     power=config.erk_power)
         counts = exact_counts(shapes, densities)
+        if config.init_mask == "random":
+            masks = {n: random_mask(p.shape, counts[n], self.generator, p.device) for n, p in params.items()}
+        else:  # the loaded weights' largest magnitudes; global ranking decides the layers' counts itself
+            masks = magnitude_masks(params, counts, global_=config.init_mask == "global_magnitude")
+            counts = {n: int(m.count_nonzero()) for n, m in masks.items()}
         full_too = config.update_full_layers or config.density >= 1.0
         self.layers = [_Layer(n, p, counts[n], full_too or counts[n] < p.numel()) for n, p in params.items()]
         self._masked = [layer for layer in self.layers if layer.masked]  # fixed for the run; read every step
-        self.masks: dict[str, Tensor] = {
-            layer.name: random_mask(layer.param.shape, layer.count, self.generator, layer.param.device)
-            for layer in self.layers
-        }
+        self.masks: dict[str, Tensor] = masks
         self.ever_active = {n: m.clone() for n, m in self.masks.items()}
         self.history: list[dict[str, Any]] = []
         self.steps = 0

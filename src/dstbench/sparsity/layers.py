@@ -10,16 +10,24 @@ from torch import Tensor, nn
 SPARSE_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
+# A model may name submodules (prefixes of `named_modules` names) whose weights stay dense and out of the density,
+# as a tuple attribute of this name: e.g. a pretrained transformer's classification head (see models/roberta.py).
+DENSE_MODULES_ATTRIBUTE = "dst_dense_modules"
+
+
 def sparse_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     """The weights DST makes sparse: those of Linear and Conv layers that are trained, in parameter order.
 
     A weight shared by several modules appears once (under its first name); frozen weights
-    (``requires_grad=False``) stay dense and out of the density, since nothing could regrow them.
+    (``requires_grad=False``) stay dense and out of the density, since nothing could regrow them, and so do the
+    weights of the modules the model lists in its `dst_dense_modules` attribute.
     """
+    dense = tuple(getattr(model, DENSE_MODULES_ATTRIBUTE, ()))
     eligible = {
         id(m.weight)
-        for m in model.modules()
+        for name, m in model.named_modules()
         if isinstance(m, SPARSE_LAYER_TYPES) and isinstance(m.weight, nn.Parameter) and m.weight.requires_grad
+        and not any(name == d or name.startswith(d + ".") for d in dense)
     }
     return {name: p for name, p in model.named_parameters() if id(p) in eligible}
 

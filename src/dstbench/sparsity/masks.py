@@ -109,3 +109,29 @@ def choose_uniform(eligible: Tensor, k: int, generator: torch.Generator) -> Tens
 def prune_count(fraction: float, active: int) -> int:
     """ceil(fraction * active), robust to floating-point noise (0.5 * 100 is 50, not 51)."""
     return min(active, math.ceil(fraction * active - 1e-9))
+
+
+INIT_MASKS = ("random", "magnitude", "global_magnitude")
+
+
+def magnitude_masks(weights: dict[str, Tensor], counts: dict[str, int], *, global_: bool = False) -> dict[str, Tensor]:
+    """Masks that keep the largest-magnitude weights (one-shot magnitude pruning of loaded weights).
+
+    Layer-wise (``global_=False``): each layer keeps exactly ``counts[name]`` of its largest ``|w|``.
+    Global (SMC-Bench's one-shot magnitude pruning): the layers that `counts` leaves full stay full, and all other
+    layers together keep exactly as many weights as `counts` gives them in total, chosen by one ranking of ``|w|``
+    across them; each layer then holds however many of those it has. Ties go to the lower flat index (of the
+    layers concatenated in the order of `weights`), so the counts are exact whatever the values.
+    """
+    scores = {name: w.detach().abs() for name, w in weights.items()}
+    if not global_:
+        return {name: select_highest(s, torch.ones_like(s, dtype=torch.bool), counts[name])
+                for name, s in scores.items()}
+    masks = {name: torch.ones_like(s, dtype=torch.bool) for name, s in scores.items() if counts[name] == s.numel()}
+    ranked = [name for name in scores if name not in masks]
+    if ranked:
+        flat = torch.cat([scores[name].reshape(-1).float() for name in ranked])
+        keep = select_highest(flat, torch.ones_like(flat, dtype=torch.bool), sum(counts[n] for n in ranked))
+        for name, part in zip(ranked, keep.split([scores[n].numel() for n in ranked]), strict=True):
+            masks[name] = part.reshape(scores[name].shape)
+    return {name: masks[name] for name in weights}

@@ -11,7 +11,8 @@ from dstbench.config import RunConfig
 
 _SMALL = dict(
     epochs=100, batch_size=128, optimizer="sgd", lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4,
-    lr_milestones=(0.5, 0.75), lr_gamma=0.1, warmup_epochs=0, label_smoothing=0.0,
+    lr_milestones=(0.5, 0.75), lr_gamma=0.1, warmup_epochs=0, label_smoothing=0.0, warmup_steps=0,
+    lr_decay="step",
 )
 
 RECIPES: dict[str, dict[str, Any]] = {
@@ -33,6 +34,19 @@ RECIPES: dict[str, dict[str, Any]] = {
     # (the text mentions neither; fig2's spec says so).
     "resnet50": {**_SMALL, "epochs": 90, "batch_size": 256, "lr": 0.1, "weight_decay": 1e-4,
                  "warmup_epochs": 5, "label_smoothing": 0.1},
+    # RoBERTa fine-tuned on CommonsenseQA as SMC-Bench does (VITA-Group/SMC-Bench, Commonsense_Reasoning/
+    # scripts/oneshot_sparsify and examples/roberta/commonsense_qa/README.md, fairseq flags): --optimizer adam with
+    # --weight-decay 0.01 (fairseq's Adam decouples weight decay: AdamW), --adam-betas (0.9, 0.98), --adam-eps
+    # 1e-6, --lr 1e-05 with --lr-scheduler polynomial_decay (power 1: linear to 0) after --warmup-updates 150,
+    # --batch-size 16, --max-update 3000, --max-positions 512, --clip-norm 0 (no clipping), dropout 0.1 (the
+    # model's own config). 3,000 updates of 16 are 4.93 epochs of CommonsenseQA's 9,741 training questions; the
+    # trainer counts whole epochs, so 5 epochs (3,045 steps) with the decay ending at the last one. SMC-Bench
+    # trains in fp16 (--fp16); here bfloat16 autocast (`amp = true` in the specs). max_length 512 truncates
+    # nothing (the longest CommonsenseQA input is far shorter) and the tensors are only as long as the longest.
+    **{name: {**_SMALL, "epochs": 5, "batch_size": 16, "optimizer": "adamw", "lr": 1e-5, "momentum": 0.0,
+              "nesterov": False, "weight_decay": 0.01, "adam_betas": (0.9, 0.98), "adam_eps": 1e-6,
+              "lr_milestones": (), "lr_gamma": 1.0, "warmup_steps": 150, "lr_decay": "linear", "max_length": 512}
+       for name in ("roberta", "roberta_base", "roberta_large")},
 }
 
 # Other readings, reachable by name (`RunConfig(recipe=...)`, `dstbench train --recipe ...`).

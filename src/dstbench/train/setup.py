@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 import dstbench.data
+import dstbench.data.registry
 import dstbench.models
 from dstbench.config import RunConfig
 from dstbench.errors import UserError
@@ -26,10 +28,20 @@ def pick_device(name: str) -> torch.device:
 
 def load_data(config: RunConfig) -> Any:
     """The config's data set. A `train_subset` is drawn with a fixed seed, not the run's: every run of a study
-    trains on the same samples."""
-    options = {} if config.preprocessing == "paper" else {"preprocessing": config.preprocessing}
+    trains on the same samples. Text data is tokenised with the model's tokenizer (from its folder) to at most
+    `max_length` tokens per input."""
+    options: dict[str, Any] = {} if config.preprocessing == "paper" else {"preprocessing": config.preprocessing}
+    if dstbench.data.info(config.dataset).task == "multiple_choice":
+        options.update(tokenizer=str(model_folder(config)), max_length=config.max_length)
     return dstbench.data.load(config.dataset, root=config.data_root, train_subset=config.train_subset, seed=0,
                               **options)
+
+
+def model_folder(config: RunConfig) -> Path:
+    """Where a pretrained model's files are: `model_path`, else ``<data root>/<model name with '-' for '_'>``."""
+    if config.model_path:
+        return Path(config.model_path).expanduser()
+    return dstbench.data.registry.data_root(config.data_root) / config.model.replace("_", "-")
 
 
 def build_for(config: RunConfig, data: Any) -> nn.Module:
@@ -42,7 +54,14 @@ def build_for(config: RunConfig, data: Any) -> nn.Module:
         raise UserError(f"model {config.model!r} does not fit data set {config.dataset!r}: {exc}") from exc
     if config.input_dropout:
         kwargs["input_dropout"] = config.input_dropout
-    return dstbench.models.build(config.model, num_classes=num_classes, dropout=config.dropout, **kwargs)
+    if "model_path" in info.options:
+        kwargs["model_path"] = str(model_folder(config))
+    model = dstbench.models.build(config.model, num_classes=num_classes, dropout=config.dropout, **kwargs)
+    if config.gradient_checkpointing:
+        if not hasattr(model, "gradient_checkpointing_enable"):
+            raise UserError(f"model {config.model!r} does not support gradient checkpointing; leave it off")
+        model.gradient_checkpointing_enable()
+    return model
 
 
 def make_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
@@ -50,23 +69,29 @@ def make_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
                                weight_decay=config.weight_decay)
+    adam = {k: v for k, v in (("betas", config.adam_betas), ("eps", config.adam_eps)) if v is not None}
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, **adam)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **adam)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: RunConfig, steps_per_epoch: int):
-    """Step decay by `lr_gamma` at the milestone fractions of training, after a linear warm-up; stepped per batch.
+    """A linear warm-up (`warmup_epochs` plus `warmup_steps`), then step decay by `lr_gamma` at the milestone
+    fractions of training (`lr_decay` "step", the default) or a linear decay to 0 at the last step ("linear":
+    fairseq's polynomial decay of power 1, as SMC-Bench fine-tunes); stepped per batch.
 
     Stepping per batch (milestones in steps) keeps the schedule exact when a run resumes mid-training.
     """
     total = config.epochs * steps_per_epoch
-    milestones = sorted(round(m * total) for m in config.lr_milestones)
-    warmup = config.warmup_epochs * steps_per_epoch
+    milestones = sorted(round(m * total) for m in config.lr_milestones or ())
+    warmup = (config.warmup_epochs or 0) * steps_per_epoch + (config.warmup_steps or 0)
+    linear = config.lr_decay == "linear"
 
     def factor(step: int) -> float:
         if warmup and step < warmup:
             return (step + 1) / warmup
+        if linear:
+            return max(0.0, (total - step) / max(1, total - warmup))
         return config.lr_gamma ** sum(step >= m for m in milestones)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
