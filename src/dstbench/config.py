@@ -25,6 +25,7 @@ from dstbench.vocab import (
     EXECUTION_FIELDS,
     default_update_period,
     format_rule,
+    id_fields,
     parse_rule,
     run_mode,
 )
@@ -249,8 +250,9 @@ class RunConfig(BaseModel):
         return {k: v for k, v in data.items() if k not in EXECUTION_FIELDS}
 
     def run_id(self) -> str:
-        """A stable id: the hash of the canonical JSON of `identity()`. Call it on a resolved config."""
-        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        """A stable id: the hash of the canonical JSON of `identity()` (less fields added later at the value
+        earlier runs had: `vocab.ID_NEUTRAL`). Call it on a resolved config."""
+        canonical = json.dumps(id_fields(self.identity()), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> RunConfig:

@@ -67,6 +67,20 @@ COMPARED_FIELDS = frozenset(
 )
 
 
+# Fields added after runs were already recorded, with the value every earlier run had: a field at that value is
+# left out of the run id, so adding a field never renames the runs of existing result folders. Add an entry with
+# each new identity field; never change one (the ids of recorded runs depend on it).
+ID_NEUTRAL: dict[str, Any] = {
+    "init_mask": "random", "warmup_steps": 0, "lr_decay": "step", "adam_betas": None, "adam_eps": None,
+    "max_length": None,
+}
+
+
+def id_fields(identity: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run id hashes: the identity fields, less those at their `ID_NEUTRAL` value."""
+    return {k: v for k, v in identity.items() if not (k in ID_NEUTRAL and v == ID_NEUTRAL[k])}
+
+
 def free_fields(mode: str) -> frozenset[str]:
     """The fields a run of `mode` ignores: a baseline matches a panel whatever values it holds there."""
     if mode not in MODES:

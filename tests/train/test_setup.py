@@ -53,3 +53,14 @@ def test_step_decay_is_unchanged_by_the_new_fields():
     config = RunConfig(model="small_mlp", dataset="digits", epochs=4, lr=1.0)  # milestones 0.5, 0.75, x0.1
     _, lrs = _lrs(config, 1)
     assert [round(v, 12) for v in lrs] == [1.0, 1.0, 0.1, 0.01]
+
+
+def test_recorded_runs_keep_their_ids_when_fields_are_added():
+    """Run 9e6a48935aadd4a8 was recorded (study-small-fig1) before init_mask, warmup_steps, lr_decay, adam_betas,
+    adam_eps and max_length existed: at the values it had, those fields stay out of its id (vocab.ID_NEUTRAL)."""
+    from dstbench.train.recipes import resolve_config
+
+    config = RunConfig(model="small_mlp", dataset="breast_cancer", density=0.1, prune="set", update_period=5,
+                       epochs=4, batch_size=32, lr=0.05)
+    assert resolve_config(config).run_id() == "9e6a48935aadd4a8"
+    assert resolve_config(config.replace(init_mask="magnitude")).run_id() != "9e6a48935aadd4a8"
