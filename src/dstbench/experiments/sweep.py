@@ -271,7 +271,7 @@ def run_sweep(
     job = WorkerJob(  # an absolute folder: cluster workers may start elsewhere
         out=str(out.absolute()), spec=spec, only=tuple((k, tuple(v)) for k, v in (only or {}).items()), trainer=trainer,
         retry=plan.retry, execution=execution, stale_after=stale_after, heartbeat_s=heartbeat_s, hooks=tuple(hooks),
-        group_size=group_size,
+        group_size=group_size, workers=max(1, workers),
     )
     run_ids = [run.run_id for run in plan.selected]
     # Each poll reads the unfinished runs' summaries: poll big sweeps less often.

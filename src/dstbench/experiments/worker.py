@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import importlib
 import logging
+import math
 import os
 import sys
 import threading
@@ -67,6 +68,7 @@ class WorkerJob:
     parent_pid: int | None = None
     hooks: tuple[str | Hook, ...] = ()
     group_size: int | str = 1  # runs fused into one run group (`dstbench.train.group`); "auto": where it pays
+    workers: int = 1  # how many workers the sweep started: "auto" sizes groups so that they share the runs out
 
     def runs(self) -> list[PlannedRun]:
         return select_runs(self.spec.expand(), dict(self.only))
@@ -264,16 +266,21 @@ def _group_members(job: WorkerJob, run: PlannedRun, runs: list[PlannedRun]) -> t
         return [by_id[m] for m in members], True
     config = _execution_config(job, run)
     limit = group_limit(config, job.group_size)
+    # "auto" also shares the runs out: at most 1/(2 x workers) of the compatible runs still to train go in one
+    # group (guided scheduling), so that the last groups are small and no worker idles long at the end.
+    scan = limit * 2 * job.workers if job.group_size == vocab.AUTO else limit
     key = vocab.group_key(config.model_dump(mode="json"))
     chosen = [run]
     for other in runs[runs.index(run) + 1:]:
-        if len(chosen) >= limit:
+        if len(chosen) >= scan:
             break
         other_config = _execution_config(job, other)
         if (vocab.group_key(other_config.model_dump(mode="json")) == key and group_limit(other_config, 2) > 1
                 and _wanted(job, out / store.RUNS / other.run_id) and pointer(other) is None):
             chosen.append(other)
-    return chosen, False
+    if job.group_size == vocab.AUTO:
+        limit = min(limit, max(1, math.ceil(len(chosen) / (2 * job.workers))))
+    return chosen[:limit], False
 
 
 def _execution_config(job: WorkerJob, run: PlannedRun) -> RunConfig:
