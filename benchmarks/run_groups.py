@@ -16,7 +16,10 @@ For K = 1, 2, 4, ... (until the group's estimated memory would pass the device's
 - on a CPU both sides are timed at 1 thread and at all cores, and each side takes its best layout: one
   process of C threads, or C processes of 1 thread (projected as C x the 1-thread rate: perfect scaling, the
   same assumption for both sides); on a CPU both kernels ("exact" and "batched") are timed;
-- medians over rounds; ratio = fused run-steps/s / solo run-steps/s at each side's best layout.
+- medians over rounds; ratio = fused run-steps/s / solo run-steps/s at each side's best layout; paired ratio =
+  the median over rounds of the ratio of side-by-side chunks at the group's best layout (less noisy when
+  other work shares the machine);
+- the big models (ResNet-56, VGG-16) get fewer rounds and, on a CPU, all cores only.
 
 From the best run-steps/s at the largest K, the script projects the device-hours of fig1's small-MLP/Higgs grid
 and LeNet5/FashionMNIST grid (every run of `specs/fig1.toml` of that pair: epochs x steps per epoch of the
@@ -77,21 +80,24 @@ class Mode:
 
     name: str
     chunk_seconds: float  # target length of a solo chunk at all cores; n = steps per chunk = update period
-    min_chunk: int
+    min_chunk: int  # at least 3 (the warm-up times its second step)
     max_chunk: int
     rounds: int
     max_k: int
     max_k_big: int
     both_thread_counts: bool  # CPU: time 1 thread and all cores (else all cores only)
+    rounds_big: int  # the big models (BIG): fewer rounds, all cores only
     train_samples: int | None = None  # None: the data set's real training split
     deadline_s: float | None = None  # skip models that would start after this
+    layout_budget_s: float = 40.0  # skip a layout whose timing would take longer (a busy machine's threads)
 
 
 MODES = {
-    ("full", "cpu"): Mode("full", 0.15, 4, 200, 3, 16, 4, True),
-    ("quick", "cpu"): Mode("quick", 0.03, 2, 10, 2, 4, 2, False, train_samples=4096, deadline_s=90.0),
-    ("full", "cuda"): Mode("full", 0.2, 4, 200, 3, 256, 64, False, deadline_s=180.0),
-    ("quick", "cuda"): Mode("quick", 0.1, 4, 100, 2, 64, 16, False, deadline_s=120.0),
+    ("full", "cpu"): Mode("full", 0.05, 3, 200, 3, 16, 4, True, 2),
+    ("quick", "cpu"): Mode("quick", 0.03, 3, 10, 2, 4, 2, False, 1, train_samples=4096, deadline_s=120.0,
+                              layout_budget_s=10.0),
+    ("full", "cuda"): Mode("full", 0.2, 4, 200, 3, 256, 64, False, 2, deadline_s=180.0),
+    ("quick", "cuda"): Mode("quick", 0.1, 4, 100, 2, 64, 16, False, 2, deadline_s=120.0),
 }
 
 
@@ -157,21 +163,28 @@ def time_model(model: str, mode: Mode, device: torch.device, kernel_list: list[s
     data = synthetic(setup, device, mode.train_samples)
     cores = cpu_cores()
     thread_counts: list[int | None]
+    big = model in BIG
+    rounds = mode.rounds_big if big else mode.rounds
     if dev == "cpu":
-        thread_counts = sorted({1, cores}) if mode.both_thread_counts else [cores]
+        # --quick: 1 thread only (steady even when other work holds a core)
+        thread_counts = sorted({1, cores}) if mode.both_thread_counts and not big else [cores if big or
+                                                                                        mode.name == "full" else 1]
     else:
         thread_counts = [None]
     top = max(thread_counts, key=lambda t: t or 0)
 
-    # chunk length n (= update period) from one solo step at the most threads
-    probe = Timed(member_config(setup, dev, 0, 10**6, top), data, tmp / f"{model}-probe")
-    _timed_in(top, probe.steps, 2)
-    step_s = _timed_in(top, probe.steps, 3) / 3
-    del probe
+    # chunk length n (= update period) from one solo step, the fastest of the thread counts (a thread count
+    # whose threads wait for a core that other work holds can be 100x slower; it is timed, then skipped)
+    step_s = math.inf
+    for threads in thread_counts:
+        probe = Timed(member_config(setup, dev, 0, 10**6, threads), data, tmp / f"{model}-probe-{threads}")
+        _timed_in(threads, probe.steps, 2)
+        step_s = min(step_s, statistics.median(_timed_in(threads, probe.steps, 1) for _ in range(7)))
+        del probe
     n = max(mode.min_chunk, min(mode.max_chunk, round(mode.chunk_seconds / step_s)))
     batch = member_config(setup, dev, 0, n, top).batch_size
     wanted = ks or [2**i for i in range(20) if 2**i <= (mode.max_k_big if model in BIG else mode.max_k)]
-    print(f"[{model}] solo step {1e3 * step_s:.1f} ms at {top or 'default'} threads: chunks of {n} steps "
+    print(f"[{model}] solo step {1e3 * step_s:.1f} ms: chunks of {n} steps "
           f"(= update period), K {wanted}, kernels {kernel_list}, threads {thread_counts}", flush=True)
 
     # memory: the estimate per K, against the device's budget (a CPU: available RAM)
@@ -196,7 +209,7 @@ def time_model(model: str, mode: Mode, device: torch.device, kernel_list: list[s
         for size in wanted:
             estimate = estimated_group_bytes(one, example, size, batch, optimizer_slots=slots)
             row: dict[str, Any] = dict(model=model, dataset=setup.dataset, kernels=kernels, k=size, batch_size=batch,
-                                       chunk_steps=n, update_period=n, rounds=mode.rounds,
+                                       chunk_steps=n, update_period=n, rounds=rounds,
                                        estimated_gib=gib(estimate), peak_gib=None, layouts={})
             if estimate > budget:
                 row["error"] = f"skipped: estimated {gib(estimate):.1f} GiB over the budget {gib(budget):.1f} GiB"
@@ -207,7 +220,8 @@ def time_model(model: str, mode: Mode, device: torch.device, kernel_list: list[s
             try:
                 for threads in thread_counts:
                     row["layouts"][str(threads or "default")] = _time_pair(
-                        setup, mode, data, tmp, kernels, size, n, threads, profiles, solo, row)
+                        setup, rounds, data, tmp, kernels, size, n, threads, profiles, solo, row,
+                        mode.layout_budget_s)
             except Exception as exc:
                 if not _is_oom(exc):
                     raise
@@ -215,6 +229,10 @@ def time_model(model: str, mode: Mode, device: torch.device, kernel_list: list[s
                 print(f"[{model}] K={size} {kernels}: out of memory; larger K not tried", flush=True)
                 rows.append(row)
                 _free(device)
+                break
+            if all("skipped" in layout for layout in row["layouts"].values()):
+                row["error"] = "skipped: every layout too slow to time (busy cores?)"
+                rows.append(row)
                 break
             best(row, cores if dev == "cpu" else None)
             rows.append(row)
@@ -226,18 +244,27 @@ def time_model(model: str, mode: Mode, device: torch.device, kernel_list: list[s
     return rows
 
 
-def _time_pair(setup: Setup, mode: Mode, data: DataSplits, tmp: Path, kernels: str, size: int, n: int,
-               threads: int | None, profiles: Counter[int], solo: Any, row: dict[str, Any]) -> dict[str, Any]:
-    """Alternating chunks of the group of `size` and of its members' solo runs at `threads`; medians."""
+def _time_pair(setup: Setup, rounds: int, data: DataSplits, tmp: Path, kernels: str, size: int, n: int,
+               threads: int | None, profiles: Counter[int], solo: Any, row: dict[str, Any],
+               budget_s: float) -> dict[str, Any]:
+    """Alternating chunks of the group of `size` and of its members' solo runs at `threads`; medians. A layout
+    whose timing would take over `budget_s` (judged from the warm-up's second step) is skipped, and says so."""
     device = torch.device(data.train.x.device)
     configs = [member_config(setup, device.type, k, n, threads) for k in range(size)]
     group = TimedGroup(configs, data, tmp / f"{setup.model}-{kernels}-{size}-{threads}", kernels)
-    _timed_in(threads, group.steps, n)  # warm-up to a chunk boundary
+    _timed_in(threads, group.steps, 1)  # warm-up to a chunk boundary (n steps), judged by its second step
+    second = _timed_in(threads, group.steps, 1)
+    if rounds * n * 2 * second > budget_s:
+        print(f"[{setup.model}] K={size} {kernels} at {threads} threads: skipped, a group step takes "
+              f"{1e3 * second:.0f} ms (busy cores?)", flush=True)
+        return dict(threads=threads, skipped=f"a warm-up group step took {1e3 * second:.0f} ms: timing it would "
+                                             f"take over {budget_s:.0f} s")
+    _timed_in(threads, group.steps, n - 2)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     group_steps, solo_steps, ratios = [], [], []
-    for r in range(mode.rounds):
+    for r in range(rounds):
         def solo_chunk() -> float:  # a member's mean solo step time, over the profiles of the K members
             return sum(count * _timed_in(threads, solo(threads, p).steps, n) / n
                        for p, count in profiles.items()) / size
@@ -263,6 +290,8 @@ def best(row: dict[str, Any], cores: int | None) -> None:
     """Each side's best layout: one process of t threads, or cores/t processes of t threads (projected)."""
     options = []
     for layout in row["layouts"].values():
+        if "skipped" in layout:
+            continue
         t = layout["threads"]
         procs = cores // t if cores and t else 1
         name = f"{procs} proc x {t} thr" if t else "1 process"
@@ -270,7 +299,8 @@ def best(row: dict[str, Any], cores: int | None) -> None:
     g = max(options, key=lambda o: o[0] * o[2]["group_run_steps_per_s"])
     s = max(options, key=lambda o: o[0] * o[2]["solo_run_steps_per_s"])
     row.update(group_run_steps_per_s=g[0] * g[2]["group_run_steps_per_s"], group_layout=g[1],
-               solo_run_steps_per_s=s[0] * s[2]["solo_run_steps_per_s"], solo_layout=s[1])
+               solo_run_steps_per_s=s[0] * s[2]["solo_run_steps_per_s"], solo_layout=s[1],
+               paired_ratio=g[2]["paired_ratio"])  # chunks side by side at the group's best layout
     row["ratio"] = row["group_run_steps_per_s"] / row["solo_run_steps_per_s"]
 
 
@@ -340,19 +370,19 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"Run groups vs solo runs ({result['mode']}): {where}, torch {env['torch']}; DST density {DENSITY}, "
              f"mixed criteria {', '.join(f'{p}/{g}' for p, g in PROFILES)}; update period = chunk length", "",
              "| model | K | kernels | group run-steps/s (layout) | solo run-steps/s (layout) | ratio fused/solo "
-             "| group memory GiB | chunk steps |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| paired ratio | group memory GiB | chunk steps |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['k']} | {r['kernels']} | {r['error']} | | | "
+            lines.append(f"| {r['model']} | {r['k']} | {r['kernels']} | {r['error']} | | | | "
                          f"{r['estimated_gib']:.3f} (est.) | |")
             continue
         mem = f"{r['peak_gib']:.3f} (peak)" if r["peak_gib"] is not None else f"{r['estimated_gib']:.3f} (est.)"
         lines.append(f"| {r['model']} | {r['k']} | {r['kernels']} | {r['group_run_steps_per_s']:,.1f} "
                      f"({r['group_layout']}) | {r['solo_run_steps_per_s']:,.1f} ({r['solo_layout']}) | "
-                     f"{r['ratio']:.2f}x | {mem} | {r['chunk_steps']} |")
+                     f"{r['ratio']:.2f}x | {r['paired_ratio']:.2f}x | {mem} | {r['chunk_steps']} |")
     for m in result.get("failed_models", []):
-        lines.append(f"| {m['model']} | | | failed: {m['error']} | | | | |")
+        lines.append(f"| {m['model']} | | | failed: {m['error']} | | | | | |")
     if result["projection"]:
         lines += ["", f"fig1 projection on this device ({env['device']}"
                   + (f", {env['gpu']}" if env.get("gpu") else "") + "; training steps only, evaluation not included):",
