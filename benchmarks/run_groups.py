@@ -156,7 +156,7 @@ def cpu_cores() -> int:
 # ------------------------------------------------------------------------------------------------ a model
 
 def time_model(model: str, mode: Mode, device: torch.device, kernel_list: list[str], ks: list[int] | None,
-               tmp: Path) -> list[dict[str, Any]]:
+               tmp: Path, threads_wanted: list[int] | None = None) -> list[dict[str, Any]]:
     """The rows of one model: per kernels, K and thread count, group and solo step times."""
     setup = setup_for(model, MODELS[model])
     dev = device.type
@@ -171,6 +171,8 @@ def time_model(model: str, mode: Mode, device: torch.device, kernel_list: list[s
                                                                                         mode.name == "full" else 1]
     else:
         thread_counts = [None]
+    if threads_wanted and dev == "cpu":
+        thread_counts = sorted(threads_wanted)
     top = max(thread_counts, key=lambda t: t or 0)
 
     # chunk length n (= update period) from one solo step, the fastest of the thread counts (a thread count
@@ -412,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
                         "mode's largest or the memory limit)")
     parser.add_argument("--kernels", choices=("auto", "batched", "exact"), default="auto",
                         help="auto: both on a CPU, batched on a GPU")
+    parser.add_argument("--threads", default=None, help="CPU: comma-separated thread counts to time (default: 1 "
+                        "and all cores; --quick and the big models: one)")
     parser.add_argument("--out", default=str(HERE / "results" / "run_groups.json"), help="JSON file (and .md)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -433,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     env.update(cores=cpu_cores(), threads_default=torch.get_num_threads())
     result: dict[str, Any] = dict(benchmark="run_groups", mode=mode.name, device=args.device, environment=env,
                                   settings=dict(asdict(mode), density=DENSITY, profiles=PROFILES,
-                                                kernels=kernel_list, ks=ks, models=models),
+                                                kernels=kernel_list, ks=ks, models=models,
+                                                threads=args.threads),
                                   rows=[], failed_models=[], projection=[],
                                   started=time.strftime("%Y-%m-%d %H:%M:%S"))
     where = env.get("gpu") or f"cpu, {env['cores']} cores"
@@ -445,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
                 result["failed_models"].append(dict(model=model, error="skipped: budget"))
                 continue
             try:
-                result["rows"] += time_model(model, mode, device, kernel_list, ks, Path(tmp))
+                result["rows"] += time_model(model, mode, device, kernel_list, ks, Path(tmp),
+                                             [int(t) for t in args.threads.split(",")] if args.threads else None)
             except Exception as exc:  # one model's failure must not cost the others' numbers
                 traceback.print_exc()
                 result["failed_models"].append(dict(model=model, error=f"{type(exc).__name__}: {exc}"))
