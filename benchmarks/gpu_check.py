@@ -27,9 +27,7 @@ Writes DIR/gpu_check.json and DIR/gpu_check.md (default benchmarks/results/).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -37,54 +35,21 @@ import tempfile
 import time
 import traceback
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from bench_common import SETUPS, Setup, Timed, config_for, environment, gib, synthetic
 
-import dstbench
-from dstbench import store
 from dstbench.config import RunConfig
-from dstbench.data import ArraySplit, Augmentation, DataSplits
-from dstbench.train import resolve_config
-from dstbench.train.distributed import Distributed
-from dstbench.train.loop import _Trainer
+from dstbench.data import DataSplits
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 UPDATE_PERIOD = 800
 DST_SETTINGS = dict(density=0.1, prune="magnitude", grow="random", update_period=UPDATE_PERIOD)
 TARGET_OVERHEAD_PCT, TARGET_AMP_SPEEDUP = 5.0, 1.5
-CIFAR_AUG = Augmentation(crop_padding=4, hflip=True, padding_mode="reflect")  # the paper recipe's preprocessing
-
-
-@dataclass(frozen=True)
-class Setup:
-    """A paper model on its data set: sample shape, training samples, classes (1 = one logit), preprocessing."""
-
-    model: str
-    dataset: str
-    shape: tuple[int, ...]
-    train: int
-    classes: int
-    augmentation: Augmentation | None = None
-    max_steps: int | None = None  # timed steps of the "epoch" (None: a whole epoch)
-    amp_check: bool = False
-
-
-SETUPS = [
-    Setup("small_mlp", "higgs", (24,), 658_112, 1),
-    Setup("lenet5_caffe", "fashionmnist", (1, 28, 28), 54_000, 10),
-    Setup("large_mlp", "cifar10", (3, 32, 32), 45_000, 10, CIFAR_AUG),
-    Setup("small_cnn", "cifar10", (3, 32, 32), 45_000, 10, CIFAR_AUG),
-    Setup("resnet56", "cifar10", (3, 32, 32), 45_000, 10, CIFAR_AUG, amp_check=True),
-    Setup("resnet56", "cifar100", (3, 32, 32), 45_000, 100, CIFAR_AUG),
-    Setup("vgg16_bn", "cifar100", (3, 32, 32), 45_000, 100, CIFAR_AUG, amp_check=True),
-    Setup("efficientnet_b0", "tinyimagenet", (3, 64, 64), 90_000, 200, Augmentation(hflip=True)),
-    Setup("resnet50", "imagenet", (3, 224, 224), 256 * 25, 1000, Augmentation(hflip=True), max_steps=200),
-]
 
 
 @dataclass(frozen=True)
@@ -117,54 +82,6 @@ MODES = {
 
 # ----------------------------------------------------------------------------------------------- timing
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _endless(trainer: _Trainer) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The trainer's training batches, epoch after epoch."""
-    return itertools.chain.from_iterable(iter(trainer.train_batches) for _ in itertools.count())
-
-
-class Timed:
-    """A trainer, its endless batch stream, and timers for its steps."""
-
-    def __init__(self, config: RunConfig, data: DataSplits, folder: Path) -> None:
-        self.trainer = _Trainer(config, store.RunDir(folder), Distributed(enabled=False), data=data)
-        self.device = self.trainer.device
-        self.stream = _endless(self.trainer)
-
-    def steps(self, n: int) -> float:
-        """Seconds for `n` training steps, batches included."""
-        _sync(self.device)
-        start = time.perf_counter()
-        for _ in range(n):
-            self.trainer.train_step(*next(self.stream))
-        _sync(self.device)
-        return time.perf_counter() - start
-
-    def batches(self, n: int) -> float:
-        """Seconds for making `n` batches alone (the input pipeline)."""
-        _sync(self.device)
-        start = time.perf_counter()
-        for _ in range(n):
-            next(self.stream)
-        _sync(self.device)
-        return time.perf_counter() - start
-
-    def update(self) -> float:
-        """Seconds of one topology update (selection, prune, grow, masking), after a step left a gradient."""
-        self.steps(1)
-        dst = self.trainer.dst
-        _sync(self.device)
-        start = time.perf_counter()
-        dst._update(dst.prune_fraction() or 0.5)
-        dst.apply_masks()
-        _sync(self.device)
-        return time.perf_counter() - start
-
-
 def interleaved_ratio(a: Timed, b: Timed, steps: int, rounds: int) -> tuple[float, float, float]:
     """Median over rounds of time(b chunk) / time(a chunk), each b chunk right after an a chunk; also the
     median seconds per step of each."""
@@ -177,40 +94,8 @@ def interleaved_ratio(a: Timed, b: Timed, steps: int, rounds: int) -> tuple[floa
     return statistics.median(ratios), statistics.median(ta), statistics.median(tb)
 
 
-# ------------------------------------------------------------------------------------------------- data
-
-def synthetic(setup: Setup, mode: Mode, device: torch.device) -> DataSplits:
-    """Random data of the set's shapes on the device: uint8 images with the set's augmentation, or features."""
-    gen = torch.Generator(device=device).manual_seed(0)
-    n = mode.train_samples or setup.train
-
-    def split(count: int) -> ArraySplit:
-        if len(setup.shape) == 1:
-            x = torch.randn((count, *setup.shape), generator=gen, device=device)
-        else:
-            x = torch.randint(0, 256, (count, *setup.shape), generator=gen, device=device, dtype=torch.uint8)
-        y = torch.randint(0, max(setup.classes, 2), (count,), generator=gen, device=device)
-        return ArraySplit(x, y)
-
-    images = len(setup.shape) == 3  # normalised per channel; tables stay unscaled, as Higgs is in the paper
-    return DataSplits(
-        name=setup.dataset, task="binary" if setup.classes == 1 else "multiclass",
-        num_classes=max(setup.classes, 2), input_shape=setup.shape, train=split(n), val=split(64),
-        test=split(64), mean=(0.5,) * setup.shape[0] if images else None,
-        std=(0.25,) * setup.shape[0] if images else None, pixel_scale=255.0 if images else 1.0,
-        augmentation=setup.augmentation,
-    )
-
-
 def _config(setup: Setup, mode: Mode, **changes: Any) -> RunConfig:
-    fields = dict(model=setup.model, dataset=setup.dataset, device=mode.device, progress=False, seed=0)
-    if mode.batch_size:
-        fields["batch_size"] = mode.batch_size
-    return resolve_config(RunConfig(**{**fields, **changes}))
-
-
-def _gib(nbytes: float) -> float:
-    return nbytes / 2**30
+    return config_for(setup, mode.device, **{"batch_size": mode.batch_size, **changes})
 
 
 # ------------------------------------------------------------------------------------------------ parts
@@ -256,10 +141,10 @@ def part_tests(mode: Mode, out: Path) -> dict[str, Any]:
 
 
 def part_model(setup: Setup, mode: Mode, device: torch.device, tmp: Path) -> dict[str, Any]:
-    data = synthetic(setup, mode, device)
+    data = synthetic(setup, device, mode.train_samples)
     data_bytes = sum(t.numel() * t.element_size() for t in (data.train.x, data.train.y))
     row: dict[str, Any] = dict(model=setup.model, dataset=setup.dataset, shape=list(setup.shape),
-                               train_samples=len(data.train), data_gib=_gib(data_bytes))
+                               train_samples=len(data.train), data_gib=gib(data_bytes))
     runs: dict[str, Timed] = {}
     for name, changes in (("dense", {}), ("dst", DST_SETTINGS)):
         base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
@@ -274,7 +159,7 @@ def part_model(setup: Setup, mode: Mode, device: torch.device, tmp: Path) -> dic
         row[name] = dict(
             timed_steps=steps, steps_per_epoch=per_epoch, batch_size=batch, samples_per_s=steps * batch / seconds,
             step_ms=1e3 * seconds / steps, epoch_s=seconds * per_epoch / steps,
-            peak_gib=_gib(torch.cuda.max_memory_allocated(device) - base) if device.type == "cuda" else None,
+            peak_gib=gib(torch.cuda.max_memory_allocated(device) - base) if device.type == "cuda" else None,
         )
     dense, dst = runs["dense"], runs["dst"]
     chunk = max(mode.min_chunk, round(mode.chunk_seconds / (row["dense"]["step_ms"] / 1e3)))
@@ -353,16 +238,6 @@ def part_run_groups(mode: Mode, out: Path) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------- report
-
-def environment(device: torch.device) -> dict[str, Any]:
-    env = dict(python=platform.python_version(), torch=torch.__version__, dstbench=dstbench.__version__,
-               machine=platform.machine(), device=str(device), cpu_threads=torch.get_num_threads())
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        env.update(gpu=props.name, gpu_memory_gib=_gib(props.total_memory), capability=f"{props.major}.{props.minor}",
-                   cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(), gpus=torch.cuda.device_count())
-    return env
-
 
 def markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
