@@ -64,6 +64,42 @@ def test_rerun_trains_nothing_and_cli_prints_the_summary(small_study, capsys):
         assert label in printed
 
 
+def _group_entries(out):
+    """run id -> its summary's "group" entry (None: trained solo)."""
+    from dstbench import store
+
+    return {p.parent.name: store.read_json(p)["group"] for p in (out / store.RUNS).glob("*/summary.json")}
+
+
+def _assert_whole_groups(entries, most):
+    groups = {}
+    for run_id, group in entries.items():
+        if group is not None:
+            groups.setdefault(group["id"], []).append((run_id, group["size"]))
+    assert groups, "no run trained in a group"
+    for members in groups.values():  # every member of a group has a summary naming it, and no more
+        # (a group of 1 happens where another worker claimed the rest of a group first)
+        assert len(members) == members[0][1] <= most
+    assert max(len(m) for m in groups.values()) >= 2
+
+
+def test_the_study_trains_its_runs_in_groups_by_default(small_study):
+    out, _ = small_study
+    entries = _group_entries(out)
+    assert len(entries) > 50
+    _assert_whole_groups(entries, most=64)
+    assert not list((out / "groups").glob("*/checkpoint.pt"))
+
+
+@pytest.mark.slow
+def test_the_study_cli_with_a_group_size(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["study", "--budget", "small", "--out", str(out), "--group-size", "4", "--no-progress"]) == 0
+    assert (out / "report" / "report.html").exists()
+    assert "trained" in capsys.readouterr().out
+    _assert_whole_groups(_group_entries(out), most=4)
+
+
 def test_unknown_budget(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["study", "--budget", "huge", "--out", str(tmp_path)])
