@@ -1,12 +1,14 @@
 """Horizontal fusion (`dstbench.models.fusion`): the paper's models fuse and compute what their members do, the
 members are views of the fused tensors, and models fusion cannot run faithfully are refused."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
 
 from dstbench import models
-from dstbench.models.fusion import KERNELS, FusionError, fuse, fused_input, member_outputs
+from dstbench.models.fusion import KERNELS, FusionError, fuse
 
 K = 3
 # name -> (build kwargs, input shape of one example): small inputs, so the test stays fast
@@ -43,7 +45,7 @@ def test_the_papers_models_fuse_and_compute_their_members_outputs(name, kernels)
     fusion.check(example)  # raises FusionError if a block differs
     fusion.model.eval()
     with torch.no_grad():
-        out = member_outputs(fusion.model(fused_input(list(example))), K)
+        out = fusion.outputs(fusion.model(fusion.inputs(list(example))))
         for k in range(K):
             expected = solo[k](example[k]).reshape(out.shape[0], -1)
             if kernels == "exact":  # the solo kernels on the member's block: equal
@@ -79,7 +81,7 @@ def test_member_views_share_storage_with_the_fused_parameters(name):
     # a gradient through the fused model reaches the member's share only
     fusion.model.train()
     x = _example(MODELS[name][1])
-    out = member_outputs(fusion.model(fused_input(list(x))), K)
+    out = fusion.outputs(fusion.model(fusion.inputs(list(x))))
     out[:, 0].sum().backward()
     grads = {n: p.grad for n, p in fusion.model.named_parameters()}
     for n, g in grads.items():
@@ -122,21 +124,41 @@ class SoftmaxOverFeatures(nn.Module):
         return self.fc2(torch.softmax(self.fc1(x), dim=1))
 
 
-SUM_BUG = ("Fusion.check lets the fused forward's own error through (bmm/reshape RuntimeError, or ValueError from "
-           "zip in exact FusedLinear) when the mixing also changes a width; it should raise FusionError")
+class CentresTheBatch(nn.Module):
+    """Mixes the examples of a batch: fine in channel blocks (each member's channels see only its batch), wrong
+    when the members' batches are stacked on dim 0 (exact kernels)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 8)
+        self.fc2 = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.fc1(x))
+        return self.fc2(h - h.mean(0, keepdim=True))
 
 
+@pytest.mark.parametrize(("cls", "refused_by"), [(MixesChannels, "batched"), (AddsTheChannelSum, "batched"),
+                                                 (SoftmaxOverFeatures, "batched"), (CentresTheBatch, "exact")])
 @pytest.mark.parametrize("kernels", KERNELS)
-@pytest.mark.parametrize("cls", [pytest.param(MixesChannels, marks=pytest.mark.xfail(strict=True, reason=SUM_BUG)),
-                                 AddsTheChannelSum, SoftmaxOverFeatures])
-def test_a_forward_that_mixes_members_is_refused_by_check(cls, kernels):
+def test_a_forward_that_mixes_members_in_its_layout_is_refused_by_check(cls, refused_by, kernels):
+    """Batched kernels put members in channel blocks, exact ones in batch blocks: a forward that mixes across
+    the blocks of its layout is refused; one that mixes only within a member's block fuses, and equals solo."""
     members = []
     for seed in range(K):
         torch.manual_seed(seed)
         members.append(cls())
+    solo = [copy.deepcopy(m) for m in members]
     fusion = fuse(members, kernels=kernels)
-    with pytest.raises(FusionError, match="mixes the members' channels"):
-        fusion.check(_example((6,)))
+    example = _example((6,))
+    if kernels == refused_by:
+        with pytest.raises(FusionError, match="mixes the members"):
+            fusion.check(example)
+    else:
+        fusion.check(example)
+        out = fusion.outputs(fusion.model(fusion.inputs(list(example))))
+        for k in range(K):
+            torch.testing.assert_close(out[:, k], solo[k](example[k]))
 
 
 def test_dropout_is_refused():

@@ -10,6 +10,7 @@ from dstbench.config import RunConfig
 from dstbench.models.fusion import estimated_group_bytes
 from dstbench.sparsity import register_criterion
 from dstbench.train.group import (
+    CHECKPOINT_ENV,
     MEMORY_ENV,
     GroupError,
     GroupTrainer,
@@ -75,7 +76,7 @@ def test_each_member_equals_its_solo_run(exact_group):
             if config.update_period:
                 assert f"step_{config.update_period + 1:07d}" in tags
                 assert store.RunDir(solo).history()  # there were updates in epoch 1
-        assert_member_is_solo(member, solo, exact_eval=model != "small_cnn")
+        assert_member_is_solo(member, solo, exact_eval=True)
         assert store.read_json(member / vocab.GROUP_FILE)["size"] == len(configs)
     assert not list((root / "groups").glob("*/checkpoint.pt"))  # deleted at the end
 
@@ -221,6 +222,7 @@ def test_the_sweep_splits_groups_on_the_memory_env_var(tmp_path, monkeypatch, ca
 
 
 def test_an_interrupted_group_resumes_bit_identically(tmp_path, monkeypatch):
+    monkeypatch.setenv(CHECKPOINT_ENV, "0")  # a checkpoint after every epoch
     configs = member_configs("small_mlp", MEMBERS[:4], snapshots=False, epochs=3)
     run_group(configs, _dirs(tmp_path / "straight", configs), tmp_path / "groups-straight")
     original = GroupTrainer._train_epoch
@@ -302,9 +304,6 @@ def test_a_run_with_dropout_trains_solo_in_a_grouped_sweep(tmp_path):
     assert [s["group"]["size"] for s in grouped] == [4] * 4
 
 
-@pytest.mark.xfail(strict=True, reason="the eval batches of digits have channels-last-like strides for C=1 "
-                   "(stride (64, 1, 8, 1)), so a solo small_cnn evaluates with another conv kernel than its fused "
-                   "member's contiguous block: val_loss/test_loss differ in the last float32 digits")
 def test_member_eval_losses_are_bit_identical_to_solo(exact_group):
     model, configs, _, root = exact_group
     if model != "small_cnn":
@@ -315,7 +314,8 @@ def test_member_eval_losses_are_bit_identical_to_solo(exact_group):
 
 
 class _MixesMembers(torch.nn.Module):
-    """A forward that adds the sum over features: fine solo, wrong fused (it mixes the members)."""
+    """A forward that adds the sum over features: fine solo and with exact kernels (members in batch blocks),
+    wrong with batched ones (members in feature blocks)."""
 
     def __init__(self, in_features, num_classes):
         super().__init__()
@@ -327,9 +327,6 @@ class _MixesMembers(torch.nn.Module):
         return self.fc2(h + h.sum(1, keepdim=True))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="GroupTrainer.__init__ calls fusion.check unwrapped: a model whose forward mixes the "
-                   "members raises FusionError, not GroupError (fuse's own FusionError is wrapped)")
 def test_a_model_that_mixes_members_is_refused_with_a_group_error(tmp_path):
     from dstbench import models
     from dstbench.models.fusion import FusionError
@@ -340,8 +337,8 @@ def test_a_model_that_mixes_members_is_refused_with_a_group_error(tmp_path):
 
     configs = [RunConfig(model="test_group_mixes", dataset="digits", epochs=1, density=0.5, seed=s,
                          progress=False, num_threads=1) for s in (0, 1)]
-    try:
-        run_group(configs, _dirs(tmp_path / "g", configs), tmp_path / "groups")
+    try:  # batched kernels put the members in feature blocks, which the sum mixes
+        run_group(configs, _dirs(tmp_path / "g", configs), tmp_path / "groups", kernels="batched")
     except GroupError as exc:
         assert "mixes the members" in str(exc)
     except FusionError as exc:

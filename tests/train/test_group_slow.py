@@ -43,7 +43,7 @@ grid = {seed = [0]}
 
 
 def _env():
-    return {**os.environ, "OMP_NUM_THREADS": "1"}
+    return {**os.environ, "OMP_NUM_THREADS": "1", "DSTBENCH_GROUP_CHECKPOINT_SECONDS": "0"}
 
 
 def _sweep(spec, out, *args):

@@ -294,7 +294,7 @@ def _work_group(job: WorkerJob, run: PlannedRun, runs: list[PlannedRun], owner: 
     Members are claimed in the group's order, so two workers reaching one checkpointed group never each hold a
     part of it: the one that claims its first wanted member gets the rest; the other skips the group.
     """
-    from dstbench.train.group import run_group
+    from dstbench.train.group import GroupError, run_group
 
     members, resumed = _group_members(job, run, runs)
     if len(members) == 1 and not resumed:
@@ -332,19 +332,29 @@ def _work_group(job: WorkerJob, run: PlannedRun, runs: list[PlannedRun], owner: 
         configs = [_execution_config(job, m) for m in members]
         dirs = [out / store.RUNS / m.run_id for m in members]
         started = time.time()
-        try:
-            run_group(configs, dirs, out / vocab.GROUPS, claims=[claims.get(m.run_id) for m in members])
-        except ClaimLostError:
-            raise
-        except Exception as exc:
-            if _storage_error(exc):
-                raise StorageError(f"group of {run.run_id}: {exc}") from exc
-            log.warning("the group of run %s failed:\n%s", run.run_id, traceback.format_exc())
-            for run_id, claim in claims.items():
-                member_dir = out / store.RUNS / run_id
-                if store.RunDir(member_dir).summary() is None and claim.owned():
-                    write_failed(member_dir, configs[[m.run_id for m in members].index(run_id)],
-                                 f"{type(exc).__name__}: {exc}", time.time() - started)
+        solo = len(members) == 1  # the rest of its group went to other workers
+        if not solo:
+            try:
+                run_group(configs, dirs, out / vocab.GROUPS, claims=[claims.get(m.run_id) for m in members])
+            except ClaimLostError:
+                raise
+            except GroupError as exc:  # refused before training anything (a model fusion cannot take)
+                log.warning("the runs of %s's group train solo: %s", run.run_id, exc)
+                solo = True
+            except Exception as exc:
+                if _storage_error(exc):
+                    raise StorageError(f"group of {run.run_id}: {exc}") from exc
+                log.warning("the group of run %s failed:\n%s", run.run_id, traceback.format_exc())
+                for run_id, claim in claims.items():
+                    member_dir = out / store.RUNS / run_id
+                    if store.RunDir(member_dir).summary() is None and claim.owned():
+                        write_failed(member_dir, configs[[m.run_id for m in members].index(run_id)],
+                                     f"{type(exc).__name__}: {exc}", time.time() - started)
+        if solo:
+            trainer = resolve_trainer(job.trainer)
+            for member in members:
+                if member.run_id in claims:
+                    _train(job, member, trainer, claims[member.run_id], None)
         for run_id in claims:
             status = store.RunDir(out / store.RUNS / run_id).status()
             (report.done if status == vocab.DONE else report.failed).append(run_id)

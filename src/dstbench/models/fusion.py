@@ -9,9 +9,9 @@ Each member's activations occupy their own block of the channel (or feature) dim
 - activations, pooling, flattening and residual sums act on every channel alike and need no change.
 
 So a model's own ``forward`` runs unchanged on the fused layers; the output is ``(B, K*classes)``, member k's
-logits in block k. `fuse` checks the claim on every model: a forward whose code mixes channels across blocks
-(a softmax over channels, a reshape to a fixed width) is caught by comparing the fused output with each
-member's own forward, and refused.
+logits in block k. `Fusion.check` holds every model to it: a forward that mixes across the blocks of its
+layout (a softmax or a sum over channels with batched kernels; a statistic over the batch with exact ones, below)
+is caught by comparing the fused output with each member's own forward, and refused.
 
 Every member keeps a module of its own architecture whose parameters and buffers are *views* of its block of
 the fused tensors (`Fusion.members`): the DST engine runs on that module exactly as on a solo run, saving it
@@ -229,7 +229,21 @@ class Fusion:
     def inputs(self, batches: Sequence[Tensor]) -> Tensor:
         """The members' batches as one fused input: on dim 1 (channel blocks) for batched kernels, on dim 0
         (batch blocks, each member's contiguous) for exact ones."""
-        return torch.cat(list(batches), dim=0 if self.kernels == "exact" else 1)
+        batches = list(batches)
+        if self.kernels != "exact":
+            return torch.cat(batches, dim=1)
+        first = batches[0]
+        if first.dim() < 2 or first.stride(0) != first[0].numel() or any(b.stride() != first.stride() for b in batches):
+            return torch.cat(batches)
+        # Each member's block keeps its batch's strides (an image batch of one channel may come channels_last):
+        # kernels choose their algorithm by the strides, and a member must run the solo run's.
+        out = torch.empty_strided((sum(len(b) for b in batches), *first.shape[1:]), first.stride(),
+                                  dtype=first.dtype, device=first.device)
+        start = 0
+        for batch in batches:
+            out[start:start + len(batch)].copy_(batch)
+            start += len(batch)
+        return out
 
     def outputs(self, out: Tensor) -> Tensor:
         """A fused output as ``(B, K, C)``: member k's outputs are ``[:, k]``."""
@@ -274,7 +288,12 @@ class Fusion:
             module.training = False
         try:
             with torch.no_grad():
-                fused = self.outputs(self.model(self.inputs(list(example))).float())
+                try:
+                    fused = self.outputs(self.model(self.inputs(list(example))).float())
+                except (RuntimeError, ValueError) as exc:  # a forward whose shapes only work unfused
+                    raise FusionError(
+                        f"the fused {type(self.model).__name__} cannot run its members' inputs ({exc}): its forward "
+                        "mixes the members' channels; train it solo (group size 1)") from exc
                 for k, member in enumerate(self.members):
                     solo = member(example[k]).float().reshape(fused.shape[0], -1)
                     worst = float((fused[:, k] - solo).abs().max())
@@ -320,7 +339,10 @@ def fuse(models: Sequence[nn.Module], *, kernels: str = "batched", device: torch
         layers = [model.get_submodule(name) for model in models]
         new, layout = fuser(layers, kernels == "exact")
         parent_name, _, child = name.rpartition(".")
-        setattr(fused.get_submodule(parent_name) if parent_name else fused, child, new)
+        if not name:  # the model is a single fusible layer
+            fused = new
+        else:
+            setattr(fused.get_submodule(parent_name) if parent_name else fused, child, new)
         prefix = f"{name}." if name else ""
         for tname, tensor in module.state_dict(keep_vars=True).items():
             how = layout[tname]

@@ -203,7 +203,10 @@ class GroupTrainer:
         self._exposed: set[int] = set()
         # Refuse a model whose forward mixes members: compare on random inputs (own generator: no run's draws move)
         example = torch.randn((size, 2, *self.data.input_shape), generator=torch.Generator().manual_seed(0))
-        self.fusion.check(example.to(self.device))
+        try:
+            self.fusion.check(example.to(self.device))
+        except FusionError as exc:
+            raise GroupError(f"model {self.config.model!r} cannot be fused: {exc}") from exc
 
     # ------------------------------------------------------------------------------------------------- run
 
