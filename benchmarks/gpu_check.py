@@ -229,7 +229,12 @@ def part_run_groups(mode: Mode, out: Path) -> dict[str, Any]:
     cmd = [sys.executable, str(script), "--device", mode.device, "--out", str(out / "run_groups.json")]
     if mode.name != "full":
         cmd.append("--quick")
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    timeout = 240 if mode.name != "full" else 480
+    try:
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:  # the check goes on with its other parts
+        print(f"[run groups] stopped after {timeout} s: no result", flush=True)
+        return dict(status="timed out", seconds=timeout)
     print(done.stdout[-3000:], done.stderr[-2000:], flush=True)
     result = dict(status="ok" if done.returncode == 0 else "failed", returncode=done.returncode)
     if (out / "run_groups.json").exists():
