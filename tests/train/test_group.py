@@ -345,3 +345,14 @@ def test_a_model_that_mixes_members_is_refused_with_a_group_error(tmp_path):
         raise AssertionError(f"FusionError escaped run_group: {exc}") from exc
     else:
         raise AssertionError("a model that mixes its members was fused")
+
+
+def test_a_members_model_file_holds_its_own_weights_only(tmp_path):
+    """torch.save writes a view's whole storage: a member's model.pt must not carry the other members' weights."""
+    configs = member_configs("small_mlp", MEMBERS[:4], snapshots=False, epochs=1)
+    dirs = _dirs(tmp_path / "g", configs)
+    run_group(configs, dirs, tmp_path / "groups")
+    solo = tmp_path / "solo"
+    run(configs[0], solo)
+    sizes = [(d / store.FINAL_MODEL).stat().st_size for d in dirs]
+    assert max(sizes) < 1.1 * (solo / store.FINAL_MODEL).stat().st_size

@@ -21,8 +21,14 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def save_model(path: Path, model: nn.Module) -> None:
-    """The model's weights alone (a plain state dict that `--init-from` reads), written atomically."""
-    save_checkpoint(path, model.state_dict())
+    """The model's weights alone (a plain state dict that `--init-from` reads), written atomically.
+
+    A tensor that is a view into a larger storage (a run group member's share of the fused weights) is copied
+    first: `torch.save` writes a view's whole storage, which would put every member's weights in each file.
+    """
+    state = {name: value.clone() if value.untyped_storage().nbytes() > value.numel() * value.element_size()
+             else value for name, value in model.state_dict().items()}
+    save_checkpoint(path, state)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
