@@ -481,10 +481,12 @@ def _sparse_names(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return list(sparse_parameters(model).items())
 
 
-# "auto" group sizes per model, from benchmarks/run_groups.py (README, "Run groups"): the largest K worth fusing.
-# Models not listed (the ImageNet ones, user models) train solo under "auto"; an explicit size fuses any model
-# that fusion accepts. Memory may lower the size further (`split_for_memory`).
-AUTO_GROUP_SIZE = {"small_mlp": 64, "large_mlp": 16, "lenet5_caffe": 32, "small_cnn": 32, "resnet56": 16,
+# "auto" group sizes per model: the most runs of one model worth fusing. Set for a GPU, where a small model's
+# step is bound by launches and Python, so K members cost little more than one; NOT yet measured there
+# (benchmarks/run_groups.py --device cuda does it). On a CPU fusion neither helps nor hurts a step much (README,
+# "Run groups"); groups there save per-run overhead. Models not listed (the ImageNet ones, user models) train solo
+# under "auto"; an explicit size fuses any model fusion accepts. Memory may lower the size (`split_for_memory`).
+AUTO_GROUP_SIZE = {"small_mlp": 256, "large_mlp": 16, "lenet5_caffe": 32, "small_cnn": 32, "resnet56": 16,
                    "vgg16_bn": 8}
 # Share of the free device memory (or of the available RAM on a CPU) a group may plan to use.
 MEMORY_SHARE = 0.8
