@@ -197,10 +197,9 @@ def test_a_run_whose_claim_is_taken_over_stops_without_a_result(tmp_path):
     out = tmp_path / "out"
     path = claim_path(out, run.run_id)
 
-    def take_over():
-        while not path.exists():
+    def take_over():  # once the run trains (not while its claim is still being written)
+        while not starts(out)[run.run_id]:
             time.sleep(0.005)
-        time.sleep(0.05)
         path.unlink()
         path.write_text(json.dumps({"host": "elsewhere", "pid": 1, "worker": "thief", "token": "x", "attempt": 2,
                                     "heartbeat": time.time()}))
