@@ -120,10 +120,9 @@ def silent(config: RunConfig, run_dir: Path) -> dict:
 
 
 def until_interrupted(config: RunConfig, run_dir: Path) -> dict:
-    """Runs until something interrupts it (a lost claim does); gives up after 60 s (a loaded CI machine can
-    take seconds to schedule the thread that interrupts it)."""
+    """Runs until something interrupts it (a lost claim does); gives up after 10 s."""
     log_event(run_dir, "start")
-    deadline = time.time() + 60
+    deadline = time.time() + 10
     while time.time() < deadline:
         time.sleep(0.01)
     return steady(config, run_dir)

@@ -1,5 +1,6 @@
 import errno
 import json
+import signal
 import threading
 import time
 from collections import Counter
@@ -191,7 +192,10 @@ def test_execution_settings_reach_the_trainer_but_not_the_run_ids(tmp_path):
         sweep(spec, out, execution={"seed": 3})
 
 
-def test_a_run_whose_claim_is_taken_over_stops_without_a_result(tmp_path):
+@pytest.mark.parametrize("sigint_ignored", [False, True])  # True: a worker started by nohup or a script's `&`
+def test_a_run_whose_claim_is_taken_over_stops_without_a_result(tmp_path, sigint_ignored):
+    if sigint_ignored:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     spec = small_spec(tmp_path, densities=(0.1,), seeds=(0,))
     run = next(r for r in spec.expand() if r.group == "dst")
     out = tmp_path / "out"
@@ -209,6 +213,8 @@ def test_a_run_whose_claim_is_taken_over_stops_without_a_result(tmp_path):
     report = work(WorkerJob(out=str(out), spec=spec, only=(("group", ("dst",)),),
                             trainer=fake_trainers.until_interrupted, heartbeat_s=0.02))
     thief.join()
+    if sigint_ignored:
+        signal.signal(signal.SIGINT, previous)
     assert report.lost == [run.run_id] and report.done == []
     assert store.RunDir(out / "runs" / run.run_id).summary() is None
     assert read_claim(path)["worker"] == "thief"

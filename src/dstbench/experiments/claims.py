@@ -27,6 +27,7 @@ import _thread
 import functools
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -243,6 +244,14 @@ class Claim:
         self.release()
 
 
+def enable_interrupts() -> None:
+    """Let SIGINT raise KeyboardInterrupt again if this process started with it ignored (a background job of a
+    script, `nohup`): a lost claim stops the run with a simulated SIGINT, which Python would drop. Main thread
+    only (where signal handlers are set)."""
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def interrupt_main(claim: Claim) -> None:
     """Default `on_lost`: stop the run in the main thread (it raises KeyboardInterrupt there)."""
     _thread.interrupt_main()
@@ -387,7 +396,10 @@ def hold_run_folder(run_dir: Path | str, *, stale_after: float = STALE_AFTER) ->
     if held is not None and held.owned():
         yield held
         return
-    on_lost = interrupt_main if threading.current_thread() is threading.main_thread() else None
+    on_lost = None
+    if threading.current_thread() is threading.main_thread():
+        enable_interrupts()
+        on_lost = interrupt_main
     result = _claim_at(path, Owner.current(), stale_after=stale_after, heartbeat_s=None, on_lost=on_lost)
     if result.claim is None:
         raise RunInUseError(f"{run_dir} is being trained by {describe_holder(result.holder or {})}; wait for it "

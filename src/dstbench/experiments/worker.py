@@ -25,7 +25,15 @@ from typing import Any
 from dstbench import store, vocab
 from dstbench.config import RunConfig
 from dstbench.errors import UserError
-from dstbench.experiments.claims import STALE_AFTER, Claim, ClaimLostError, Owner, interrupt_main, try_claim
+from dstbench.experiments.claims import (
+    STALE_AFTER,
+    Claim,
+    ClaimLostError,
+    Owner,
+    enable_interrupts,
+    interrupt_main,
+    try_claim,
+)
 from dstbench.experiments.spec import PlannedRun, Spec, select_runs
 
 log = logging.getLogger(__name__)
@@ -181,8 +189,13 @@ def _train(job: WorkerJob, run: PlannedRun, trainer: Trainer, claim: Claim, repl
 
 
 def _claim_lost_handler() -> Callable[[Claim], None]:
-    """Interrupt the run when another worker took our claim over, if the run is in the main thread."""
+    """Interrupt the run when another worker took our claim over, if the run is in the main thread.
+
+    The interrupt is a simulated SIGINT, which Python ignores when the process started with SIGINT ignored (a
+    background job of a script, `nohup`): the worker then handles SIGINT again, or it would train on unstopped.
+    """
     if threading.current_thread() is threading.main_thread():
+        enable_interrupts()
         return interrupt_main
     return lambda claim: log.warning("claim %s was taken over by another worker", claim.path)
 
