@@ -155,16 +155,23 @@ def _wanted(job: WorkerJob, run_dir: Path) -> bool:
     return planned is not None and summary_signature(run_dir / store.SUMMARY) == tuple(planned)
 
 
+def _died_too_often(job: WorkerJob, run_dir: Path, config: RunConfig, claim: Claim, replaced: dict | None) -> bool:
+    """Mark the run failed if its claim was taken over from dead workers more than `max_attempts` times."""
+    if replaced is None or claim.attempt <= job.max_attempts:
+        return False
+    write_failed(run_dir, config, (
+        f"the worker running it died {claim.attempt - 1} times (killed, out of memory, or a crash in "
+        f"native code); rerun with --retry-failed to try again"), 0.0)
+    return True
+
+
 def _train(job: WorkerJob, run: PlannedRun, trainer: Trainer, claim: Claim, replaced: dict | None) -> str:
     """Train one claimed run; returns "done" or "failed". Raises StorageError when results cannot be written."""
     run_dir = Path(job.out) / store.RUNS / run.run_id
     config = run.config.replace(**job.execution) if job.execution else run.config
     started = time.time()
     try:
-        if replaced is not None and claim.attempt > job.max_attempts:
-            write_failed(run_dir, config, (
-                f"the worker running it died {claim.attempt - 1} times (killed, out of memory, or a crash in "
-                f"native code); rerun with --retry-failed to try again"), 0.0)
+        if _died_too_often(job, run_dir, config, claim, replaced):
             return "failed"
         (run_dir / store.SUMMARY).unlink(missing_ok=True)  # a failed run being retried
         try:
@@ -329,10 +336,7 @@ def _work_group(job: WorkerJob, run: PlannedRun, runs: list[PlannedRun], owner: 
             if not _wanted(job, member_dir):  # finished by another worker between our check and our claim
                 claims.pop(member.run_id).release()
                 continue
-            if result.replaced is not None and result.claim.attempt > job.max_attempts:
-                write_failed(member_dir, _execution_config(job, member), (
-                    f"the worker running it died {result.claim.attempt - 1} times (killed, out of memory, or a "
-                    f"crash in native code); rerun with --retry-failed to try again"), 0.0)
+            if _died_too_often(job, member_dir, _execution_config(job, member), result.claim, result.replaced):
                 report.failed.append(member.run_id)
                 claims.pop(member.run_id).release()
         if not resumed:

@@ -137,14 +137,19 @@ def _exact_class(cls: type, mixin: type) -> type:
     return _EXACT_CLASSES[cls]
 
 
+def _copy_members(fused: nn.Module, layers: Sequence[nn.Module], join: Any) -> None:
+    """The members' weights and biases joined (stacked or concatenated) into the fused layer's."""
+    with torch.no_grad():
+        fused.weight.copy_(join([layer.weight for layer in layers]))
+        if fused.bias is not None:
+            fused.bias.copy_(join([layer.bias for layer in layers]))
+
+
 def _fuse_linear(layers: Sequence[nn.Linear], exact: bool) -> tuple[nn.Module, dict[str, str]]:
     first = layers[0]
     fused = FusedLinear(len(layers), first.in_features, first.out_features, first.bias is not None,
                         device=first.weight.device, dtype=first.weight.dtype, exact=exact)
-    with torch.no_grad():
-        fused.weight.copy_(torch.stack([layer.weight for layer in layers]))
-        if fused.bias is not None:
-            fused.bias.copy_(torch.stack([layer.bias for layer in layers]))
+    _copy_members(fused, layers, torch.stack)
     return fused, {"weight": "stack", "bias": "stack"}
 
 
@@ -160,10 +165,7 @@ def _fuse_conv(layers: Sequence[nn.Module], exact: bool) -> tuple[nn.Module, dic
         padding_mode=first.padding_mode, device=first.weight.device, dtype=first.weight.dtype,
     )
     fused.members = k
-    with torch.no_grad():
-        fused.weight.copy_(torch.cat([layer.weight for layer in layers]))
-        if fused.bias is not None:
-            fused.bias.copy_(torch.cat([layer.bias for layer in layers]))
+    _copy_members(fused, layers, torch.cat)
     return fused, {"weight": "cat", "bias": "cat"}
 
 

@@ -50,11 +50,12 @@ from dstbench.models.fusion import (
 )
 from dstbench.plugins import load_plugins
 from dstbench.sparsity import DST
+from dstbench.sparsity.layers import sparse_parameters
 from dstbench.sparsity.optimizers import SliceOptimizerState
 from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint
 from dstbench.train.loop import _write_config
 from dstbench.train.recipes import resolve_config
-from dstbench.train.records import RunRecords, better, epoch_row, masks_numpy, new_best, summary_of
+from dstbench.train.records import RunRecords, better, epoch_row, new_best, probe, probe_due, summary_of
 from dstbench.train.setup import (
     build_for,
     load_data,
@@ -118,7 +119,6 @@ class _Member:
         self.best = new_best()
         self.last_row: dict[str, Any] = {}
         self.history_start = 0
-        self.probe_steps = set(config.probe_steps)
         self.snapshot_steps = set(config.mask_snapshot_steps)
         self.model: nn.Module
         self.dst: DST
@@ -185,7 +185,7 @@ class GroupTrainer:
         self.total_steps = self.steps_per_epoch * self.config.epochs
         self.scheduler = make_scheduler(self.optimizer, self.config, self.steps_per_epoch)
         for member in self.members:
-            names = [n for n, _ in _sparse_names(member.model)]
+            names = list(sparse_parameters(member.model))
             buffers = {}
             for name in names:
                 if name not in self.masks:
@@ -360,14 +360,9 @@ class GroupTrainer:
     def _before_dst_step(self, member: _Member) -> None:
         """Probes and mask snapshots of the step about to be taken, as a solo run takes them."""
         config, step = member.config, member.dst.steps + 1
-        if config.probe_criteria and (
-            step in member.probe_steps or (config.probe_every and step % config.probe_every == 0)
-        ):
+        if probe_due(config, step):
             self._expose_gradients(member)
-            fractions = config.probe_fractions or (member.dst.prune_fraction(step),)
-            probe = {(c, float(f)): masks_numpy(member.dst.would_prune(c, f))
-                     for c in config.probe_criteria for f in fractions}
-            store.save_probe(member.folder.probe_path(step), probe)
+            store.save_probe(member.folder.probe_path(step), probe(config, member.dst, step))
         if step in member.snapshot_steps:
             member.records.snapshot(step, member.dst.masks)
 
@@ -473,12 +468,6 @@ def kernels_for(kernels: str, device: torch.device) -> str:
     if kernels == "auto":
         return "batched" if device.type == "cuda" else "exact"
     return kernels
-
-
-def _sparse_names(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    from dstbench.sparsity.layers import sparse_parameters
-
-    return list(sparse_parameters(model).items())
 
 
 # "auto" group sizes per model: the most runs of one model worth fusing. Set for a GPU, where a small model's

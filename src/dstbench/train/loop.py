@@ -36,8 +36,9 @@ from dstbench.train.records import (  # noqa: F401  (DamagedRunError: raised fro
     RunRecords,
     better,
     epoch_row,
-    masks_numpy,
     new_best,
+    probe,
+    probe_due,
     summary_of,
 )
 from dstbench.train.setup import (
@@ -151,7 +152,6 @@ class _Trainer:
         self.last_row: dict[str, Any] = {}
         self.elapsed = 0.0  # seconds of the epochs trained so far, across restarts
         self.best = new_best()
-        self.probe_steps = set(config.probe_steps)
         self.snapshot_steps = set(config.mask_snapshot_steps)
 
     # ------------------------------------------------------------------------------------------------- run
@@ -242,10 +242,10 @@ class _Trainer:
         step = self.dst.steps + 1
         if self.update_batches is not None and self.dst.update_due():
             self._gradient_on_update_batch()
-        if self.config.probe_criteria and (
-            step in self.probe_steps or (self.config.probe_every and step % self.config.probe_every == 0)
-        ):
-            self._probe(step)
+        if probe_due(self.config, step):
+            probed = probe(self.config, self.dst, step)
+            if self.dist.is_main:
+                store.save_probe(self.folder.probe_path(step), probed)
         if step in self.snapshot_steps and self.dist.is_main:
             self.records.snapshot(step, self.dst.masks)
 
@@ -257,16 +257,6 @@ class _Trainer:
         with self._autocast():
             loss = self._loss(self.net(x), y)
         loss.backward()
-
-    def _probe(self, step: int) -> None:
-        fractions = self.config.probe_fractions or (self.dst.prune_fraction(step),)
-        probe = {
-            (criterion, float(f)): masks_numpy(self.dst.would_prune(criterion, f))
-            for criterion in self.config.probe_criteria
-            for f in fractions
-        }
-        if self.dist.is_main:
-            store.save_probe(self.folder.probe_path(step), probe)
 
     # ----------------------------------------------------------------------------------------- evaluation
 

@@ -82,6 +82,19 @@ def summary_of(config: RunConfig, status: str, reason: str | None, *, epochs: in
     )
 
 
+def probe_due(config: RunConfig, step: int) -> bool:
+    """Whether `config` probes its criteria at `step` (its probe_steps, or every probe_every steps)."""
+    return bool(config.probe_criteria) and (
+        step in config.probe_steps or bool(config.probe_every and step % config.probe_every == 0))
+
+
+def probe(config: RunConfig, dst: DST, step: int) -> dict[tuple[str, float], dict[str, np.ndarray]]:
+    """What each probed criterion would prune at `step`, at each probed fraction (default: the schedule's)."""
+    fractions = config.probe_fractions or (dst.prune_fraction(step),)
+    return {(criterion, float(f)): masks_numpy(dst.would_prune(criterion, f))
+            for criterion in config.probe_criteria for f in fractions}
+
+
 class RunRecords:
     """The writes of one run into its folder, each after checking the claim (`claim` None: not held here)."""
 
