@@ -213,3 +213,14 @@ def test_a_sweep_rejects_a_non_positive_stale_after(tmp_path, capsys):
         main(["sweep", "quick-fig1", "--out", str(tmp_path / "o"), "--stale-after", "0"])
     assert "positive number of seconds" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_refusal_waits_for_a_claim_being_written_and_names_its_owner(tmp_path):
+    path = claim_path(tmp_path, "r")
+    path.parent.mkdir(parents=True)
+    path.write_text("")  # created with O_EXCL, not yet filled: what a racing second worker sees
+    filler = threading.Timer(0.3, lambda: forge(tmp_path, "r", worker="first"))
+    filler.start()
+    result = try_claim(tmp_path, "r", Owner.current("b"), stale_after=10, on_lost=no_interrupt)
+    filler.join()
+    assert result.claim is None and result.holder["worker"] == "first"

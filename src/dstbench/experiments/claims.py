@@ -124,6 +124,25 @@ def read_claim(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+WRITE_GRACE = 2.0  # seconds a claim that is being created may take to hold its contents
+
+
+def _read_settled(path: Path, grace: float = WRITE_GRACE) -> dict[str, Any] | None:
+    """read_claim, waiting up to `grace` s for a claim that exists but is still being written (created empty
+    by O_EXCL, then filled), so that a refusal can name its owner."""
+    deadline = time.monotonic() + grace
+    info = read_claim(path)
+    while info is None and time.monotonic() < deadline:
+        try:
+            if time.time() - path.stat().st_mtime > grace:
+                break  # not being written: left unwritten by a worker that died, or garbage
+        except FileNotFoundError:
+            break
+        time.sleep(0.02)
+        info = read_claim(path)
+    return info
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process of this machine's pid namespace runs (zombies count as dead)."""
     try:
@@ -348,7 +367,7 @@ def _claim_at(path: Path, owner: Owner, *, stale_after: float, heartbeat_s: floa
         claim = _create(path, owner, 1 + int((replaced or {}).get("attempt", 0)), heartbeat_s, stale_after, on_lost)
         if claim is not None:
             return ClaimResult(claim, replaced=replaced)
-        info = read_claim(path)
+        info = _read_settled(path)
         if not is_stale(info, path, stale_after):
             if info is None and not path.exists():
                 continue  # released between our create and our read: try again
