@@ -1,6 +1,12 @@
 """Run groups (`dstbench.train.group`, issue #11): a member is its solo run, a failing member fails alone, groups
 split on a memory budget, resume bit-identically, and sweeps group (or not) as asked."""
 
+import json
+import os
+import subprocess
+import sys
+import time
+
 import pytest
 import torch
 
@@ -356,3 +362,27 @@ def test_a_members_model_file_holds_its_own_weights_only(tmp_path):
     run(configs[0], solo)
     sizes = [(d / store.FINAL_MODEL).stat().st_size for d in dirs]
     assert max(sizes) < 1.1 * (solo / store.FINAL_MODEL).stat().st_size
+
+
+def test_a_group_leaves_out_runs_another_live_worker_holds(tmp_path):
+    from dstbench.experiments.claims import Owner, claim_path
+    from dstbench.experiments.spec import load_spec
+    from dstbench.experiments.worker import WorkerJob, _group_members
+
+    job = WorkerJob(out=str(tmp_path), spec=load_spec(str(_spec(tmp_path))), group_size=8)
+    runs = job.runs()
+    assert len(runs) == 4
+    me = Owner.current("other")
+    for held, pid in ((runs[1], os.getpid()), (runs[2], _dead_pid())):  # a live holder, and a dead one's claim
+        path = claim_path(tmp_path, held.run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"host": me.host, "boot": me.boot, "pidns": me.pidns, "pid": pid,
+                                    "worker": "other", "heartbeat": time.time(), "claimed_at": time.time()}))
+    members, resumed = _group_members(job, runs[0], runs)
+    assert not resumed and [m.run_id for m in members] == [runs[0].run_id, runs[2].run_id, runs[3].run_id]
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid

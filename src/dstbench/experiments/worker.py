@@ -30,8 +30,11 @@ from dstbench.experiments.claims import (
     Claim,
     ClaimLostError,
     Owner,
+    claim_path,
     enable_interrupts,
     interrupt_main,
+    is_stale,
+    read_claim,
     try_claim,
 )
 from dstbench.experiments.spec import PlannedRun, Spec, select_runs
@@ -296,11 +299,18 @@ def _group_members(job: WorkerJob, run: PlannedRun, runs: list[PlannedRun]) -> t
             break
         other_config = _execution_config(job, other)
         if (vocab.group_key(other_config.model_dump(mode="json")) == key and group_limit(other_config, 2) > 1
-                and _wanted(job, out / store.RUNS / other.run_id) and pointer(other) is None):
+                and _wanted(job, out / store.RUNS / other.run_id) and pointer(other) is None
+                and not _held(job, other)):
             chosen.append(other)
     if job.group_size == vocab.AUTO:
         limit = min(limit, max(1, math.ceil(len(chosen) / (2 * job.workers))))
     return chosen[:limit], False
+
+
+def _held(job: WorkerJob, run: PlannedRun) -> bool:
+    """Whether another live worker holds `run`'s claim (a group formed around it would lose it at claiming)."""
+    path = claim_path(job.out, run.run_id)
+    return path.exists() and not is_stale(read_claim(path), path, job.stale_after)
 
 
 def _execution_config(job: WorkerJob, run: PlannedRun) -> RunConfig:
