@@ -1,6 +1,6 @@
 """`dstbench study`: the paper's study, reduced to data that ships with scikit-learn, from nothing to a report.
 
-It is a list of ordinary spec files run through the ordinary sweep machinery into one folder, then collected
+It is a list of ordinary spec files run as one ordinary sweep into one folder, then collected
 and reported like any full study: stopping and rerunning resumes, and a second run trains nothing.
 """
 
@@ -44,15 +44,13 @@ def run_study(out: Path | str, *, budget: str = "default", workers: int = 2, pro
         raise UserError(f"--workers must be >= 0 (0 trains in this process), got {workers}")
     out = Path(out)
     started = time.time()
-    trained, failed = 0, {}
-    for name in BUDGETS[budget]:
-        result = run_sweep(load_spec(name), out, workers=workers, execution={"num_threads": 1}, progress=progress,
-                           group_size=group_size)
-        trained += result.counts.done - result.started_done
-        failed.update(result.failures)
-        if result.problems:
-            raise UserError(f"sweep {name} had worker problems: {'; '.join(result.problems)}; "
-                               f"rerun `dstbench study --out {out}` to resume")
+    # One sweep over all the specs: the workers share one pool of runs, so none idles at the end of a spec.
+    result = run_sweep([load_spec(name) for name in BUDGETS[budget]], out, workers=workers,
+                       execution={"num_threads": 1}, progress=progress, group_size=group_size)
+    trained, failed = result.counts.done - result.started_done, dict(result.failures)
+    if result.problems:
+        raise UserError(f"the study's sweep had worker problems: {'; '.join(result.problems)}; "
+                        f"rerun `dstbench study --out {out}` to resume")
     write_collected(out)
     report = build_report(out, out / "report")
     summary = (report.parent / "summary.txt").read_text()  # written by build_report beside report.html

@@ -70,6 +70,38 @@ def test_only_selects_runs_but_the_record_lists_the_whole_spec(tmp_path):
         sweep(spec, out, only={"densty": [0.3]})
 
 
+def test_several_specs_sweep_as_one_pool_and_a_shared_run_trains_once(tmp_path):
+    a = small_spec(tmp_path, densities=(0.1,), seeds=(0, 1), name="a.toml")
+    b = small_spec(tmp_path, densities=(0.1, 0.2), seeds=(1,), name="b.toml")  # shares (0.1, seed 1) and dense
+    out = tmp_path / "out"
+    result = sweep([a, b], out)
+    ids_a, ids_b = {r.run_id for r in a.expand()}, {r.run_id for r in b.expand()}
+    assert len(ids_a & ids_b) == 2 and len(ids_a | ids_b) == 4
+    assert result.ok and result.spec == "a, b" and result.counts.done == 4
+    assert dict(starts(out)) == dict.fromkeys(ids_a | ids_b, 1)  # every run once, the shared ones too
+    for name, ids in (("a", ids_a), ("b", ids_b)):  # each spec keeps its own record, as if swept alone
+        assert {e["run_id"] for e in store.read_json(sweep_record_path(out, name))["runs"]} == ids
+    assert sweep([b], out).started_done == 3
+
+
+def test_several_specs_select_on_their_union_and_must_agree_on_the_group_size(tmp_path):
+    a = small_spec(tmp_path, densities=(0.1,), seeds=(0,), name="a.toml")
+    b = small_spec(tmp_path, densities=(0.2,), seeds=(0,), name="b.toml")
+    out = tmp_path / "out"
+    assert sweep([a, b], out, only={"density": [0.2]}).counts.done == 1  # a value of b only
+    with pytest.raises(ValueError, match="no run of specs 'a', 'b' has density = 0.3"):
+        sweep([a, b], out, only={"density": [0.3]})
+    with pytest.raises(ValueError, match="named more than once"):
+        sweep([a, a], out)
+    solo = tmp_path / "solo.toml"
+    solo.write_text((tmp_path / "b.toml").read_text().replace('name = "b"', 'name = "solo"')
+                    + "\n[execution]\ngroup_size = 1\n")
+    from dstbench.experiments import load_spec
+    with pytest.raises(ValueError, match=r"different group sizes \(a: auto, solo: 1\); pass --group-size"):
+        sweep([a, load_spec(solo)], out)
+    assert sweep([a, load_spec(solo)], out, group_size=1).ok
+
+
 def test_failed_runs_are_marked_with_their_reason_and_rerun_only_when_asked(tmp_path):
     spec = small_spec(tmp_path, densities=(0.1,), seeds=(0, 1, 2, 3))
     out = tmp_path / "out"
@@ -93,7 +125,7 @@ def test_a_retried_run_that_fails_again_is_not_retried_twice_in_one_sweep(tmp_pa
     failing = next(r.run_id for r in spec.expand() if r.group == "dst")
     plan = plan_sweep(spec, out, retry_failed=True)
     assert list(plan.retry) == [failing]
-    job = WorkerJob(out=str(out), spec=spec, trainer=fake_trainers.flaky, retry=plan.retry)
+    job = WorkerJob(out=str(out), specs=(spec,), trainer=fake_trainers.flaky, retry=plan.retry)
     first, second = work(job), work(job)  # two workers of one sweep, one after the other
     assert first.failed == [failing] and second.failed == [] and second.done == []
     assert starts(out)[failing] == 2
@@ -210,7 +242,7 @@ def test_a_run_whose_claim_is_taken_over_stops_without_a_result(tmp_path, sigint
 
     thief = threading.Thread(target=take_over)
     thief.start()
-    report = work(WorkerJob(out=str(out), spec=spec, only=(("group", ("dst",)),),
+    report = work(WorkerJob(out=str(out), specs=(spec,), only=(("group", ("dst",)),),
                             trainer=fake_trainers.until_interrupted, heartbeat_s=0.02))
     thief.join()
     if sigint_ignored:

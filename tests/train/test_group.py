@@ -369,7 +369,7 @@ def test_a_group_leaves_out_runs_another_live_worker_holds(tmp_path):
     from dstbench.experiments.spec import load_spec
     from dstbench.experiments.worker import WorkerJob, _group_members
 
-    job = WorkerJob(out=str(tmp_path), spec=load_spec(str(_spec(tmp_path))), group_size=8)
+    job = WorkerJob(out=str(tmp_path), specs=(load_spec(str(_spec(tmp_path))),), group_size=8)
     runs = job.runs()
     assert len(runs) == 4
     me = Owner.current("other")

@@ -44,9 +44,9 @@ def _seconds(text: str) -> float:
 def _sweep(args: argparse.Namespace) -> int:
     from dstbench.experiments.executors import MissingExtraError
     from dstbench.experiments.spec import load_spec
-    from dstbench.experiments.sweep import plan_sweep, run_sweep
+    from dstbench.experiments.sweep import plan_sweeps, run_sweep
 
-    spec = load_spec(args.spec)
+    specs = [load_spec(name) for name in args.spec]
     only = parse_assignments(args.only, "--only")
     options = {k: v[-1] for k, v in parse_assignments(args.executor_option, "--executor-option").items()}
     execution = {k: v for k, v in (("data_root", args.data_root), ("device", args.device),
@@ -54,16 +54,16 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.keep_checkpoints:
         execution["keep_checkpoints"] = True
     if args.dry_run:
-        plan = plan_sweep(spec, args.out, only=only, retry_failed=args.retry_failed)
-        groups: dict[str, int] = {}
-        for run in plan.selected:
-            groups[run.group] = groups.get(run.group, 0) + 1
-        print(f"{spec.name}: {len(plan.selected)} runs selected of {len(plan.runs)} "
-              f"({', '.join(f'{g}: {n}' for g, n in groups.items())}); {len(plan.retry)} failed to retry")
+        for plan in plan_sweeps(specs, args.out, only=only, retry_failed=args.retry_failed):
+            groups: dict[str, int] = {}
+            for run in plan.selected:
+                groups[run.group] = groups.get(run.group, 0) + 1
+            print(f"{plan.spec.name}: {len(plan.selected)} runs selected of {len(plan.runs)} "
+                  f"({', '.join(f'{g}: {n}' for g, n in groups.items())}); {len(plan.retry)} failed to retry")
         return 0
     try:
         result = run_sweep(
-            spec, args.out, workers=args.workers, executor=args.executor, retry_failed=args.retry_failed,
+            specs, args.out, workers=args.workers, executor=args.executor, retry_failed=args.retry_failed,
             only=only, trainer=args.trainer, execution=execution, stale_after=args.stale_after,
             executor_options=options, wait=not args.no_wait, progress=not args.no_progress, hooks=args.hook,
             group_size=args.group_size,
@@ -71,7 +71,7 @@ def _sweep(args: argparse.Namespace) -> int:
     except MissingExtraError as exc:
         raise UserError(str(exc)) from None
     c = result.counts
-    print(f"{spec.name}: {c.done} done ({c.done - result.started_done} now), {c.failed} failed, "
+    print(f"{result.spec}: {c.done} done ({c.done - result.started_done} now), {c.failed} failed, "
           f"{c.running} running elsewhere, {c.pending} pending, of {c.total}")
     for run_id, reason in result.failures.items():
         print(f"  failed {run_id}: {reason}  (rerun with --retry-failed)", file=sys.stderr)
@@ -99,7 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sweep = sub.add_parser("sweep", help="run the runs of a spec that are not done yet",
                            description="Run a spec's runs into OUT/runs/<run_id>/. Finished runs are skipped, "
                                        "interrupted ones resume, failed ones wait for --retry-failed.")
-    sweep.add_argument("spec", help="a built-in spec name (dstbench list specs) or a .toml path")
+    sweep.add_argument("spec", nargs="+",
+                       help="a built-in spec name (dstbench list specs) or a .toml path; several sweep as one pool "
+                            "of runs (each keeps its record; shared runs train once)")
     sweep.add_argument("--out", required=True, type=Path, help="the sweep folder (shared by all workers)")
     sweep.add_argument("--workers", type=int, default=1,
                        help="worker processes (local; 0 = in this process), array tasks (submitit) or tasks (ray)")

@@ -141,8 +141,10 @@ def select_runs(runs: Iterable[PlannedRun], only: Mapping[str, Sequence[Any]]) -
     return selected
 
 
-def check_selection(spec: Spec, runs: Sequence[PlannedRun], only: Mapping[str, Sequence[Any]]) -> None:
-    """Fail on a filter key that is no field, or a value no run of the spec has; name what would match."""
+def check_selection(spec: Spec | Sequence[Spec], runs: Sequence[PlannedRun], only: Mapping[str, Sequence[Any]]) -> None:
+    """Fail on a filter key that is no field, or a value no run of the spec(s) has; name what would match."""
+    specs = [spec] if isinstance(spec, Spec) else list(spec)
+    what = ("spec " if len(specs) == 1 else "specs ") + ", ".join(repr(s.name) for s in specs)
     for key, wanted in only.items():
         if key != "group" and key not in FIELDS:
             raise SpecError(f"cannot select on {key!r}: not a RunConfig field; valid: group, {', '.join(FIELDS)}")
@@ -150,7 +152,7 @@ def check_selection(spec: Spec, runs: Sequence[PlannedRun], only: Mapping[str, S
         for w in wanted:
             if json_key(w) not in have:
                 raise SpecError(
-                    f"no run of spec {spec.name!r} has {key} = {w!r}; its values: {', '.join(sorted(have))}"
+                    f"no run of {what} has {key} = {w!r}; its values: {', '.join(sorted(have))}"
                 )
 
 

@@ -86,13 +86,18 @@ class SweepPlan:
 
 
 def plan_sweep(
-    spec: Spec, out: Path | str, *, only: Mapping[str, Sequence[Any]] | None = None, retry_failed: bool = False
+    spec: Spec, out: Path | str, *, only: Mapping[str, Sequence[Any]] | None = None, retry_failed: bool = False,
+    check: bool = True,
 ) -> SweepPlan:
-    """Expand the spec, apply the selection and note the failed runs to retry (with their summaries' identity)."""
+    """Expand the spec, apply the selection and note the failed runs to retry (with their summaries' identity).
+
+    `check=False` skips checking that `only` matches some run of this spec (`plan_sweeps` checks the union).
+    """
     out = Path(out)
     runs = spec.expand()
     only = dict(only or {})
-    check_selection(spec, runs, only)
+    if check:
+        check_selection(spec, runs, only)
     selected = select_runs(runs, only)
     retry = {}
     if retry_failed:
@@ -103,6 +108,21 @@ def plan_sweep(
                 if signature is not None:
                     retry[run.run_id] = signature
     return SweepPlan(spec, out, runs, selected, retry)
+
+
+def plan_sweeps(
+    specs: Sequence[Spec], out: Path | str, *, only: Mapping[str, Sequence[Any]] | None = None,
+    retry_failed: bool = False,
+) -> list[SweepPlan]:
+    """`plan_sweep` for each spec; `only` must match some run of one of them."""
+    if not specs:
+        raise UserError("no spec to sweep: name at least one")
+    names = [spec.name for spec in specs]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise UserError(f"spec {', '.join(map(repr, twice))} named more than once: name each spec once")
+    check_selection(specs, [run for spec in specs for run in spec.expand()], dict(only or {}))
+    return [plan_sweep(spec, out, only=only, retry_failed=retry_failed, check=False) for spec in specs]
 
 
 def sweep_record_path(out: Path | str, name: str) -> Path:
@@ -221,7 +241,7 @@ class SweepResult:
 
 
 def run_sweep(
-    spec: Spec,
+    spec: Spec | Sequence[Spec],
     out: Path | str,
     *,
     workers: int = 1,
@@ -240,6 +260,9 @@ def run_sweep(
 ) -> SweepResult:
     """Run the spec's runs that are not done into `out`; see the module docstring.
 
+    Several specs sweep as one pool of runs: each keeps its own record (``OUT/sweeps/<name>.json``), the workers
+    claim from all of them (a run two specs share trains once), and groups may join runs of different specs, so
+    no worker idles at the end of one spec while another still has runs.
     `workers`: processes (local; 0 = in this process), array tasks (submitit) or tasks (ray). `execution` sets
     execution-only fields on every run (data_root, device, num_threads, progress); it never changes run ids.
     `hooks` ("module:function") are called after each run a worker finishes, with its folder and summary.
@@ -252,11 +275,8 @@ def run_sweep(
     resolve_trainer(trainer)  # a wrong trainer or hook name fails here, once, not in every worker
     for hook in hooks:
         resolve_function(hook, "hook")
-    try:
-        group_size = vocab.parse_group_size(group_size if group_size is not None
-                                            else spec.execution.get("group_size", vocab.AUTO))
-    except ValueError as exc:
-        raise UserError(f"--group-size: {exc}") from None
+    specs = (spec,) if isinstance(spec, Spec) else tuple(spec)
+    group_size = _group_size(specs, group_size)
     execution = dict(execution or {})
     unknown = sorted(set(execution) - vocab.EXECUTION_FIELDS)
     if unknown:
@@ -266,23 +286,39 @@ def run_sweep(
     if executor == "local" and workers > 0:  # local processes share this machine's cores instead of fighting
         execution.setdefault("num_threads", max(1, (os.cpu_count() or 1) // workers))
     out = Path(out)
-    plan = plan_sweep(spec, out, only=only, retry_failed=retry_failed)
-    record_sweep(plan)
+    plans = plan_sweeps(specs, out, only=only, retry_failed=retry_failed)
+    for plan in plans:
+        record_sweep(plan)
+    retry = {run_id: signature for plan in plans for run_id, signature in plan.retry.items()}
     job = WorkerJob(  # an absolute folder: cluster workers may start elsewhere
-        out=str(out.absolute()), spec=spec, only=tuple((k, tuple(v)) for k, v in (only or {}).items()), trainer=trainer,
-        retry=plan.retry, execution=execution, stale_after=stale_after, heartbeat_s=heartbeat_s, hooks=tuple(hooks),
-        group_size=group_size, workers=max(1, workers),
+        out=str(out.absolute()), specs=specs, only=tuple((k, tuple(v)) for k, v in (only or {}).items()),
+        trainer=trainer, retry=retry, execution=execution, stale_after=stale_after, heartbeat_s=heartbeat_s,
+        hooks=tuple(hooks), group_size=group_size, workers=max(1, workers),
     )
-    run_ids = [run.run_id for run in plan.selected]
+    run_ids = list(dict.fromkeys(run.run_id for plan in plans for run in plan.selected))
     # Each poll reads the unfinished runs' summaries: poll big sweeps less often.
     monitor = Monitor(out, run_ids, stale_after, show=progress and wait, interval=1.0 if len(run_ids) < 2000 else 5.0)
     problems: list[str] = []
     with monitor:
-        if monitor.counts.pending + monitor.counts.running + len(plan.retry):
+        if monitor.counts.pending + monitor.counts.running + len(retry):
             problems = execute(job, executor, workers, dict(executor_options or {}), wait=wait)
     failures = {}
     for run_id in run_ids:
         run = store.RunDir(out / store.RUNS / run_id)
         if run.status() == vocab.FAILED:
             failures[run_id] = str((run.summary() or {}).get("reason"))
-    return SweepResult(spec.name, monitor.counts, monitor.initial_done, failures, problems)
+    return SweepResult(", ".join(s.name for s in specs), monitor.counts, monitor.initial_done, failures, problems)
+
+
+def _group_size(specs: Sequence[Spec], asked: int | str | None) -> int | str:
+    """The sweep's group size: `asked` (--group-size), else what the specs' ``[execution]`` say (default auto)."""
+    if asked is not None:
+        try:
+            return vocab.parse_group_size(asked)
+        except ValueError as exc:
+            raise UserError(f"--group-size: {exc}") from None
+    sizes = {spec.name: vocab.parse_group_size(spec.execution.get("group_size", vocab.AUTO)) for spec in specs}
+    if len(set(sizes.values())) > 1:
+        raise UserError(f"the specs set different group sizes ({', '.join(f'{n}: {v}' for n, v in sizes.items())}); "
+                        f"pass --group-size, or sweep them one at a time")
+    return next(iter(sizes.values()), vocab.AUTO)

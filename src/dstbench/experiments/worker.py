@@ -1,6 +1,6 @@
 """The worker loop every executor runs: claim the next run that is not done, train it, release it, repeat.
 
-A worker needs nothing but the sweep folder and a `WorkerJob` (small, picklable): the spec is expanded again
+A worker needs nothing but the sweep folder and a `WorkerJob` (small, picklable): the specs are expanded again
 in the worker, so a Slurm array of 100 tasks ships 100 copies of a few kilobytes, not of the run list. Workers
 coordinate only through claim files (`claims`), so local processes, Slurm tasks and Ray tasks can share a
 folder, and a worker that dies leaves a claim the next worker takes over.
@@ -60,7 +60,7 @@ class StorageError(RuntimeError):
 
 @dataclass(frozen=True)
 class WorkerJob:
-    """What a worker needs: the folder, the spec and which of its runs, the trainer and the timing knobs.
+    """What a worker needs: the folder, the specs and which of their runs, the trainer and the timing knobs.
 
     `retry` maps the failed runs to rerun to the signature of the failed summary seen when the sweep was
     planned: a run that fails again in this sweep gets a new summary and is not retried a second time.
@@ -68,7 +68,7 @@ class WorkerJob:
     """
 
     out: str
-    spec: Spec
+    specs: tuple[Spec, ...]
     only: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     trainer: str | Trainer = DEFAULT_TRAINER
     retry: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
@@ -82,7 +82,12 @@ class WorkerJob:
     workers: int = 1  # how many workers the sweep started: "auto" sizes groups so that they share the runs out
 
     def runs(self) -> list[PlannedRun]:
-        return select_runs(self.spec.expand(), dict(self.only))
+        """The selected runs of every spec, in the specs' order; a run two specs share comes once."""
+        runs: dict[str, PlannedRun] = {}
+        for spec in self.specs:
+            for run in select_runs(spec.expand(), dict(self.only)):
+                runs.setdefault(run.run_id, run)
+        return list(runs.values())
 
 
 @dataclass
