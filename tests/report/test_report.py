@@ -161,3 +161,44 @@ def test_schedules_table_gives_the_best_update_period(tmp_path):
     assert best[0] == "prune,setting,mean,std,n,mark"
     assert len(best) == 1 + 2 * 2 and all(",4.0," in line or ",16.0," in line for line in best[1:])
 
+
+
+def test_sections_drawn_in_parallel_processes_equal_those_drawn_here(results_folder, tmp_path, monkeypatch):
+    from dstbench.report import build
+
+    monkeypatch.setenv(build.PROCESSES_ENV, "1")
+    serial = build_report(results_folder, tmp_path / "serial")
+    monkeypatch.setenv(build.PROCESSES_ENV, "3")
+    assert build.report_processes(5) == 3 and build.report_processes(2) == 2
+    parallel = build_report(results_folder, tmp_path / "parallel")
+    assert parallel.read_text() == serial.read_text()
+    assert (tmp_path / "parallel" / "summary.txt").read_text() == (tmp_path / "serial" / "summary.txt").read_text()
+
+
+def test_a_drawing_process_that_dies_leaves_the_report_to_this_process(results_folder, tmp_path, monkeypatch,
+                                                                       caplog):
+    import os
+
+    from dstbench.report import build
+
+    parent, draw = os.getpid(), build.build_section
+
+    def dies_in_a_child(*args):
+        if os.getpid() != parent:
+            os._exit(9)  # killed, as by the kernel's out-of-memory killer
+        return draw(*args)
+
+    monkeypatch.setattr(build, "build_section", dies_in_a_child)
+    monkeypatch.setenv(build.PROCESSES_ENV, "2")
+    path = build_report(results_folder, tmp_path / "report")
+    assert "drawing the report in parallel failed" in caplog.text
+    assert path.read_text().count("<section") == len(build.load_results(results_folder).experiments())
+
+
+def test_a_bad_report_processes_setting_is_a_clear_error(results_folder, tmp_path, monkeypatch, capsys):
+    from dstbench.report import build
+
+    monkeypatch.setenv(build.PROCESSES_ENV, "many")
+    assert main(["report", str(results_folder), "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "DSTBENCH_REPORT_PROCESSES='many' is not a number of processes" in err and "Traceback" not in err

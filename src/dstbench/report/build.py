@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import os
+import sys
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +29,11 @@ from dstbench.store import atomic_write_bytes
 
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.txt"  # the plain-text summary, also at the top of the page
+# How many processes draw the experiments' sections (default: one per core, at most one per experiment; 1: this
+# process only). Matplotlib draws in one thread, and a study's report is mostly drawing.
+PROCESSES_ENV = "DSTBENCH_REPORT_PROCESSES"
+
+log = logging.getLogger(__name__)
 
 
 class NothingToReport(UserError):
@@ -43,12 +54,50 @@ def build_report(results_dir: Path | str, out_dir: Path | str | None = None) -> 
             f"(or `dstbench study --out {results.root}`), then run `dstbench report {results.root}`")
     out = Path(out_dir) if out_dir is not None else results.root / "report"
     out.mkdir(parents=True, exist_ok=True)
-    sections = [build_section(results, name, out) for name in results.experiments()]
+    sections = build_sections(results, results.experiments(), out)
     summary = summarize_results(results, sections)
     atomic_write_bytes(out / SUMMARY_FILE, (summary + "\n").encode())
     path = out / REPORT_FILE
     atomic_write_bytes(path, render(results.root, out, sections, summary).encode())  # never half a page
     return path
+
+
+def build_sections(results: Results, experiments: Sequence[str], out: Path) -> list[Section]:
+    """`build_section` for each experiment, in parallel processes where there are cores and several experiments.
+
+    The children are forked, so they see the criteria and models that plugins registered in this process; where
+    fork is not available (or not safe: macOS) the sections are drawn here, one after another.
+    """
+    processes = report_processes(len(experiments))
+    if processes > 1:
+        try:
+            with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+                futures = [pool.submit(_draw_section, results, name, out) for name in experiments]
+                return [future.result() for future in futures]
+        except (BrokenProcessPool, OSError) as exc:  # a child killed (out of memory), or no processes to be had
+            log.warning("drawing the report in parallel failed (%s); drawing it in this process", exc)
+    return [build_section(results, name, out) for name in experiments]
+
+
+def _draw_section(results: Results, experiment: str, out: Path) -> Section:
+    return build_section(results, experiment, out)  # looked up when called: what this process has now
+
+
+def report_processes(experiments: int) -> int:
+    """Processes for `experiments` sections: `PROCESSES_ENV` if set, else one per usable core."""
+    fixed = os.environ.get(PROCESSES_ENV)
+    if fixed:
+        try:
+            wanted = int(fixed)
+        except ValueError:
+            raise UserError(f"{PROCESSES_ENV}={fixed!r} is not a number of processes") from None
+        if wanted < 1:
+            raise UserError(f"{PROCESSES_ENV}={fixed!r} must be at least 1")
+    else:
+        wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if sys.platform == "darwin" or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, min(wanted, experiments))
 
 
 def summary_text(results_dir: Path | str) -> str:
