@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dstbench.errors import UserError
 
-# The specs of each budget (built-in files in dstbench/specs). "default" is the README's study (about six
+# The specs of each budget (built-in files in dstbench/specs). "default" is the README's study (under five
 # minutes on two cores); "small" is the one-minute smoke version CI runs end to end.
 BUDGETS: dict[str, tuple[str, ...]] = {
     "default": ("study-fig1", "study-fig5", "study-fig6", "study-full-layers"),
