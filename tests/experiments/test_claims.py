@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from dstbench.experiments import claims
-from dstbench.experiments.claims import (
+from dstbench import claims
+from dstbench.claims import (
     Owner,
     claim_path,
     is_stale,

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from dstbench import store
+from dstbench.claims import claim_path, read_claim
 from dstbench.experiments import run_sweep
-from dstbench.experiments.claims import claim_path, read_claim
 from dstbench.experiments.sweep import count_states, plan_sweep, sweep_record_path
 from dstbench.experiments.worker import WorkerJob, work
 

@@ -365,7 +365,7 @@ def test_a_members_model_file_holds_its_own_weights_only(tmp_path):
 
 
 def test_a_group_leaves_out_runs_another_live_worker_holds(tmp_path):
-    from dstbench.experiments.claims import Owner, claim_path
+    from dstbench.claims import Owner, claim_path
     from dstbench.experiments.spec import load_spec
     from dstbench.experiments.worker import WorkerJob, _group_members
 

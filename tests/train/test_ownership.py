@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from dstbench import store
-from dstbench.config import RunConfig
-from dstbench.experiments.claims import (
+from dstbench.claims import (
     ClaimLostError,
     Owner,
     RunInUseError,
@@ -19,6 +18,7 @@ from dstbench.experiments.claims import (
     run_folder_claim_path,
     try_claim,
 )
+from dstbench.config import RunConfig
 from dstbench.experiments.worker import write_failed
 from dstbench.train import resolve_config
 from dstbench.train.loop import DamagedRunError, _Trainer, run

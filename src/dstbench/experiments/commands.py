@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dstbench.claims import STALE_AFTER
 from dstbench.errors import UserError
-from dstbench.experiments.claims import STALE_AFTER
 from dstbench.experiments.executors import EXECUTORS
 from dstbench.experiments.worker import DEFAULT_TRAINER
 

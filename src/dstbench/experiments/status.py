@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dstbench import store
-from dstbench.experiments.claims import STALE_AFTER
+from dstbench.claims import STALE_AFTER
 from dstbench.experiments.sweep import SWEEPS, Counts, count_states
 from dstbench.vocab import FAILED
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from dstbench import store, vocab
+from dstbench.claims import STALE_AFTER, heartbeat_interval, live_claims
 from dstbench.errors import UserError
-from dstbench.experiments.claims import STALE_AFTER, heartbeat_interval, live_claims
 from dstbench.experiments.spec import PlannedRun, Spec, check_selection, select_runs
 from dstbench.experiments.worker import (
     DEFAULT_TRAINER,

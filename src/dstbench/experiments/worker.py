@@ -23,9 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dstbench import store, vocab
-from dstbench.config import RunConfig
-from dstbench.errors import UserError
-from dstbench.experiments.claims import (
+from dstbench.claims import (
     STALE_AFTER,
     Claim,
     ClaimLostError,
@@ -37,6 +35,8 @@ from dstbench.experiments.claims import (
     read_claim,
     try_claim,
 )
+from dstbench.config import RunConfig
+from dstbench.errors import UserError
 from dstbench.experiments.spec import PlannedRun, Spec, select_runs
 
 log = logging.getLogger(__name__)

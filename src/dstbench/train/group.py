@@ -38,10 +38,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from dstbench import store, vocab
+from dstbench.claims import Claim, hold_run_folder
 from dstbench.config import RunConfig
 from dstbench.data.registry import data_root
 from dstbench.errors import UserError
-from dstbench.experiments.claims import Claim, hold_run_folder
 from dstbench.models.fusion import (
     Fusion,
     FusionError,

@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from dstbench import store, vocab
+from dstbench.claims import Claim, ClaimLostError, hold_run_folder
 from dstbench.config import RunConfig
 from dstbench.data.registry import data_root
 from dstbench.errors import UserError
-from dstbench.experiments.claims import Claim, ClaimLostError, hold_run_folder
 from dstbench.plugins import load_plugins
 from dstbench.sparsity import DST
 from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint

@@ -18,9 +18,9 @@ from torch import Tensor, nn
 
 import dstbench
 from dstbench import store, vocab
+from dstbench.claims import Claim
 from dstbench.config import RunConfig
 from dstbench.errors import UserError
-from dstbench.experiments.claims import Claim
 from dstbench.sparsity import DST
 from dstbench.train.checkpoint import save_model
 
