@@ -22,8 +22,7 @@ from dstbench import store
 from dstbench.config import RunConfig
 from dstbench.data import ArraySplit, Augmentation, DataSplits
 from dstbench.train import resolve_config
-from dstbench.train.distributed import Distributed
-from dstbench.train.loop import _Trainer
+from dstbench.train.trainer import Trainer
 
 CIFAR_AUG = Augmentation(crop_padding=4, hflip=True, padding_mode="reflect")  # the paper recipe's preprocessing
 
@@ -79,16 +78,16 @@ class Timed:
     """A solo trainer, its endless batch stream, and timers for its steps."""
 
     def __init__(self, config: RunConfig, data: DataSplits, folder: Path) -> None:
-        self.trainer = _Trainer(config, store.RunDir(folder), Distributed(enabled=False), data=data)
+        self.trainer = Trainer([config], [store.RunDir(folder)], folder / store.CHECKPOINT, data=data)
         self.device = self.trainer.device
-        self.stream = endless(self.trainer.train_batches)
+        self.stream = endless(self.trainer.members[0].batches)
 
     def steps(self, n: int) -> float:
         """Seconds for `n` training steps, batches included."""
         sync(self.device)
         start = time.perf_counter()
         for _ in range(n):
-            self.trainer.train_step(*next(self.stream))
+            self.trainer.train_step([next(self.stream)])
         sync(self.device)
         return time.perf_counter() - start
 
@@ -104,7 +103,7 @@ class Timed:
     def update(self) -> float:
         """Seconds of one topology update (selection, prune, grow, masking), after a step left a gradient."""
         self.steps(1)
-        dst = self.trainer.dst
+        dst = self.trainer.members[0].dst
         sync(self.device)
         start = time.perf_counter()
         dst._update(dst.prune_fraction() or 0.5)

@@ -7,7 +7,7 @@ Parts, each printed as it finishes and saved at once (a run cut off still leaves
    synchronisation inside a training step between topology updates.
 2. models: every paper model on synthetic data of its data set's real shapes (random pixels or features, random
    labels; ImageNet as an in-memory pool of decoded images, so JPEG decoding is not timed), through the
-   trainer's own step (`_Trainer.train_step`: batcher, forward, backward, optimizer, LR schedule, DST). Per
+   trainer's own step (`Trainer.train_step`: batcher, forward, backward, optimizer, LR schedule, DST). Per
    model: samples/s of a training epoch (ResNet-50: a few hundred steps), peak GPU memory, the DST step
    (density 0.1, update period 800, magnitude + random growth) over the dense step with one topology update
    amortised over 800 steps (chunks of DST steps timed right after chunks of dense steps, median of the pairs'
@@ -150,7 +150,7 @@ def part_model(setup: Setup, mode: Mode, device: torch.device, tmp: Path) -> dic
         base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
         timed = runs[name] = Timed(_config(setup, mode, **changes), data, tmp / f"{setup.model}-{name}")
         timed.steps(mode.warmup_steps)  # cuDNN algorithm choice, allocations, optimizer state
-        per_epoch = len(timed.trainer.train_batches)
+        per_epoch = len(timed.trainer.members[0].batches)
         steps = min(x for x in (per_epoch, setup.max_steps, mode.max_epoch_steps) if x is not None)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)

@@ -2,7 +2,7 @@
 against the same K runs trained solo, one after the other, on the same device and cores.
 
 Per fusible paper model, on synthetic data of its data set's real shapes (`bench_common.synthetic`), through
-the trainers' own steps (`GroupTrainer.train_step`, `_Trainer.train_step`: batches, forward, backward,
+the trainer's own step (`Trainer.train_step` over K members, or one: batches, forward, backward,
 optimizer, LR schedule, every member's DST engine). Runs are DST at density 0.1 with mixed criteria (member k
 has prune/grow `PROFILES[k % 4]`, seed k); the update period is the chunk length, so every timed chunk of
 every run holds exactly one topology update (an update-heavy regime: the paper's period is 800).
@@ -60,8 +60,9 @@ from dstbench.config import RunConfig
 from dstbench.data import DataSplits
 from dstbench.data import registry as data_registry
 from dstbench.models.fusion import estimated_group_bytes
-from dstbench.train.group import GroupTrainer, memory_budget
+from dstbench.train.grouping import memory_budget
 from dstbench.train.setup import build_for
+from dstbench.train.trainer import Trainer
 
 HERE = Path(__file__).resolve().parent
 DENSITY = 0.1
@@ -107,8 +108,9 @@ class TimedGroup:
     """A run group of K members, their endless batch streams, and a timer for its steps."""
 
     def __init__(self, configs: list[RunConfig], data: DataSplits, folder: Path, kernels: str) -> None:
-        self.trainer = GroupTrainer(configs, [store.RunDir(folder / f"m{k}") for k in range(len(configs))],
-                                    folder / "group", data=data, kernels=kernels)
+        self.trainer = Trainer(configs, [store.RunDir(folder / f"m{k}") for k in range(len(configs))],
+                               folder / "group" / store.CHECKPOINT, group_dir=folder / "group", data=data,
+                               kernels=kernels)
         self.device = self.trainer.device
         self.streams = [endless(m.batches) for m in self.trainer.members]
 
@@ -117,8 +119,7 @@ class TimedGroup:
         sync(self.device)
         start = time.perf_counter()
         for _ in range(n):
-            xs, ys = zip(*(next(s) for s in self.streams), strict=True)
-            self.trainer.train_step(xs, torch.stack(ys, dim=1))
+            self.trainer.train_step([next(s) for s in self.streams])
         sync(self.device)
         return time.perf_counter() - start
 

@@ -98,19 +98,6 @@ def group_key(config: Mapping[str, Any]) -> str:
 AUTO = "auto"
 
 
-def parse_group_size(value: Any) -> int | str:
-    """A sweep's group size: a positive int (1: every run solo) or "auto" (fuse where it pays)."""
-    if isinstance(value, str) and value.strip().lower() == AUTO:
-        return AUTO
-    try:
-        size = int(value)
-    except (TypeError, ValueError):
-        size = 0
-    if isinstance(value, bool) or size < 1 or (isinstance(value, float) and value != size):
-        raise ValueError(f"group_size must be a positive integer or 'auto', got {value!r}")
-    return size
-
-
 # -------------------------------------------------------------------------------------- run folder files
 
 RUNS = "runs"  # <out>/runs/<run_id>/

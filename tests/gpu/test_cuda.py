@@ -16,9 +16,8 @@ from dstbench.config import RunConfig
 from dstbench.data import Augmentation, Batches
 from dstbench.sparsity import DST, list_criteria
 from dstbench.train import resolve_config
-from dstbench.train.distributed import Distributed
-from dstbench.train.loop import _Trainer, run
-from dstbench.train.progress import Progress
+from dstbench.train.loop import run
+from dstbench.train.trainer import Trainer
 
 pytestmark = pytest.mark.gpu
 
@@ -149,25 +148,26 @@ def _trainer(tmp_path, **kw):
                                          "prune": "magnitude", "grow": "gradient", "device": "cuda", **kw}))
     folder = store.RunDir(tmp_path / "t")
     folder.path.mkdir(parents=True, exist_ok=True)
-    return _Trainer(config, folder, Distributed(enabled=False))
+    return Trainer([config], [folder], folder.file(store.CHECKPOINT))
 
 
 def test_conv_models_train_channels_last_and_keep_their_masks(tmp_path):
     trainer = _trainer(tmp_path)
+    dst = trainer.members[0].dst
     assert trainer.channels_last
-    for step, (x, y) in enumerate(trainer.train_batches):
+    for step, (x, y) in enumerate(trainer.members[0].batches):
         assert x.is_contiguous(memory_format=torch.channels_last)
-        trainer.train_step(x, y)
+        trainer.train_step([(x, y)])
         if step == 20:
             break
-    assert trainer.dst.history, "an update happened"
+    assert dst.history, "an update happened"
     for name, param in trainer.model.named_parameters():
         if param.ndim == 4:
             assert param.is_contiguous(memory_format=torch.channels_last), name
-        if name in trainer.dst.masks:
-            mask = trainer.dst.masks[name]
-            assert not param[~mask].any() and int(mask.sum()) == trainer.dst.layers[
-                [la.name for la in trainer.dst.layers].index(name)].count
+        if name in dst.masks:
+            mask = dst.masks[name]
+            assert not param[~mask].any() and int(mask.sum()) == dst.layers[
+                [la.name for la in dst.layers].index(name)].count
     # channels_last computes the function of the plain layout (in full float32: TF32 convolutions off)
     plain = copy.deepcopy(trainer.model).to(memory_format=torch.contiguous_format)
     x = next(iter(trainer.eval_sets["test"]))[0]
@@ -187,9 +187,9 @@ def test_a_checkpoint_resumes_on_the_other_device(tmp_path, first, second):
     folder = store.RunDir(tmp_path / "r")
     folder.path.mkdir(parents=True)
     store.atomic_write_json(folder.file(store.CONFIG), config.model_dump(mode="json"))
-    trainer = _Trainer(config, folder, Distributed(enabled=False))
+    trainer = Trainer([config], [folder], folder.file(store.CHECKPOINT))
     trainer._restore_or_start()
-    trainer._train_epoch(Progress(config, trainer.steps_per_epoch, enabled=False))
+    trainer._train_epoch()
     del trainer
     summary = run(config.replace(device=second), folder.path)  # the device is not part of the run's identity
     rows = folder.metrics()
@@ -203,18 +203,19 @@ def test_training_steps_between_updates_never_wait_for_the_gpu(tmp_path):
     data-dependent shape) into an error; it is on for every batch and step except the topology updates."""
     for kw in (dict(amp=False), dict(amp=True, optimizer="adam", lr=1e-3)):
         trainer = _trainer(tmp_path / str(kw["amp"]), **kw)
-        batches, steps = iter(trainer.train_batches), 0
+        dst = trainer.members[0].dst
+        batches, steps = iter(trainer.members[0].batches), 0
         try:
             while True:
-                quiet = not trainer.dst.update_due()
+                quiet = not dst.update_due()
                 torch.cuda.set_sync_debug_mode("error" if quiet else "default")
                 try:
                     x, y = next(batches)
                 except StopIteration:
                     break
-                trainer.train_step(x, y)
+                trainer.train_step([(x, y)])
                 steps += 1
         finally:
             torch.cuda.set_sync_debug_mode("default")
         assert steps == trainer.steps_per_epoch == 40
-        assert {h["step"] for h in trainer.dst.history} == {7, 14, 21, 28, 35}  # updates ran, syncs allowed
+        assert {h["step"] for h in dst.history} == {7, 14, 21, 28, 35}  # updates ran, syncs allowed

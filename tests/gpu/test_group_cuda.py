@@ -10,7 +10,7 @@ import torch
 from dstbench import store
 from dstbench.config import RunConfig
 from dstbench.train import resolve_config
-from dstbench.train.group import GroupTrainer
+from dstbench.train.trainer import Trainer
 
 pytestmark = pytest.mark.gpu
 
@@ -26,7 +26,8 @@ def _group(tmp_path, device, kernels, model="small_cnn"):
     base = dict(model=model, dataset="digits", batch_size=32, lr=0.05, epochs=1, progress=False, device=device)
     configs = [resolve_config(RunConfig(**base, **m)) for m in MEMBERS]
     folders = [store.RunDir(tmp_path / device / c.run_id()) for c in configs]
-    return GroupTrainer(configs, folders, tmp_path / device / "group", kernels=kernels)
+    group = tmp_path / device / "group"
+    return Trainer(configs, folders, group / store.CHECKPOINT, group_dir=group, kernels=kernels)
 
 
 @pytest.mark.parametrize("model", ["small_cnn", "small_mlp"])
@@ -43,8 +44,7 @@ def test_a_cuda_group_steps_without_host_syncs_and_keeps_exact_densities(tmp_pat
                 batches = [next(s) for s in streams]
             except StopIteration:
                 break
-            xs, ys = zip(*batches, strict=True)
-            group.train_step(xs, torch.stack(ys, dim=1))
+            group.train_step(batches)
             steps += 1
     finally:
         torch.cuda.set_sync_debug_mode("default")
@@ -69,6 +69,5 @@ def test_cuda_members_track_their_cpu_twins(tmp_path):
         batches_cpu, batches_gpu = next(streams_cpu), next(streams_gpu)
         losses = []
         for group, batches in ((cpu, batches_cpu), (gpu, batches_gpu)):
-            xs, ys = zip(*batches, strict=True)
-            losses.append(group.train_step(xs, torch.stack(ys, dim=1))[0].detach().cpu())
+            losses.append(group.train_step(batches)[0].detach().cpu())
         torch.testing.assert_close(losses[1], losses[0], rtol=1e-2, atol=1e-3)  # TF32 convolutions by default

@@ -15,18 +15,12 @@ from dstbench.cli import main
 from dstbench.config import RunConfig
 from dstbench.models.fusion import estimated_group_bytes
 from dstbench.sparsity import register_criterion
-from dstbench.train.group import (
-    CHECKPOINT_ENV,
-    MEMORY_ENV,
-    GroupError,
-    GroupTrainer,
-    check_compatible,
-    run_group,
-    solo_reason,
-)
+from dstbench.train.group import run_group
+from dstbench.train.grouping import CHECKPOINT_ENV, MEMORY_ENV, GroupError, check_compatible, solo_reason
 from dstbench.train.loop import run
 from dstbench.train.recipes import resolve_config
 from dstbench.train.setup import build_for, load_data
+from dstbench.train.trainer import Trainer
 
 from .group_helpers import (
     MEMBERS,
@@ -141,7 +135,7 @@ def test_a_member_whose_update_raises_fails_alone(tmp_path, capsys):
 
 def test_a_member_whose_loss_turns_nan_fails_alone(tmp_path, monkeypatch):
     configs = member_configs("small_mlp", [MEMBERS[0], MEMBERS[3], MEMBERS[1]], snapshots=False)
-    original = GroupTrainer._train_epoch
+    original = Trainer._train_epoch
 
     def poisons_member_one_after_epoch_one(self):
         if self.epoch == 1:  # member 1 (static: no update reads its weights) gets an inf weight
@@ -149,12 +143,12 @@ def test_a_member_whose_loss_turns_nan_fails_alone(tmp_path, monkeypatch):
                 next(self.members[1].model.parameters()).view(-1)[0] = float("inf")
         return original(self)
 
-    monkeypatch.setattr(GroupTrainer, "_train_epoch", poisons_member_one_after_epoch_one)
+    monkeypatch.setattr(Trainer, "_train_epoch", poisons_member_one_after_epoch_one)
     summaries = run_group(configs, _dirs(tmp_path / "g", configs), tmp_path / "groups")
     assert summaries[1]["status"] == "failed"
     assert summaries[1]["reason"].startswith("training loss became nan in epoch 2")
     assert [r["epoch"] for r in store.RunDir(tmp_path / "g" / configs[1].run_id()).metrics()] == [1, 2]
-    monkeypatch.setattr(GroupTrainer, "_train_epoch", original)
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
     good = [configs[0], configs[2]]
     _solo(tmp_path / "s", good)
     for config in good:
@@ -231,16 +225,16 @@ def test_an_interrupted_group_resumes_bit_identically(tmp_path, monkeypatch):
     monkeypatch.setenv(CHECKPOINT_ENV, "0")  # a checkpoint after every epoch
     configs = member_configs("small_mlp", MEMBERS[:4], snapshots=False, epochs=3)
     run_group(configs, _dirs(tmp_path / "straight", configs), tmp_path / "groups-straight")
-    original = GroupTrainer._train_epoch
+    original = Trainer._train_epoch
 
     def dies_after_epoch_one(self):
         original(self)
         raise KeyboardInterrupt  # after the epoch's records and checkpoint, like a kill between epochs
 
-    monkeypatch.setattr(GroupTrainer, "_train_epoch", dies_after_epoch_one)
+    monkeypatch.setattr(Trainer, "_train_epoch", dies_after_epoch_one)
     with pytest.raises(KeyboardInterrupt):
         run_group(configs, _dirs(tmp_path / "broken", configs), tmp_path / "groups")
-    monkeypatch.setattr(GroupTrainer, "_train_epoch", original)
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
     assert len(list((tmp_path / "groups").glob("*/checkpoint.pt"))) == 1
     for config in configs:
         folder = store.RunDir(tmp_path / "broken" / config.run_id())

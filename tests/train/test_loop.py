@@ -10,7 +10,8 @@ from dstbench.config import RunConfig
 from dstbench.sparsity import DST
 from dstbench.sparsity.masks import prune_count
 from dstbench.train import resolve_config
-from dstbench.train.loop import ConfigMismatchError, _Trainer, run
+from dstbench.train.loop import ConfigMismatchError, run
+from dstbench.train.trainer import Trainer
 
 FAST = dict(model="small_mlp", dataset="digits", epochs=2, batch_size=64, lr=0.05, progress=False)
 
@@ -73,18 +74,17 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, monkeypatch):
     config = cfg(epochs=3, density=0.25, update_period=7, prune="random", grow="random", dropout=0.1)
     run(config, tmp_path / "straight")
 
-    original = _Trainer._train_epoch
+    original = Trainer._train_epoch
 
-    def dies_after_epoch_two(self, progress):
-        row = original(self, progress)
+    def dies_after_epoch_two(self):
+        original(self)
         if self.epoch == 2:
             raise KeyboardInterrupt  # after the epoch's checkpoint, like a kill between epochs
-        return row
 
-    monkeypatch.setattr(_Trainer, "_train_epoch", dies_after_epoch_two)
+    monkeypatch.setattr(Trainer, "_train_epoch", dies_after_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         run(config, tmp_path / "broken")
-    monkeypatch.setattr(_Trainer, "_train_epoch", original)
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
     # a half-written metrics line from the killed process must not survive the resume
     with open(tmp_path / "broken" / store.METRICS, "a") as f:
         f.write('{"epoch": 3, "trunc')
@@ -187,13 +187,13 @@ def test_cli_bad_input(tmp_path, capsys, argv, message):
 def record_output_dtypes(monkeypatch):
     """The dtype of every model output the trainer's loss sees."""
     dtypes = []
-    original = _Trainer._loss
+    original = Trainer._losses
 
-    def loss(self, out, y):
+    def losses(self, out, y):
         dtypes.append(out.dtype)
         return original(self, out, y)
 
-    monkeypatch.setattr(_Trainer, "_loss", loss)
+    monkeypatch.setattr(Trainer, "_losses", losses)
     return dtypes
 
 
@@ -216,30 +216,31 @@ def test_update_reads_the_gradient_of_the_update_batch(tmp_path, monkeypatch):
     # At each topology update, .grad must be the gradient of the loss over one update batch (256 samples, not a
     # training batch of 64) at the weights the update sees.
     seen = []
-    original_init, original_update = _Trainer.__init__, DST._update
+    original_init, original_update = Trainer.__init__, DST._update
 
     def init(self, *args, **kwargs):
         original_init(self, *args, **kwargs)
         self.model.register_forward_pre_hook(lambda module, inputs: setattr(self, "last_x", inputs[0]))
         seen.append(self)
 
-    def loss(self, out, y):
+    def losses(self, out, y):
         self.last_y = y
-        return original_loss(self, out, y)
+        return original_losses(self, out, y)
 
     def update(dst, fraction):
         trainer = seen[0]
         x, y = trainer.last_x, trainer.last_y
         params = [layer.param for layer in dst._updatable()]
         with torch.enable_grad():
-            expected = torch.autograd.grad(original_loss(trainer, trainer.net(x), y), params)
+            out = trainer.layout.outputs(trainer.net(x))
+            expected = torch.autograd.grad(trainer._total(original_losses(trainer, out, y)), params)
         matches = all(torch.allclose(p.grad, e, atol=1e-6) for p, e in zip(params, expected, strict=True))
         seen.append((len(y), matches))
         return original_update(dst, fraction)
 
-    original_loss = _Trainer._loss
-    monkeypatch.setattr(_Trainer, "__init__", init)
-    monkeypatch.setattr(_Trainer, "_loss", loss)
+    original_losses = Trainer._losses
+    monkeypatch.setattr(Trainer, "__init__", init)
+    monkeypatch.setattr(Trainer, "_losses", losses)
     monkeypatch.setattr(DST, "_update", update)
     run(cfg(density=0.3, update_period=6, update_batch_size=256, grow="gradient"), tmp_path / "r")
     updates = seen[1:]

@@ -21,7 +21,8 @@ from dstbench.claims import (
 from dstbench.config import RunConfig
 from dstbench.experiments.worker import write_failed
 from dstbench.train import resolve_config
-from dstbench.train.loop import DamagedRunError, _Trainer, run
+from dstbench.train.loop import DamagedRunError, run
+from dstbench.train.trainer import Trainer
 
 FAST = dict(model="small_mlp", dataset="digits", epochs=2, batch_size=64, lr=0.05, progress=False, density=0.3,
             update_period=5)
@@ -80,7 +81,7 @@ def test_a_standalone_run_releases_its_claim(tmp_path):
 
 def test_a_run_whose_claim_was_taken_over_stops_before_writing(tmp_path, monkeypatch):
     folder = tmp_path / "r"
-    original = _Trainer._evaluate
+    original = Trainer._evaluate
 
     def taken_over_in_epoch_two(self, batches):
         if self.epoch == 2:  # another process judged us dead and claimed the run
@@ -89,7 +90,7 @@ def test_a_run_whose_claim_was_taken_over_stops_before_writing(tmp_path, monkeyp
             foreign_claim(path)
         return original(self, batches)
 
-    monkeypatch.setattr(_Trainer, "_evaluate", taken_over_in_epoch_two)
+    monkeypatch.setattr(Trainer, "_evaluate", taken_over_in_epoch_two)
     with pytest.raises(ClaimLostError, match="another process took this run over"):
         run(cfg(), folder)
     assert [r["epoch"] for r in store.RunDir(folder).metrics()] == [1]
@@ -98,18 +99,17 @@ def test_a_run_whose_claim_was_taken_over_stops_before_writing(tmp_path, monkeyp
 
 
 def _interrupted_after_epoch(folder, monkeypatch, epochs=3, stop=2):
-    original = _Trainer._train_epoch
+    original = Trainer._train_epoch
 
-    def dies(self, progress):
-        row = original(self, progress)
+    def dies(self):
+        original(self)
         if self.epoch == stop:
             raise KeyboardInterrupt
-        return row
 
-    monkeypatch.setattr(_Trainer, "_train_epoch", dies)
+    monkeypatch.setattr(Trainer, "_train_epoch", dies)
     with pytest.raises(KeyboardInterrupt):
         run(cfg(epochs=epochs), folder)
-    monkeypatch.setattr(_Trainer, "_train_epoch", original)
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
 
 
 def test_resume_refuses_when_the_metrics_were_emptied(tmp_path, monkeypatch):
@@ -195,7 +195,7 @@ def test_rows_written_before_the_first_checkpoint_are_dropped_on_restart(tmp_pat
     def disk_full(path, state):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr("dstbench.train.loop.save_checkpoint", disk_full)
+    monkeypatch.setattr("dstbench.train.trainer.save_checkpoint", disk_full)
     with pytest.raises(OSError, match="No space left"):
         run(cfg(), folder)
     assert [r["epoch"] for r in store.RunDir(folder).metrics()] == [1]

@@ -43,7 +43,8 @@ from pydantic import ValidationError
 
 from dstbench.config import RunConfig, validation_message
 from dstbench.errors import UserError
-from dstbench.vocab import REPORT_KINDS, REPORT_OPTIONS, parse_group_size
+from dstbench.train.grouping import parse_group_size
+from dstbench.vocab import REPORT_KINDS, REPORT_OPTIONS
 
 CASES = "cases"
 _TOP_KEYS = ("name", "description", "group", "base", "grid", "groups", "report", "execution")
@@ -232,7 +233,7 @@ def parse_spec(data: Mapping[str, Any], path: str) -> Spec:
     _check_keys(path, "[execution]", execution, _EXECUTION_KEYS)
     if "group_size" in execution:
         try:
-            parse_group_size(execution["group_size"])
+            execution = {**execution, "group_size": parse_group_size(execution["group_size"])}
         except ValueError as exc:
             raise SpecError(f"{path}: [execution] {exc}") from None
     spec = Spec(name, path, str(data.get("description", "")), tuple(groups), _report(path, data.get("report", {})),

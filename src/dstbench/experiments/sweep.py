@@ -28,6 +28,7 @@ from dstbench.experiments.worker import (
     resolve_trainer,
     summary_signature,
 )
+from dstbench.train.grouping import DEFAULT_GROUP_SIZE, parse_group_size
 
 SWEEPS = vocab.SWEEPS
 _LOCK_WAIT = 30.0
@@ -266,7 +267,7 @@ def run_sweep(
     `workers`: processes (local; 0 = in this process), array tasks (submitit) or tasks (ray). `execution` sets
     execution-only fields on every run (data_root, device, num_threads, progress); it never changes run ids.
     `hooks` ("module:function") are called after each run a worker finishes, with its folder and summary.
-    `group_size` fuses up to that many compatible runs into one run group (`dstbench.train.group`); "auto" (the
+    `group_size` fuses up to that many compatible runs into one run group (policy: `dstbench.train.grouping`); "auto" (the
     default, unless the spec's ``[execution]`` says otherwise) fuses where it pays, 1 trains every run solo.
     """
     from dstbench.experiments.executors import execute
@@ -311,14 +312,15 @@ def run_sweep(
 
 
 def _group_size(specs: Sequence[Spec], asked: int | str | None) -> int | str:
-    """The sweep's group size: `asked` (--group-size), else what the specs' ``[execution]`` say (default auto)."""
+    """The sweep's group size: `asked` (--group-size), else what the specs' ``[execution]`` say (parsed when the
+    spec was read), else the policy's default."""
     if asked is not None:
         try:
-            return vocab.parse_group_size(asked)
+            return parse_group_size(asked)
         except ValueError as exc:
             raise UserError(f"--group-size: {exc}") from None
-    sizes = {spec.name: vocab.parse_group_size(spec.execution.get("group_size", vocab.AUTO)) for spec in specs}
+    sizes = {spec.name: spec.execution.get("group_size", DEFAULT_GROUP_SIZE) for spec in specs}
     if len(set(sizes.values())) > 1:
         raise UserError(f"the specs set different group sizes ({', '.join(f'{n}: {v}' for n, v in sizes.items())}); "
                         f"pass --group-size, or sweep them one at a time")
-    return next(iter(sizes.values()), vocab.AUTO)
+    return next(iter(sizes.values()), DEFAULT_GROUP_SIZE)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import importlib
 import logging
-import math
 import os
 import sys
 import threading
@@ -38,6 +37,7 @@ from dstbench.claims import (
 from dstbench.config import RunConfig
 from dstbench.errors import UserError
 from dstbench.experiments.spec import PlannedRun, Spec, select_runs
+from dstbench.train.grouping import DEFAULT_GROUP_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class WorkerJob:
     max_attempts: int = MAX_ATTEMPTS
     parent_pid: int | None = None
     hooks: tuple[str | Hook, ...] = ()
-    group_size: int | str = 1  # runs fused into one run group (`dstbench.train.group`); "auto": where it pays
+    group_size: int | str = DEFAULT_GROUP_SIZE  # parsed: runs fused into one run group (`train.grouping`)
     workers: int = 1  # how many workers the sweep started: "auto" sizes groups so that they share the runs out
 
     def runs(self) -> list[PlannedRun]:
@@ -272,8 +272,8 @@ def work(job: WorkerJob) -> WorkerReport:
 
 def _group_members(job: WorkerJob, run: PlannedRun, runs: list[PlannedRun]) -> tuple[list[PlannedRun], bool]:
     """The runs to train with `run`, and whether they are a checkpointed group to resume (its exact members,
-    in its order); else `run` and the next compatible wanted runs, up to the group size."""
-    from dstbench.train.group import CHECKPOINT, group_limit
+    in its order); else the policy's choice (`grouping.choose_members`) among the wanted runs after it."""
+    from dstbench.train.grouping import choose_members, group_checkpoint
 
     out = Path(job.out)
     by_id = {r.run_id: r for r in runs}
@@ -282,34 +282,23 @@ def _group_members(job: WorkerJob, run: PlannedRun, runs: list[PlannedRun]) -> t
         """The members of the checkpointed group `r` belongs to, if that checkpoint exists."""
         try:
             info = store.read_json(out / store.RUNS / r.run_id / vocab.GROUP_FILE)
-            members, gid = [str(m) for m in info["members"]], str(info["id"])
+            members = [str(m) for m in info["members"]]
         except (FileNotFoundError, UserError, KeyError, TypeError, ValueError):
             return None
-        if not (out / vocab.GROUPS / gid / CHECKPOINT).exists() or not all(m in by_id for m in members):
+        if not group_checkpoint(out / vocab.GROUPS, members).exists() or not all(m in by_id for m in members):
             return None
         return members
 
     members = pointer(run)
     if members is not None:
         return [by_id[m] for m in members], True
-    config = _execution_config(job, run)
-    limit = group_limit(config, job.group_size)
-    # "auto" also shares the runs out: at most 1/(2 x workers) of the compatible runs still to train go in one
-    # group (guided scheduling), so that the last groups are small and no worker idles long at the end.
-    scan = limit * 2 * job.workers if job.group_size == vocab.AUTO else limit
-    key = vocab.group_key(config.model_dump(mode="json"))
-    chosen = [run]
-    for other in runs[runs.index(run) + 1:]:
-        if len(chosen) >= scan:
-            break
-        other_config = _execution_config(job, other)
-        if (vocab.group_key(other_config.model_dump(mode="json")) == key and group_limit(other_config, 2) > 1
-                and _wanted(job, out / store.RUNS / other.run_id) and pointer(other) is None
-                and not _held(job, other)):
-            chosen.append(other)
-    if job.group_size == vocab.AUTO:
-        limit = min(limit, max(1, math.ceil(len(chosen) / (2 * job.workers))))
-    return chosen[:limit], False
+
+    def available(other: PlannedRun) -> bool:
+        return _wanted(job, out / store.RUNS / other.run_id) and pointer(other) is None and not _held(job, other)
+
+    later = runs[runs.index(run) + 1:]
+    return choose_members(run, later, lambda r: _execution_config(job, r), job.group_size, job.workers,
+                          available), False
 
 
 def _held(job: WorkerJob, run: PlannedRun) -> bool:
@@ -329,7 +318,8 @@ def _work_group(job: WorkerJob, run: PlannedRun, runs: list[PlannedRun], owner: 
     Members are claimed in the group's order, so two workers reaching one checkpointed group never each hold a
     part of it: the one that claims its first wanted member gets the rest; the other skips the group.
     """
-    from dstbench.train.group import GroupError, run_group
+    from dstbench.train.group import run_group
+    from dstbench.train.grouping import GroupError
 
     members, resumed = _group_members(job, run, runs)
     if len(members) == 1 and not resumed:

@@ -247,6 +247,10 @@ class Fusion:
             start += len(batch)
         return out
 
+    def labels(self, labels: Sequence[Tensor]) -> Tensor:
+        """The members' labels as ``(B, K)``, the layout of `outputs`."""
+        return torch.stack(list(labels), dim=1)
+
     def outputs(self, out: Tensor) -> Tensor:
         """A fused output as ``(B, K, C)``: member k's outputs are ``[:, k]``."""
         if self.kernels == "exact":

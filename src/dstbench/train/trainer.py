@@ -1,0 +1,507 @@
+"""The one trainer: K >= 1 runs of one architecture and recipe, top to bottom (data, models, optimizer, engines,
+epochs, evaluation, checkpoints, summaries).
+
+K = 1 is a solo run on its plain model (under DDP too). K > 1 is a run group: the members' models fused into one
+(`dstbench.models.fusion`), and member k *is* the solo run of its config:
+
+- its model is built with its seed before fusion, so it starts from the solo run's weights, and its engine (the
+  ordinary `DST`, one per member, over views of its share of the fused weights) draws the solo run's mask;
+- it reads its own batch stream (its seed's shuffle and augmentation);
+- the loss is the sum of the members' mean losses, so each member's gradient is its solo gradient;
+- gradient masking is one fused multiply over the stacked gradients and the optimizer steps the stacked tensors
+  once; SGD, Adam and AdamW are elementwise with shared hyperparameters, so each member sees its solo step;
+- its topology updates are its own engine's, reading its views of the weights, gradients and optimizer state.
+
+With exact kernels (the default on a CPU) a member is bit-identical to its solo run; batched ones differ in
+rounding only (`fusion`). A training step is one method over all members (`train_step`); per-member Python runs
+after it only where a member has something to do: a topology update, a probe, a mask snapshot.
+
+Every member writes an ordinary run folder (`RunRecords`). The checkpoint (one file for all members) is written
+atomically after the members' records of an epoch, once `checkpoint_seconds` passed since the last one; a run
+started again resumes it bit-identically (CPU). A member whose loss turns NaN or inf fails with its reason; in a
+group, so does one whose topology update raises: it gets its failed summary, its share is zeroed and frozen, and
+the others train on unchanged (members never mix). A solo run lets such an error propagate (the caller records it).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dstbench import store, vocab
+from dstbench.claims import Claim
+from dstbench.config import RunConfig
+from dstbench.data.registry import data_root
+from dstbench.models.fusion import Fusion, FusionError, fuse
+from dstbench.sparsity import DST
+from dstbench.sparsity.layers import sparse_parameters
+from dstbench.sparsity.optimizers import OptimizerState, SliceOptimizerState
+from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint
+from dstbench.train.distributed import Distributed
+from dstbench.train.grouping import GroupError, check_compatible, group_id
+from dstbench.train.progress import Progress
+from dstbench.train.records import RunRecords, better, epoch_row, new_best, probe, probe_due, summary_of
+from dstbench.train.setup import (
+    build_for,
+    load_data,
+    make_optimizer,
+    make_scheduler,
+    pick_device,
+    sparsity_config,
+)
+
+
+class _Plain:
+    """The layout of one member: its plain model, unfused (the fused layout's methods, as identities)."""
+
+    kernels = "exact"
+
+    def __init__(self, model: nn.Module):
+        self.model, self.members = model, [model]
+
+    def inputs(self, batches: Sequence[torch.Tensor]) -> torch.Tensor:
+        return batches[0]
+
+    def labels(self, labels: Sequence[torch.Tensor]) -> torch.Tensor:
+        return labels[0].unsqueeze(1)
+
+    def outputs(self, out: torch.Tensor) -> torch.Tensor:
+        return out.unsqueeze(1)
+
+    def share(self, fused: torch.Tensor, name: str, k: int) -> torch.Tensor:
+        return fused
+
+
+class _Member:
+    """One run: its config, folder, records, engine, batches and results so far."""
+
+    def __init__(self, k: int, config: RunConfig, folder: store.RunDir, claim: Claim | None, writes: bool):
+        self.k, self.config, self.folder = k, config, folder
+        self.records = RunRecords(config, folder, claim)
+        self.writes = writes  # False: finished elsewhere; trained along (frozen), never written
+        self.failed: str | None = None
+        self.summary: dict[str, Any] | None = None
+        self.best = new_best()
+        self.last_row: dict[str, Any] = {}
+        self.snapshot_steps = set(config.mask_snapshot_steps)
+        self.model: nn.Module
+        self.dst: DST
+        self.batches: Any
+        self.update_batches: Any = None
+
+    @property
+    def live(self) -> bool:
+        return self.writes and self.failed is None
+
+
+class Trainer:
+    """Train `configs` (resolved; compatible if several) into `folders`.
+
+    `checkpoint` is the checkpoint file. `group_dir` set: the runs are a run group (each member's folder names it
+    in group.json and its summary); else one run, whose failed update raises. `claims[k]` is the claim of member
+    k's folder (None: not held here); `writes[k]` False marks a run finished already: it is trained along (the
+    group's shape stays the one checkpointed) but never written. `data` replaces the config's data set
+    (benchmarks); `kernels` are the fused model's (`kernels_for`).
+    """
+
+    def __init__(self, configs: Sequence[RunConfig], folders: Sequence[store.RunDir], checkpoint: Path, *,
+                 group_dir: Path | None = None, claims: Sequence[Claim | None] | None = None,
+                 writes: Sequence[bool] | None = None, dist: Distributed | None = None, data: Any = None,
+                 kernels: str = "auto", checkpoint_seconds: float = 0.0):
+        size = len(configs)
+        if size > 1:
+            check_compatible(configs)
+        self.config = configs[0]  # what all members share
+        self.dist = dist or Distributed(enabled=False)
+        if self.dist.enabled and size > 1:
+            raise GroupError("a run group trains in one process; DDP trains one run")
+        self.checkpoint_path, self.group_dir = Path(checkpoint), group_dir
+        self.checkpoint_seconds = checkpoint_seconds
+        claims = list(claims) if claims is not None else [None] * size
+        writes = list(writes) if writes is not None else [True] * size
+        self.members = [_Member(k, c, f, claims[k], writes[k])
+                        for k, (c, f) in enumerate(zip(configs, folders, strict=True))]
+        self.id = group_id([c.run_id() for c in configs])
+        if self.config.num_threads:
+            torch.set_num_threads(self.config.num_threads)
+        self.device = self.dist.device if self.dist.enabled else pick_device(self.config.device)
+        self.data = data if data is not None else load_data(self.config)
+        models = []
+        for member in self.members:  # each member's weights are its solo run's: same seed, same draws
+            torch.manual_seed(member.config.seed)
+            model = build_for(member.config, self.data)
+            if member.config.init_from:
+                load_pretrained(model, member.config.init_from, data_root(member.config.data_root))
+            models.append(model)
+        self.rng_state = torch.get_rng_state()  # training draws (dropout) start here, as in a solo run
+        self.channels_last = self.device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in models[0].modules())
+        self.layout: _Plain | Fusion
+        if size == 1:
+            layout_format = torch.channels_last if self.channels_last else torch.preserve_format
+            self.layout = _Plain(models[0].to(self.device, memory_format=layout_format))
+        else:
+            try:
+                self.layout = fuse(models, kernels=kernels_for(kernels, self.device), device=self.device,
+                                   memory_format=torch.channels_last if self.channels_last else None)
+            except FusionError as exc:
+                raise GroupError(f"model {self.config.model!r} cannot be fused: {exc}") from exc
+        self.kernels = self.layout.kernels  # a lone member computes its loss as exactly as a solo run always did
+        self.model = self.layout.model
+        self.net = self.dist.wrap(self.model)
+        self.optimizer = make_optimizer(self.model, self.config)
+        state = OptimizerState(self.optimizer) if size == 1 else SliceOptimizerState(self.optimizer,
+                                                                                     self.layout.slices)
+        for member, view in zip(self.members, self.layout.members, strict=True):
+            member.model = view
+            member.batches = self._batches(member.config.batch_size, member.config.seed)
+            if member.config.update_batch_size:
+                member.update_batches = self._batches(member.config.update_batch_size, member.config.seed + 1)
+        self.eval_sets = {split: self.data.eval_batches(split, device=self.device, channels_last=self.channels_last)
+                          for split in ("val", "test")}
+        self.steps_per_epoch = len(self.members[0].batches)
+        self.total_steps = self.steps_per_epoch * self.config.epochs
+        self.scheduler = make_scheduler(self.optimizer, self.config, self.steps_per_epoch)
+        # The engines are driven: this trainer masks gradients (one multiply over all members) and steps them.
+        self.masks: dict[str, torch.Tensor] = {}  # parameter name -> float mask of the (stacked) weights
+        params = dict(self.model.named_parameters())
+        for member in self.members:
+            buffers = {}
+            for name in sparse_parameters(member.model):
+                if name not in self.masks:
+                    self.masks[name] = torch.ones_like(params[name])
+                buffers[name] = self.layout.share(self.masks[name], name, member.k)
+            member.dst = DST(member.model, state, sparsity_config(member.config, self.total_steps), driven=True,
+                             mask_buffers=buffers)
+        masked = {name for m in self.members for name in m.dst.float_masks}
+        self._masking = [(params[name], self.masks[name], name) for name in sorted(masked)]
+        self.live = torch.tensor([m.live for m in self.members], device=self.device)
+        self.epoch = 0
+        self.elapsed = 0.0  # seconds of the epochs trained so far, across restarts
+        self._last_checkpoint = time.time()
+        self._exposed: set[int] = set()
+        self.progress = Progress(self.config, self.steps_per_epoch, enabled=size == 1 and self.dist.is_main)
+        if size > 1:  # refuse a model whose forward mixes members (own generator: no run's draws move)
+            example = torch.randn((size, 2, *self.data.input_shape), generator=torch.Generator().manual_seed(0))
+            try:
+                self.layout.check(example.to(self.device))
+            except FusionError as exc:
+                raise GroupError(f"model {self.config.model!r} cannot be fused: {exc}") from exc
+
+    def _batches(self, batch_size: int, seed: int) -> Any:
+        return self.data.batches("train", batch_size, seed=seed, device=self.device, channels_last=self.channels_last)
+
+    # ------------------------------------------------------------------------------------------------- run
+
+    def fit(self) -> list[dict[str, Any] | None]:
+        """Train to the end (or resume); returns each member's summary (None for members not written here)."""
+        started = time.time()
+        self._restore_or_start()
+        try:
+            while self.epoch < self.config.epochs and any(m.live for m in self.members):
+                self._train_epoch()
+        finally:
+            self.progress.close()
+        for member in self.members:
+            if member.live:
+                self._finish(member, vocab.DONE, None, started)
+        if not self.config.keep_checkpoints and all(m.summary is not None or not m.writes for m in self.members):
+            self.checkpoint_path.unlink(missing_ok=True)  # the optimizer state is most of a run
+        self.dist.barrier()
+        return [m.summary for m in self.members]
+
+    def _restore_or_start(self) -> None:
+        if self.checkpoint_path.exists():
+            state = _one_layout(load_checkpoint(self.checkpoint_path), self.members[0].config)
+            if [m["run_id"] for m in state["members"]] != [m.config.run_id() for m in self.members]:
+                raise GroupError(f"{self.checkpoint_path} holds another group's checkpoint; delete it to train "
+                                 "this group afresh")
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            self.epoch, self.elapsed = int(state["epoch"]), float(state["elapsed"])
+            for member, saved in zip(self.members, state["members"], strict=True):
+                member.dst.load_state_dict(saved["dst"])
+                member.batches.load_state_dict(saved["batches"])
+                if member.update_batches is not None:  # only lone members have one: not in older group checkpoints
+                    member.update_batches.load_state_dict(saved["update_batches"])
+                member.best, member.last_row = dict(saved["best"]), dict(saved["last_row"])
+                if saved["failed"] is not None:
+                    member.failed = saved["failed"]
+                    self._freeze(member)
+                elif member.writes and self.dist.is_main:
+                    member.records.resume(self.epoch, len(member.dst.history))
+        else:
+            torch.set_rng_state(self.rng_state)
+            for member in self.members:
+                if member.writes and self.dist.is_main:
+                    member.records.start(member.dst.masks)
+        for member in self.members:
+            if not member.writes:
+                self._freeze(member)
+            elif member.failed is None and self.group_dir is not None:
+                member.records.own("group.json")
+                store.atomic_write_json(member.folder.file(vocab.GROUP_FILE), {
+                    "id": self.id, "size": len(self.members), "index": member.k,
+                    "members": [m.config.run_id() for m in self.members], "dir": str(self.group_dir.absolute()),
+                })
+
+    def _train_epoch(self) -> None:
+        """One epoch of every member, its evaluation, its records, and the checkpoint when due."""
+        t0 = time.time()
+        self.net.train()
+        size = len(self.members)
+        loss_sum = torch.zeros(size, device=self.device)
+        correct = torch.zeros(size, device=self.device)
+        seen = 0
+        history_start = [len(m.dst.history) for m in self.members]
+        for batches in zip(*(m.batches for m in self.members), strict=True):
+            losses, out, y = self.train_step(batches)
+            with torch.no_grad():
+                loss_sum += losses.detach() * y.shape[0]
+                correct += self._correct(out.detach(), y)
+            seen += y.shape[0]
+            self.progress.step(losses)
+        self.epoch += 1
+        seconds = time.time() - t0
+        # divided on the host, in double precision
+        train_loss = [v / seen for v in loss_sum.tolist()]
+        train_acc = [v / seen for v in correct.tolist()]
+        val = self._evaluate(self.eval_sets["val"])
+        test = self._evaluate(self.eval_sets["test"])
+        self.elapsed += seconds
+        lr = self.optimizer.param_groups[0]["lr"]
+        for member in self.members:
+            if not member.live:
+                continue
+            k = member.k
+            row = epoch_row(member.dst, epoch=self.epoch, train_loss=train_loss[k], train_acc=train_acc[k],
+                            val=(val[0][k], val[1][k]), test=(test[0][k], test[1][k]), lr=lr, seconds=seconds)
+            member.last_row = row
+            member.best = better(member.best, self.epoch, val[1][k], test[1][k])
+            self.progress.epoch_done(row)
+            if self.dist.is_main:
+                member.records.epoch(row, member.dst.history[history_start[k]:])
+        last = self.epoch >= self.config.epochs
+        if self.dist.is_main and (self.config.keep_checkpoints if last
+                                  else time.time() - self._last_checkpoint >= self.checkpoint_seconds):
+            self._checkpoint()
+        for member in self.members:
+            if member.live and not math.isfinite(member.last_row["train_loss"]):
+                self._fail(member, f"training loss became {member.last_row['train_loss']} in epoch {self.epoch}: "
+                                   "lower the learning rate or check the data")
+
+    def train_step(self, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One optimizer step of every member on its batch (x, y), and its engine's step. Returns the members'
+        losses (K,), the outputs (B, K, C) and the labels (B, K), on the device; no host sync between topology
+        updates, probes and snapshots."""
+        xs = [self.dist.shard(x) for x, _ in batches]
+        y = self.layout.labels([self.dist.shard(y) for _, y in batches])
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            out = self.layout.outputs(self.net(self.layout.inputs(xs)))
+            losses = self._losses(out, y)
+        self._total(losses).backward()
+        due = [m for m in self.members if m.live and m.dst.update_due()]
+        self._mask_gradients(due)
+        self.optimizer.step()
+        self.scheduler.step()
+        for member in self.members:
+            if member.live:
+                self._engine_step(member)
+        return torch.stack(losses) if isinstance(losses, list) else losses, out, y
+
+    def _total(self, losses: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """What backward differentiates: the live members' losses summed (a lone member's loss itself)."""
+        if isinstance(losses, list):
+            live = [loss for loss, member in zip(losses, self.members, strict=True) if member.live]
+            return live[0] if len(live) == 1 else sum(live[1:], live[0])
+        return torch.where(self.live, losses, torch.zeros_like(losses)).sum()
+
+    def _engine_step(self, member: _Member) -> None:
+        """Member's probes and snapshots of the step about to be taken, then its engine's step (the topology
+        update when due, on its own dense gradient). In a group, an error fails this member alone."""
+        config, dst, step = member.config, member.dst, member.dst.steps + 1
+        try:
+            if member.update_batches is not None and dst.update_due():
+                self._gradient_on_update_batch(member)
+            if probe_due(config, step):
+                self._expose_gradients(member)
+                if self.dist.is_main:
+                    store.save_probe(member.folder.probe_path(step), probe(config, dst, step))
+            if step in member.snapshot_steps and self.dist.is_main:
+                member.records.snapshot(step, dst.masks)
+            if dst.update_due():
+                self._expose_gradients(member)
+            dst.step_taken()
+        except FloatingPointError as exc:
+            self._fail(member, str(exc))
+        except Exception as exc:
+            if self.group_dir is None:
+                raise
+            print(f"dstbench: run {config.run_id()} failed in its group:\n{traceback.format_exc()}", file=sys.stderr)
+            self._fail(member, f"{type(exc).__name__}: {exc}")
+        finally:
+            self._expose_gradients(member, clear=True)
+
+    def _gradient_on_update_batch(self, member: _Member) -> None:
+        """Appendix G: the gradient the update reads comes from one larger batch, not the training batch (a lone
+        member only: the policy keeps such runs out of groups)."""
+        batch = next(iter(member.update_batches), None) or next(iter(member.update_batches))  # epoch wrap-around
+        x, y = (self.dist.shard(t) for t in batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            losses = self._losses(self.layout.outputs(self.net(self.layout.inputs([x]))), self.layout.labels([y]))
+        self._total(losses).backward()
+
+    # --------------------------------------------------------------------------------------- member state
+
+    @torch.no_grad()
+    def _mask_gradients(self, due: list[_Member]) -> None:
+        """Zero inactive weights' gradients: one fused multiply, except the shares of members that update after
+        this step (gradient growth reads their dense gradient; their engine masks after the update)."""
+        grads = [(p.grad, mask, name) for p, mask, name in self._masking if p.grad is not None]
+        if not grads or len(due) == len(self.members):
+            return
+        kept = [[self.layout.share(g, name, m.k).clone() for m in due] for g, _, name in grads] if due else []
+        torch._foreach_mul_([g for g, _, _ in grads], [mask for _, mask, _ in grads])
+        for (g, _, name), saved in zip(grads, kept, strict=False):
+            for member, share in zip(due, saved, strict=True):
+                self.layout.share(g, name, member.k).copy_(share)
+
+    def _expose_gradients(self, member: _Member, clear: bool = False) -> None:
+        """Give a group member's parameters their share of the fused gradients (views), or take them away (a lone
+        member's parameters are the optimizer's own)."""
+        if len(self.members) == 1 or clear != (member.k in self._exposed):
+            return
+        (self._exposed.discard if clear else self._exposed.add)(member.k)
+        for param in member.model.parameters():
+            stacked, index = self.layout.slices[id(param)]
+            param.grad = None if clear or stacked.grad is None else stacked.grad[index]
+
+    def _fail(self, member: _Member, reason: str) -> None:
+        self._finish(member, vocab.FAILED, reason)
+        member.failed = reason
+        self._freeze(member)
+
+    @torch.no_grad()
+    def _freeze(self, member: _Member) -> None:
+        """Zero a member's share of everything (weights, statistics, optimizer state, masks) and drop its loss:
+        its gradients are then exactly zero and the share stays zero, finite, and out of the others' way."""
+        self.live[member.k] = False
+        buffers = [b for n, b in member.model.named_buffers() if not n.endswith("num_batches_tracked")]  # shared
+        for tensor in [*member.model.parameters(), *buffers]:
+            tensor.zero_()
+        for param in member.model.parameters():
+            for value in member.dst.optimizer_state.weight_state(param):
+                value.zero_()
+        for name, mask in self.masks.items():
+            self.layout.share(mask, name, member.k).zero_()
+
+    # ----------------------------------------------------------------------------------------- evaluation
+
+    def _autocast(self) -> torch.autocast:
+        """bfloat16 autocast when the config asks for AMP: no loss scaling needed, parameters stay float32."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp)
+
+    def _losses(self, out: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor] | torch.Tensor:
+        """The members' mean losses of their outputs (B, K, C) against labels (B, K), in float32.
+
+        Exact kernels compute each member's loss as its solo run does (one reduction per member, a list), so that
+        its gradient is bit-identical too; batched ones reduce all members at once (a (K,) tensor).
+        """
+        out = out.float()
+        binary = self.data.task == "binary"
+        smoothing = self.config.label_smoothing
+        if self.kernels == "exact":
+            if binary:
+                return [F.binary_cross_entropy_with_logits(out[:, k].reshape(-1).contiguous(), y[:, k].float())
+                        for k in range(out.shape[1])]
+            return [F.cross_entropy(out[:, k].contiguous(), y[:, k], label_smoothing=smoothing)
+                    for k in range(out.shape[1])]
+        if binary:
+            return F.binary_cross_entropy_with_logits(out.squeeze(-1), y.float(), reduction="none").mean(0)
+        return F.cross_entropy(out.permute(0, 2, 1), y, reduction="none", label_smoothing=smoothing).mean(0)
+
+    def _correct(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The members' correct predictions (K,) among outputs (B, K, C) against labels (B, K)."""
+        if self.data.task == "binary":
+            return ((out.squeeze(-1) > 0).long() == y).sum(0)
+        return (out.argmax(2) == y).sum(0)
+
+    @torch.no_grad()
+    def _evaluate(self, batches: Any) -> tuple[list[float], list[float]]:
+        """Every member's mean loss and accuracy on a split, in one pass per batch."""
+        self.model.eval()
+        size = len(self.members)
+        loss_sum = torch.zeros(size, device=self.device)
+        correct = torch.zeros(size, device=self.device)
+        seen = 0
+        for x, y in batches:
+            with self._autocast():
+                out = self.layout.outputs(self.model(self.layout.inputs([x] * size)))
+            labels = y.unsqueeze(1).expand(-1, size)
+            losses = self._losses(out, labels)
+            loss_sum += (torch.stack(losses) if isinstance(losses, list) else losses) * len(y)
+            correct += self._correct(out, labels)
+            seen += len(y)
+        if seen == 0:
+            return [float("nan")] * size, [float("nan")] * size
+        return [v / seen for v in loss_sum.tolist()], [v / seen for v in correct.tolist()]
+
+    # -------------------------------------------------------------------------------------------- writing
+
+    def _checkpoint(self) -> None:
+        self._last_checkpoint = time.time()
+        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(self.checkpoint_path, {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": self.epoch,
+            "elapsed": self.elapsed,
+            "members": [{
+                "run_id": m.config.run_id(), "dst": m.dst.state_dict(), "batches": m.batches.state_dict(),
+                "update_batches": m.update_batches.state_dict() if m.update_batches is not None else None,
+                "best": m.best, "last_row": m.last_row, "failed": m.failed,
+            } for m in self.members],
+        })
+
+    def _finish(self, member: _Member, status: str, reason: str | None, started: float | None = None) -> None:
+        size = len(self.members)
+        wall = self.elapsed / size or (time.time() - started if started is not None else 0.0)
+        group = None if self.group_dir is None else {"id": self.id, "size": size, "shared_seconds": self.elapsed,
+                                                     "amortised_seconds": self.elapsed / size}
+        member.summary = summary_of(member.config, status, reason, epochs=self.epoch, dst=member.dst,
+                                    model=member.model, last_row=member.last_row, best=member.best,
+                                    wall_seconds=wall, group=group)
+        if self.dist.is_main:
+            member.records.finish(member.summary, epoch=self.epoch, history_rows=len(member.dst.history),
+                                  masks=member.dst.masks, model=member.model)
+
+
+def _one_layout(state: dict[str, Any], config: RunConfig) -> dict[str, Any]:
+    """A checkpoint in this trainer's layout: a solo run's checkpoint of the trainer before it (dstbench 0b7bb13
+    and earlier: one run's entries at the top) gets them as its one member's."""
+    if "members" in state:
+        return state
+    member = {key: state[key] for key in ("dst", "batches", "update_batches", "best", "last_row")}
+    return {**state, "members": [{**member, "run_id": config.run_id(), "failed": None}]}
+
+
+def kernels_for(kernels: str, device: torch.device) -> str:
+    """"auto": exact kernels on a CPU (bit-identical members), batched ones on a GPU (the fast path)."""
+    if kernels == "auto":
+        return "batched" if device.type == "cuda" else "exact"
+    return kernels
