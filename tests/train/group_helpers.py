@@ -66,7 +66,7 @@ def same_masks(a: store.RunDir, b: store.RunDir) -> None:
 
 
 def assert_member_is_solo(member: Path, solo: Path, exact_eval: bool = True) -> None:
-    """Bit-identical (CPU, exact kernels): metrics, history, masks at every tag, weights and config."""
+    """Bit-identical (CPU, exact kernels): metrics, history, masks at every tag, probes, weights and config."""
     g, s = store.RunDir(member), store.RunDir(solo)
     assert g.summary()["status"] == s.summary()["status"] == "done"
     gm, sm = g.metrics(), s.metrics()
@@ -84,6 +84,11 @@ def assert_member_is_solo(member: Path, solo: Path, exact_eval: bool = True) -> 
         {k: v for k, v in r.items() if k not in loose} for r in sm]
     assert g.history() == s.history()
     same_masks(g, s)
+    assert g.probe_steps() == s.probe_steps()
+    for step in s.probe_steps():
+        pg, ps = g.probe(step), s.probe(step)
+        assert pg.keys() == ps.keys()
+        assert all(np.array_equal(pg[key][name], ps[key][name]) for key in ps for name in ps[key]), step
     wa, wb = model_state(member), model_state(solo)
     assert wa.keys() == wb.keys()
     assert all(torch.equal(wa[k], wb[k]) for k in wb)

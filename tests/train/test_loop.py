@@ -100,6 +100,33 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, monkeypatch):
     assert store.RunDir(tmp_path / "broken").history() == store.RunDir(tmp_path / "straight").history()
 
 
+def test_a_solo_checkpoint_of_the_trainer_before_groups_joined_it_resumes(tmp_path, monkeypatch):
+    """Before the one trainer, a solo checkpoint kept its run's entries at the top, not in a members list."""
+    config = cfg(epochs=3, density=0.25, update_period=7, update_batch_size=128)
+    run(config, tmp_path / "straight")
+    original = Trainer._train_epoch
+
+    def dies_after_epoch_one(self):
+        original(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_train_epoch", dies_after_epoch_one)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, tmp_path / "old")
+    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    path = tmp_path / "old" / store.CHECKPOINT
+    state = torch.load(path, weights_only=True)
+    (member,) = state.pop("members")
+    old = {**state, **{k: member[k] for k in ("dst", "batches", "update_batches", "best", "last_row")},
+           "history_rows": len(member["dst"]["history"])}
+    torch.save(old, path)
+    assert run(config, tmp_path / "old")["status"] == "done"
+    assert metrics_without_time(tmp_path / "old") == metrics_without_time(tmp_path / "straight")
+    wa = torch.load(tmp_path / "straight" / store.FINAL_MODEL, weights_only=True)
+    wb = torch.load(tmp_path / "old" / store.FINAL_MODEL, weights_only=True)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
 def test_other_config_in_the_folder_is_refused(tmp_path):
     run(cfg(density=0.3), tmp_path / "r")
     before = (tmp_path / "r" / store.SUMMARY).read_text()
