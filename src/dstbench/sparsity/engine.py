@@ -151,6 +151,13 @@ class DST:
         nxt = self.steps + 1
         return bool(self.update_period) and nxt % self.update_period == 0 and nxt <= self.end_step
 
+    def next_update(self, after: int) -> int | None:
+        """The first step after step `after` that prunes and regrows, or None if none does."""
+        if not self.update_period:
+            return None
+        step = (after // self.update_period + 1) * self.update_period
+        return step if step <= self.end_step else None
+
     # ------------------------------------------------------------------------------------------------ steps
 
     def step(self) -> None:
@@ -186,6 +193,16 @@ class DST:
             self._update(self.prune_fraction())
         if updated or not self._masks_gradients:
             self.apply_masks()
+        self._update_next = self.update_due()
+
+    def steps_taken(self, count: int) -> None:
+        """`count` steps that update nothing, at once: what as many `step_taken()` calls do. For a driver that
+        visits its engines only at their updates; the gradient masking must keep inactive weights at zero alone."""
+        update = self.next_update(self.steps)
+        if count < 0 or (update is not None and update <= self.steps + count) or not self._masks_gradients:
+            raise RuntimeError(f"steps_taken({count}) at step {self.steps}: only steps before the next update "
+                               f"({update}), with exact gradient masking, can be taken at once")
+        self.steps += count
         self._update_next = self.update_due()
 
     @property

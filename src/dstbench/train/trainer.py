@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dstbench import store, vocab
@@ -48,8 +47,10 @@ from dstbench.sparsity.optimizers import OptimizerState, SliceOptimizerState
 from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint
 from dstbench.train.distributed import Distributed
 from dstbench.train.grouping import GroupError, check_compatible, group_id
+from dstbench.train.layout import Plain, correct, kernels_for, member_losses, stacked
+from dstbench.train.members import Member, one_layout
 from dstbench.train.progress import Progress
-from dstbench.train.records import RunRecords, better, epoch_row, new_best, probe, probe_due, summary_of
+from dstbench.train.records import better, epoch_row, probe, probe_due, summary_of
 from dstbench.train.setup import (
     build_for,
     load_data,
@@ -58,49 +59,6 @@ from dstbench.train.setup import (
     pick_device,
     sparsity_config,
 )
-
-
-class _Plain:
-    """The layout of one member: its plain model, unfused (the fused layout's methods, as identities)."""
-
-    kernels = "exact"
-
-    def __init__(self, model: nn.Module):
-        self.model, self.members = model, [model]
-
-    def inputs(self, batches: Sequence[torch.Tensor]) -> torch.Tensor:
-        return batches[0]
-
-    def labels(self, labels: Sequence[torch.Tensor]) -> torch.Tensor:
-        return labels[0].unsqueeze(1)
-
-    def outputs(self, out: torch.Tensor) -> torch.Tensor:
-        return out.unsqueeze(1)
-
-    def share(self, fused: torch.Tensor, name: str, k: int) -> torch.Tensor:
-        return fused
-
-
-class _Member:
-    """One run: its config, folder, records, engine, batches and results so far."""
-
-    def __init__(self, k: int, config: RunConfig, folder: store.RunDir, claim: Claim | None, writes: bool):
-        self.k, self.config, self.folder = k, config, folder
-        self.records = RunRecords(config, folder, claim)
-        self.writes = writes  # False: finished elsewhere; trained along (frozen), never written
-        self.failed: str | None = None
-        self.summary: dict[str, Any] | None = None
-        self.best = new_best()
-        self.last_row: dict[str, Any] = {}
-        self.snapshot_steps = set(config.mask_snapshot_steps)
-        self.model: nn.Module
-        self.dst: DST
-        self.batches: Any
-        self.update_batches: Any = None
-
-    @property
-    def live(self) -> bool:
-        return self.writes and self.failed is None
 
 
 class Trainer:
@@ -128,7 +86,7 @@ class Trainer:
         self.checkpoint_seconds = checkpoint_seconds
         claims = list(claims) if claims is not None else [None] * size
         writes = list(writes) if writes is not None else [True] * size
-        self.members = [_Member(k, c, f, claims[k], writes[k])
+        self.members = [Member(k, c, f, claims[k], writes[k])
                         for k, (c, f) in enumerate(zip(configs, folders, strict=True))]
         self.id = group_id([c.run_id() for c in configs])
         if self.config.num_threads:
@@ -144,10 +102,10 @@ class Trainer:
             models.append(model)
         self.rng_state = torch.get_rng_state()  # training draws (dropout) start here, as in a solo run
         self.channels_last = self.device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in models[0].modules())
-        self.layout: _Plain | Fusion
+        self.layout: Plain | Fusion
         if size == 1:
             layout_format = torch.channels_last if self.channels_last else torch.preserve_format
-            self.layout = _Plain(models[0].to(self.device, memory_format=layout_format))
+            self.layout = Plain(models[0].to(self.device, memory_format=layout_format))
         else:
             try:
                 self.layout = fuse(models, kernels=kernels_for(kernels, self.device), device=self.device,
@@ -184,7 +142,8 @@ class Trainer:
         masked = {name for m in self.members for name in m.dst.float_masks}
         self._masking = [(params[name], self.masks[name], name) for name in sorted(masked)]
         self.live = torch.tensor([m.live for m in self.members], device=self.device)
-        self.epoch = 0
+        self.epoch = self.steps = 0
+        self._next_event = math.inf  # the first step at which a member has work of its own
         self.elapsed = 0.0  # seconds of the epochs trained so far, across restarts
         self._last_checkpoint = time.time()
         self._exposed: set[int] = set()
@@ -220,7 +179,7 @@ class Trainer:
 
     def _restore_or_start(self) -> None:
         if self.checkpoint_path.exists():
-            state = _one_layout(load_checkpoint(self.checkpoint_path), self.members[0].config)
+            state = one_layout(load_checkpoint(self.checkpoint_path), self.members[0].config)
             if [m["run_id"] for m in state["members"]] != [m.config.run_id() for m in self.members]:
                 raise GroupError(f"{self.checkpoint_path} holds another group's checkpoint; delete it to train "
                                  "this group afresh")
@@ -230,13 +189,8 @@ class Trainer:
             torch.set_rng_state(state["torch_rng"])
             self.epoch, self.elapsed = int(state["epoch"]), float(state["elapsed"])
             for member, saved in zip(self.members, state["members"], strict=True):
-                member.dst.load_state_dict(saved["dst"])
-                member.batches.load_state_dict(saved["batches"])
-                if member.update_batches is not None:  # only lone members have one: not in older group checkpoints
-                    member.update_batches.load_state_dict(saved["update_batches"])
-                member.best, member.last_row = dict(saved["best"]), dict(saved["last_row"])
-                if saved["failed"] is not None:
-                    member.failed = saved["failed"]
+                member.load_state_dict(saved)
+                if member.failed is not None:
                     self._freeze(member)
                 elif member.writes and self.dist.is_main:
                     member.records.resume(self.epoch, len(member.dst.history))
@@ -245,6 +199,8 @@ class Trainer:
             for member in self.members:
                 if member.writes and self.dist.is_main:
                     member.records.start(member.dst.masks)
+        self.steps = self.epoch * self.steps_per_epoch  # checkpoints are taken at the ends of epochs
+        self._schedule()
         for member in self.members:
             if not member.writes:
                 self._freeze(member)
@@ -259,23 +215,24 @@ class Trainer:
         """One epoch of every member, its evaluation, its records, and the checkpoint when due."""
         t0 = time.time()
         self.net.train()
-        size = len(self.members)
+        size, binary = len(self.members), self.data.task == "binary"
         loss_sum = torch.zeros(size, device=self.device)
-        correct = torch.zeros(size, device=self.device)
+        hits = torch.zeros(size, device=self.device)
         seen = 0
         history_start = [len(m.dst.history) for m in self.members]
         for batches in zip(*(m.batches for m in self.members), strict=True):
             losses, out, y = self.train_step(batches)
             with torch.no_grad():
                 loss_sum += losses.detach() * y.shape[0]
-                correct += self._correct(out.detach(), y)
+                hits += correct(out.detach(), y, binary=binary)
             seen += y.shape[0]
             self.progress.step(losses)
         self.epoch += 1
+        self._engines_to(self.steps)
         seconds = time.time() - t0
         # divided on the host, in double precision
         train_loss = [v / seen for v in loss_sum.tolist()]
-        train_acc = [v / seen for v in correct.tolist()]
+        train_acc = [v / seen for v in hits.tolist()]
         val = self._evaluate(self.eval_sets["val"])
         test = self._evaluate(self.eval_sets["test"])
         self.elapsed += seconds
@@ -303,8 +260,9 @@ class Trainer:
     def train_step(self, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One optimizer step of every member on its batch (x, y), and its engine's step. Returns the members'
-        losses (K,), the outputs (B, K, C) and the labels (B, K), on the device; no host sync between topology
-        updates, probes and snapshots."""
+        losses (K,), the outputs (B, K, C) and the labels (B, K), on the device. Between the steps that need a
+        member's own work (`_events`: its updates, probes, snapshots) nothing here waits for the device, and no
+        Python runs per member."""
         xs = [self.dist.shard(x) for x, _ in batches]
         y = self.layout.labels([self.dist.shard(y) for _, y in batches])
         self.optimizer.zero_grad(set_to_none=True)
@@ -312,14 +270,16 @@ class Trainer:
             out = self.layout.outputs(self.net(self.layout.inputs(xs)))
             losses = self._losses(out, y)
         self._total(losses).backward()
-        due = [m for m in self.members if m.live and m.dst.update_due()]
-        self._mask_gradients(due)
+        self.steps += 1
+        visiting = self._events(self.steps)
+        self._mask_gradients([m for m in visiting if m.dst.update_due()])
         self.optimizer.step()
         self.scheduler.step()
-        for member in self.members:
-            if member.live:
-                self._engine_step(member)
-        return torch.stack(losses) if isinstance(losses, list) else losses, out, y
+        for member in visiting:
+            self._engine_step(member)
+        if visiting:
+            self._first_event()
+        return stacked(losses), out, y
 
     def _total(self, losses: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         """What backward differentiates: the live members' losses summed (a lone member's loss itself)."""
@@ -328,7 +288,33 @@ class Trainer:
             return live[0] if len(live) == 1 else sum(live[1:], live[0])
         return torch.where(self.live, losses, torch.zeros_like(losses)).sum()
 
-    def _engine_step(self, member: _Member) -> None:
+    # ------------------------------------------------------------------------------------- member events
+
+    def _events(self, step: int) -> list[Member]:
+        """The live members with work of their own at `step`, their engines brought to the step before it."""
+        if step < self._next_event:
+            return []
+        visiting = [m for m in self.members if m.live and m.next_event == step]
+        for member in visiting:
+            member.dst.steps_taken(step - 1 - member.dst.steps)
+        return visiting
+
+    def _engines_to(self, step: int) -> None:
+        """Bring every live member's engine to `step` (between events they are not stepped one by one)."""
+        for member in self.members:
+            if member.live:
+                member.dst.steps_taken(step - member.dst.steps)
+
+    def _schedule(self) -> None:
+        """Every member's next event after the current step."""
+        for member in self.members:
+            member.next_event = member.event_after(self.steps)
+        self._first_event()
+
+    def _first_event(self) -> None:
+        self._next_event = min((m.next_event for m in self.members if m.live), default=math.inf)
+
+    def _engine_step(self, member: Member) -> None:
         """Member's probes and snapshots of the step about to be taken, then its engine's step (the topology
         update when due, on its own dense gradient). In a group, an error fails this member alone."""
         config, dst, step = member.config, member.dst, member.dst.steps + 1
@@ -337,13 +323,15 @@ class Trainer:
                 self._gradient_on_update_batch(member)
             if probe_due(config, step):
                 self._expose_gradients(member)
+                probed = probe(config, dst, step)
                 if self.dist.is_main:
-                    store.save_probe(member.folder.probe_path(step), probe(config, dst, step))
+                    store.save_probe(member.folder.probe_path(step), probed)
             if step in member.snapshot_steps and self.dist.is_main:
                 member.records.snapshot(step, dst.masks)
             if dst.update_due():
                 self._expose_gradients(member)
             dst.step_taken()
+            member.next_event = member.event_after(step)
         except FloatingPointError as exc:
             self._fail(member, str(exc))
         except Exception as exc:
@@ -354,7 +342,7 @@ class Trainer:
         finally:
             self._expose_gradients(member, clear=True)
 
-    def _gradient_on_update_batch(self, member: _Member) -> None:
+    def _gradient_on_update_batch(self, member: Member) -> None:
         """Appendix G: the gradient the update reads comes from one larger batch, not the training batch (a lone
         member only: the policy keeps such runs out of groups)."""
         batch = next(iter(member.update_batches), None) or next(iter(member.update_batches))  # epoch wrap-around
@@ -367,7 +355,7 @@ class Trainer:
     # --------------------------------------------------------------------------------------- member state
 
     @torch.no_grad()
-    def _mask_gradients(self, due: list[_Member]) -> None:
+    def _mask_gradients(self, due: list[Member]) -> None:
         """Zero inactive weights' gradients: one fused multiply, except the shares of members that update after
         this step (gradient growth reads their dense gradient; their engine masks after the update)."""
         grads = [(p.grad, mask, name) for p, mask, name in self._masking if p.grad is not None]
@@ -379,7 +367,7 @@ class Trainer:
             for member, share in zip(due, saved, strict=True):
                 self.layout.share(g, name, member.k).copy_(share)
 
-    def _expose_gradients(self, member: _Member, clear: bool = False) -> None:
+    def _expose_gradients(self, member: Member, clear: bool = False) -> None:
         """Give a group member's parameters their share of the fused gradients (views), or take them away (a lone
         member's parameters are the optimizer's own)."""
         if len(self.members) == 1 or clear != (member.k in self._exposed):
@@ -389,13 +377,14 @@ class Trainer:
             stacked, index = self.layout.slices[id(param)]
             param.grad = None if clear or stacked.grad is None else stacked.grad[index]
 
-    def _fail(self, member: _Member, reason: str) -> None:
+    def _fail(self, member: Member, reason: str) -> None:
         self._finish(member, vocab.FAILED, reason)
         member.failed = reason
         self._freeze(member)
+        self._first_event()
 
     @torch.no_grad()
-    def _freeze(self, member: _Member) -> None:
+    def _freeze(self, member: Member) -> None:
         """Zero a member's share of everything (weights, statistics, optimizer state, masks) and drop its loss:
         its gradients are then exactly zero and the share stays zero, finite, and out of the others' way."""
         self.live[member.k] = False
@@ -415,29 +404,8 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp)
 
     def _losses(self, out: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor] | torch.Tensor:
-        """The members' mean losses of their outputs (B, K, C) against labels (B, K), in float32.
-
-        Exact kernels compute each member's loss as its solo run does (one reduction per member, a list), so that
-        its gradient is bit-identical too; batched ones reduce all members at once (a (K,) tensor).
-        """
-        out = out.float()
-        binary = self.data.task == "binary"
-        smoothing = self.config.label_smoothing
-        if self.kernels == "exact":
-            if binary:
-                return [F.binary_cross_entropy_with_logits(out[:, k].reshape(-1).contiguous(), y[:, k].float())
-                        for k in range(out.shape[1])]
-            return [F.cross_entropy(out[:, k].contiguous(), y[:, k], label_smoothing=smoothing)
-                    for k in range(out.shape[1])]
-        if binary:
-            return F.binary_cross_entropy_with_logits(out.squeeze(-1), y.float(), reduction="none").mean(0)
-        return F.cross_entropy(out.permute(0, 2, 1), y, reduction="none", label_smoothing=smoothing).mean(0)
-
-    def _correct(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The members' correct predictions (K,) among outputs (B, K, C) against labels (B, K)."""
-        if self.data.task == "binary":
-            return ((out.squeeze(-1) > 0).long() == y).sum(0)
-        return (out.argmax(2) == y).sum(0)
+        return member_losses(out, y, binary=self.data.task == "binary", exact=self.kernels == "exact",
+                             label_smoothing=self.config.label_smoothing)
 
     @torch.no_grad()
     def _evaluate(self, batches: Any) -> tuple[list[float], list[float]]:
@@ -445,19 +413,18 @@ class Trainer:
         self.model.eval()
         size = len(self.members)
         loss_sum = torch.zeros(size, device=self.device)
-        correct = torch.zeros(size, device=self.device)
+        hits = torch.zeros(size, device=self.device)
         seen = 0
         for x, y in batches:
             with self._autocast():
                 out = self.layout.outputs(self.model(self.layout.inputs([x] * size)))
             labels = y.unsqueeze(1).expand(-1, size)
-            losses = self._losses(out, labels)
-            loss_sum += (torch.stack(losses) if isinstance(losses, list) else losses) * len(y)
-            correct += self._correct(out, labels)
+            loss_sum += stacked(self._losses(out, labels)) * len(y)
+            hits += correct(out, labels, binary=self.data.task == "binary")
             seen += len(y)
         if seen == 0:
             return [float("nan")] * size, [float("nan")] * size
-        return [v / seen for v in loss_sum.tolist()], [v / seen for v in correct.tolist()]
+        return [v / seen for v in loss_sum.tolist()], [v / seen for v in hits.tolist()]
 
     # -------------------------------------------------------------------------------------------- writing
 
@@ -471,14 +438,10 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "epoch": self.epoch,
             "elapsed": self.elapsed,
-            "members": [{
-                "run_id": m.config.run_id(), "dst": m.dst.state_dict(), "batches": m.batches.state_dict(),
-                "update_batches": m.update_batches.state_dict() if m.update_batches is not None else None,
-                "best": m.best, "last_row": m.last_row, "failed": m.failed,
-            } for m in self.members],
+            "members": [m.state_dict() for m in self.members],
         })
 
-    def _finish(self, member: _Member, status: str, reason: str | None, started: float | None = None) -> None:
+    def _finish(self, member: Member, status: str, reason: str | None, started: float | None = None) -> None:
         size = len(self.members)
         wall = self.elapsed / size or (time.time() - started if started is not None else 0.0)
         group = None if self.group_dir is None else {"id": self.id, "size": size, "shared_seconds": self.elapsed,
@@ -489,19 +452,3 @@ class Trainer:
         if self.dist.is_main:
             member.records.finish(member.summary, epoch=self.epoch, history_rows=len(member.dst.history),
                                   masks=member.dst.masks, model=member.model)
-
-
-def _one_layout(state: dict[str, Any], config: RunConfig) -> dict[str, Any]:
-    """A checkpoint in this trainer's layout: a solo run's checkpoint of the trainer before it (dstbench 0b7bb13
-    and earlier: one run's entries at the top) gets them as its one member's."""
-    if "members" in state:
-        return state
-    member = {key: state[key] for key in ("dst", "batches", "update_batches", "best", "last_row")}
-    return {**state, "members": [{**member, "run_id": config.run_id(), "failed": None}]}
-
-
-def kernels_for(kernels: str, device: torch.device) -> str:
-    """"auto": exact kernels on a CPU (bit-identical members), batched ones on a GPU (the fast path)."""
-    if kernels == "auto":
-        return "batched" if device.type == "cuda" else "exact"
-    return kernels
