@@ -48,7 +48,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -417,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="auto: both on a CPU, batched on a GPU")
     parser.add_argument("--threads", default=None, help="CPU: comma-separated thread counts to time (default: 1 "
                         "and all cores; --quick and the big models: one)")
+    parser.add_argument("--layout-budget", type=float, default=None,
+                        help="seconds a layout's timing may take before it is skipped (default: the mode's)")
     parser.add_argument("--out", default=str(HERE / "results" / "run_groups.json"), help="JSON file (and .md)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -427,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown models {', '.join(unknown)}; valid: {', '.join(MODELS)}")
     mode = MODES[("quick" if args.quick else "full", args.device)]
+    if args.layout_budget is not None:
+        mode = replace(mode, layout_budget_s=args.layout_budget)
     device = torch.device(args.device)
     kernel_list = (["exact", "batched"] if args.device == "cpu" else ["batched"]) if args.kernels == "auto" \
         else [args.kernels]

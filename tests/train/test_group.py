@@ -133,6 +133,15 @@ def test_a_member_whose_update_raises_fails_alone(tmp_path, capsys):
     assert all(s["group"]["size"] == 4 for s in summaries)
 
 
+def test_a_group_whose_every_member_fails_in_an_update_stops(tmp_path, capsys):
+    members = [dict(density=0.2, prune="test_group_raises", grow="random", update_period=5, seed=s) for s in (7, 8)]
+    configs = member_configs("small_mlp", members, snapshots=False)
+    summaries = run_group(configs, _dirs(tmp_path / "g", configs), tmp_path / "groups")
+    assert [s["status"] for s in summaries] == ["failed", "failed"]
+    assert [s["steps"] for s in summaries] == [5, 5]  # both failed in their first update, at step 5
+    assert not list((tmp_path / "groups").glob("*/checkpoint.pt"))
+
+
 def test_a_member_whose_loss_turns_nan_fails_alone(tmp_path, monkeypatch):
     configs = member_configs("small_mlp", [MEMBERS[0], MEMBERS[3], MEMBERS[1]], snapshots=False)
     original = Trainer._train_epoch

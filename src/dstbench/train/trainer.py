@@ -144,6 +144,7 @@ class Trainer:
         self.live = torch.tensor([m.live for m in self.members], device=self.device)
         self.epoch = self.steps = 0
         self._next_event = math.inf  # the first step at which a member has work of its own
+        self._live_members = size
         self.elapsed = 0.0  # seconds of the epochs trained so far, across restarts
         self._last_checkpoint = time.time()
         self._exposed: set[int] = set()
@@ -221,6 +222,8 @@ class Trainer:
         seen = 0
         history_start = [len(m.dst.history) for m in self.members]
         for batches in zip(*(m.batches for m in self.members), strict=True):
+            if not self._live_members:  # the last one failed in this epoch: nothing left to train
+                break
             losses, out, y = self.train_step(batches)
             with torch.no_grad():
                 loss_sum += losses.detach() * y.shape[0]
@@ -312,7 +315,9 @@ class Trainer:
         self._first_event()
 
     def _first_event(self) -> None:
-        self._next_event = min((m.next_event for m in self.members if m.live), default=math.inf)
+        live = [m for m in self.members if m.live]
+        self._live_members = len(live)
+        self._next_event = min((m.next_event for m in live), default=math.inf)
 
     def _engine_step(self, member: Member) -> None:
         """Member's probes and snapshots of the step about to be taken, then its engine's step (the topology
