@@ -417,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="auto: both on a CPU, batched on a GPU")
     parser.add_argument("--threads", default=None, help="CPU: comma-separated thread counts to time (default: 1 "
                         "and all cores; --quick and the big models: one)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per K (default: the mode's)")
     parser.add_argument("--layout-budget", type=float, default=None,
                         help="seconds a layout's timing may take before it is skipped (default: the mode's)")
     parser.add_argument("--out", default=str(HERE / "results" / "run_groups.json"), help="JSON file (and .md)")
@@ -431,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = MODES[("quick" if args.quick else "full", args.device)]
     if args.layout_budget is not None:
         mode = replace(mode, layout_budget_s=args.layout_budget)
+    if args.rounds is not None:
+        mode = replace(mode, rounds=args.rounds)
     device = torch.device(args.device)
     kernel_list = (["exact", "batched"] if args.device == "cpu" else ["batched"]) if args.kernels == "auto" \
         else [args.kernels]

@@ -142,6 +142,18 @@ class Trainer:
         masked = {name for m in self.members for name in m.dst.float_masks}
         self._masking = [(params[name], self.masks[name], name) for name in sorted(masked)]
         self.live = torch.tensor([m.live for m in self.members], device=self.device)
+        # Exact kernels, members that share no state (no batch-norm counter): each member runs the solo forward
+        # and backward on its own module, one member after the other as solo runs do (a CPU's caches then hold
+        # one member's activations, not K's), and its gradients are copied into the stacked ones.
+        shared = any(index is None for indices in getattr(self.layout, "indices", {}).values() for index in indices)
+        self.one_by_one = size > 1 and self.kernels == "exact" and not shared
+        if self.one_by_one:
+            stacked_grads = {id(p): torch.zeros_like(p) for p in self.model.parameters()}
+            for member in self.members:
+                member.grad_shares = [(param, stacked_grads[id(fused)][index], stacked_grads[id(fused)])
+                                      for param in member.model.parameters()
+                                      for fused, index in [self.layout.slices[id(param)]]]
+            self._stacked_grads = [(p, stacked_grads[id(p)]) for p in self.model.parameters()]
         self.epoch = self.steps = 0
         self._next_event = math.inf  # the first step at which a member has work of its own
         self._live_members = size
@@ -215,7 +227,8 @@ class Trainer:
     def _train_epoch(self) -> None:
         """One epoch of every member, its evaluation, its records, and the checkpoint when due."""
         t0 = time.time()
-        self.net.train()
+        for module in (self.net, *(m.model for m in self.members)):
+            module.train()
         size, binary = len(self.members), self.data.task == "binary"
         loss_sum = torch.zeros(size, device=self.device)
         hits = torch.zeros(size, device=self.device)
@@ -269,10 +282,13 @@ class Trainer:
         xs = [self.dist.shard(x) for x, _ in batches]
         y = self.layout.labels([self.dist.shard(y) for _, y in batches])
         self.optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
-            out = self.layout.outputs(self.net(self.layout.inputs(xs)))
-            losses = self._losses(out, y)
-        self._total(losses).backward()
+        if self.one_by_one:
+            losses, out = self._one_by_one(xs, y)
+        else:
+            with self._autocast():
+                out = self.layout.outputs(self.net(self.layout.inputs(xs)))
+                losses = self._losses(out, y)
+            self._total(losses).backward()
         self.steps += 1
         visiting = self._events(self.steps)
         self._mask_gradients([m for m in visiting if m.dst.update_due()])
@@ -290,6 +306,36 @@ class Trainer:
             live = [loss for loss, member in zip(losses, self.members, strict=True) if member.live]
             return live[0] if len(live) == 1 else sum(live[1:], live[0])
         return torch.where(self.live, losses, torch.zeros_like(losses)).sum()
+
+    def _one_by_one(self, xs: Sequence[torch.Tensor], y: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Each live member's forward and backward on its own module; its gradients then go to its share of the
+        stacked gradients (a parameter no member's loss reached keeps no gradient, as in a solo run)."""
+        losses, outs, sources, shares, reached = [], [], [], [], set()
+        for member, x in zip(self.members, xs, strict=True):
+            if not member.live:
+                losses.append(None)
+                outs.append(None)
+                continue
+            with self._autocast():
+                out = member.model(x)
+                loss = self._losses(out.unsqueeze(1), y[:, member.k:member.k + 1])[0]
+            loss.backward()
+            losses.append(loss.detach())
+            outs.append(out.detach())
+            for param, share, grad in member.grad_shares:
+                if param.grad is not None:
+                    sources.append(param.grad)
+                    shares.append(share)
+                    reached.add(id(grad))
+                param.grad = None
+        torch._foreach_copy_(shares, sources)
+        for param, grad in self._stacked_grads:
+            if id(grad) in reached:
+                param.grad = grad
+        some = next(o for o in outs if o is not None)  # a dead member's outputs and loss: zeros, never recorded
+        zero = torch.zeros((), device=self.device)
+        return ([zero if loss is None else loss for loss in losses],
+                torch.stack([torch.zeros_like(some) if o is None else o for o in outs], dim=1))
 
     # ------------------------------------------------------------------------------------- member events
 
@@ -401,6 +447,8 @@ class Trainer:
                 value.zero_()
         for name, mask in self.masks.items():
             self.layout.share(mask, name, member.k).zero_()
+        for _, share, _ in member.grad_shares:  # its gradients, when members train one by one
+            share.zero_()
 
     # ----------------------------------------------------------------------------------------- evaluation
 
@@ -415,14 +463,18 @@ class Trainer:
     @torch.no_grad()
     def _evaluate(self, batches: Any) -> tuple[list[float], list[float]]:
         """Every member's mean loss and accuracy on a split, in one pass per batch."""
-        self.model.eval()
+        for module in (self.model, *(m.model for m in self.members)):
+            module.eval()
         size = len(self.members)
         loss_sum = torch.zeros(size, device=self.device)
         hits = torch.zeros(size, device=self.device)
         seen = 0
         for x, y in batches:
             with self._autocast():
-                out = self.layout.outputs(self.model(self.layout.inputs([x] * size)))
+                if self.one_by_one:  # the solo forward of each member
+                    out = torch.stack([member.model(x) for member in self.members], dim=1)
+                else:
+                    out = self.layout.outputs(self.model(self.layout.inputs([x] * size)))
             labels = y.unsqueeze(1).expand(-1, size)
             loss_sum += stacked(self._losses(out, labels)) * len(y)
             hits += correct(out, labels, binary=self.data.task == "binary")
