@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
 from dstbench import store
 from dstbench.claims import Claim
@@ -31,7 +31,6 @@ class Member:
         self.dst: DST
         self.batches: Any
         self.update_batches: Any = None
-        self.grad_shares: list[tuple[nn.Parameter, Tensor, Tensor]] = []  # (parameter, its gradient's share, all)
         self.next_event: float = math.inf  # the next step at which it needs work of its own (`event_after`)
 
     @property

@@ -42,7 +42,6 @@ from dstbench.config import RunConfig
 from dstbench.data.registry import data_root
 from dstbench.models.fusion import Fusion, FusionError, fuse
 from dstbench.sparsity import DST
-from dstbench.sparsity.layers import sparse_parameters
 from dstbench.sparsity.optimizers import OptimizerState, SliceOptimizerState
 from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint
 from dstbench.train.distributed import Distributed
@@ -59,6 +58,7 @@ from dstbench.train.setup import (
     pick_device,
     sparsity_config,
 )
+from dstbench.train.shares import Shares
 
 
 class Trainer:
@@ -128,38 +128,23 @@ class Trainer:
         self.steps_per_epoch = len(self.members[0].batches)
         self.total_steps = self.steps_per_epoch * self.config.epochs
         self.scheduler = make_scheduler(self.optimizer, self.config, self.steps_per_epoch)
-        # The engines are driven: this trainer masks gradients (one multiply over all members) and steps them.
-        self.masks: dict[str, torch.Tensor] = {}  # parameter name -> float mask of the (stacked) weights
-        params = dict(self.model.named_parameters())
-        for member in self.members:
-            buffers = {}
-            for name in sparse_parameters(member.model):
-                if name not in self.masks:
-                    self.masks[name] = torch.ones_like(params[name])
-                buffers[name] = self.layout.share(self.masks[name], name, member.k)
-            member.dst = DST(member.model, state, sparsity_config(member.config, self.total_steps), driven=True,
-                             mask_buffers=buffers)
-        masked = {name for m in self.members for name in m.dst.float_masks}
-        self._masking = [(params[name], self.masks[name], name) for name in sorted(masked)]
-        self.live = torch.tensor([m.live for m in self.members], device=self.device)
         # Exact kernels, members that share no state (no batch-norm counter): each member runs the solo forward
         # and backward on its own module, one member after the other as solo runs do (a CPU's caches then hold
         # one member's activations, not K's), and its gradients are copied into the stacked ones.
         shared = any(index is None for indices in getattr(self.layout, "indices", {}).values() for index in indices)
         self.one_by_one = size > 1 and self.kernels == "exact" and not shared
-        if self.one_by_one:
-            stacked_grads = {id(p): torch.zeros_like(p) for p in self.model.parameters()}
-            for member in self.members:
-                member.grad_shares = [(param, stacked_grads[id(fused)][index], stacked_grads[id(fused)])
-                                      for param in member.model.parameters()
-                                      for fused, index in [self.layout.slices[id(param)]]]
-            self._stacked_grads = [(p, stacked_grads[id(p)]) for p in self.model.parameters()]
+        # The engines are driven: this trainer masks gradients (one multiply over all members) and steps them.
+        self.shares = Shares(self.layout, self.model, self.one_by_one)
+        for member in self.members:
+            member.dst = DST(member.model, state, sparsity_config(member.config, self.total_steps), driven=True,
+                             mask_buffers=self.shares.mask_buffers(member))
+        self.shares.watch(self.members)
+        self.live = torch.tensor([m.live for m in self.members], device=self.device)
         self.epoch = self.steps = 0
         self._next_event = math.inf  # the first step at which a member has work of its own
         self._live_members = size
         self.elapsed = 0.0  # seconds of the epochs trained so far, across restarts
         self._last_checkpoint = time.time()
-        self._exposed: set[int] = set()
         self.progress = Progress(self.config, self.steps_per_epoch, enabled=size == 1 and self.dist.is_main)
         if size > 1:  # refuse a model whose forward mixes members (own generator: no run's draws move)
             example = torch.randn((size, 2, *self.data.input_shape), generator=torch.Generator().manual_seed(0))
@@ -291,7 +276,7 @@ class Trainer:
             self._total(losses).backward()
         self.steps += 1
         visiting = self._events(self.steps)
-        self._mask_gradients([m for m in visiting if m.dst.update_due()])
+        self.shares.mask_gradients([m for m in visiting if m.dst.update_due()], len(self.members))
         self.optimizer.step()
         self.scheduler.step()
         for member in visiting:
@@ -308,9 +293,9 @@ class Trainer:
         return torch.where(self.live, losses, torch.zeros_like(losses)).sum()
 
     def _one_by_one(self, xs: Sequence[torch.Tensor], y: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Each live member's forward and backward on its own module; its gradients then go to its share of the
-        stacked gradients (a parameter no member's loss reached keeps no gradient, as in a solo run)."""
-        losses, outs, sources, shares, reached = [], [], [], [], set()
+        """Each live member's forward and backward on its own module; then its gradients go to its shares of the
+        stacked gradients."""
+        losses, outs = [], []
         for member, x in zip(self.members, xs, strict=True):
             if not member.live:
                 losses.append(None)
@@ -322,16 +307,7 @@ class Trainer:
             loss.backward()
             losses.append(loss.detach())
             outs.append(out.detach())
-            for param, share, grad in member.grad_shares:
-                if param.grad is not None:
-                    sources.append(param.grad)
-                    shares.append(share)
-                    reached.add(id(grad))
-                param.grad = None
-        torch._foreach_copy_(shares, sources)
-        for param, grad in self._stacked_grads:
-            if id(grad) in reached:
-                param.grad = grad
+        self.shares.gather([m for m in self.members if m.live])
         some = next(o for o in outs if o is not None)  # a dead member's outputs and loss: zeros, never recorded
         zero = torch.zeros((), device=self.device)
         return ([zero if loss is None else loss for loss in losses],
@@ -373,14 +349,14 @@ class Trainer:
             if member.update_batches is not None and dst.update_due():
                 self._gradient_on_update_batch(member)
             if probe_due(config, step):
-                self._expose_gradients(member)
+                self.shares.expose(member)
                 probed = probe(config, dst, step)
                 if self.dist.is_main:
                     store.save_probe(member.folder.probe_path(step), probed)
             if step in member.snapshot_steps and self.dist.is_main:
                 member.records.snapshot(step, dst.masks)
             if dst.update_due():
-                self._expose_gradients(member)
+                self.shares.expose(member)
             dst.step_taken()
             member.next_event = member.event_after(step)
         except FloatingPointError as exc:
@@ -391,7 +367,7 @@ class Trainer:
             print(f"dstbench: run {config.run_id()} failed in its group:\n{traceback.format_exc()}", file=sys.stderr)
             self._fail(member, f"{type(exc).__name__}: {exc}")
         finally:
-            self._expose_gradients(member, clear=True)
+            self.shares.expose(member, clear=True)
 
     def _gradient_on_update_batch(self, member: Member) -> None:
         """Appendix G: the gradient the update reads comes from one larger batch, not the training batch (a lone
@@ -405,50 +381,15 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------- member state
 
-    @torch.no_grad()
-    def _mask_gradients(self, due: list[Member]) -> None:
-        """Zero inactive weights' gradients: one fused multiply, except the shares of members that update after
-        this step (gradient growth reads their dense gradient; their engine masks after the update)."""
-        grads = [(p.grad, mask, name) for p, mask, name in self._masking if p.grad is not None]
-        if not grads or len(due) == len(self.members):
-            return
-        kept = [[self.layout.share(g, name, m.k).clone() for m in due] for g, _, name in grads] if due else []
-        torch._foreach_mul_([g for g, _, _ in grads], [mask for _, mask, _ in grads])
-        for (g, _, name), saved in zip(grads, kept, strict=False):
-            for member, share in zip(due, saved, strict=True):
-                self.layout.share(g, name, member.k).copy_(share)
-
-    def _expose_gradients(self, member: Member, clear: bool = False) -> None:
-        """Give a group member's parameters their share of the fused gradients (views), or take them away (a lone
-        member's parameters are the optimizer's own)."""
-        if len(self.members) == 1 or clear != (member.k in self._exposed):
-            return
-        (self._exposed.discard if clear else self._exposed.add)(member.k)
-        for param in member.model.parameters():
-            stacked, index = self.layout.slices[id(param)]
-            param.grad = None if clear or stacked.grad is None else stacked.grad[index]
-
     def _fail(self, member: Member, reason: str) -> None:
         self._finish(member, vocab.FAILED, reason)
         member.failed = reason
         self._freeze(member)
         self._first_event()
 
-    @torch.no_grad()
     def _freeze(self, member: Member) -> None:
-        """Zero a member's share of everything (weights, statistics, optimizer state, masks) and drop its loss:
-        its gradients are then exactly zero and the share stays zero, finite, and out of the others' way."""
         self.live[member.k] = False
-        buffers = [b for n, b in member.model.named_buffers() if not n.endswith("num_batches_tracked")]  # shared
-        for tensor in [*member.model.parameters(), *buffers]:
-            tensor.zero_()
-        for param in member.model.parameters():
-            for value in member.dst.optimizer_state.weight_state(param):
-                value.zero_()
-        for name, mask in self.masks.items():
-            self.layout.share(mask, name, member.k).zero_()
-        for _, share, _ in member.grad_shares:  # its gradients, when members train one by one
-            share.zero_()
+        self.shares.freeze(member)
 
     # ----------------------------------------------------------------------------------------- evaluation
 
