@@ -12,9 +12,11 @@ K = 1 is a solo run on its plain model (under DDP too). K > 1 is a run group: th
   once; SGD, Adam and AdamW are elementwise with shared hyperparameters, so each member sees its solo step;
 - its topology updates are its own engine's, reading its views of the weights, gradients and optimizer state.
 
-With exact kernels (the default on a CPU) a member is bit-identical to its solo run; batched ones differ in
-rounding only (`fusion`). A training step is one method over all members (`train_step`); per-member Python runs
-after it only where a member has something to do: a topology update, a probe, a mask snapshot.
+With exact kernels (the default on a CPU) a member is bit-identical to its solo run: members that share no state
+run their solo forward and backward one after the other (`one_by_one`), others the fused model's exact layers;
+batched kernels (a GPU's default) differ in rounding only (`fusion`). A training step is one method over all
+members (`train_step`); per-member Python runs after it only where a member has work of its own: a topology
+update, a probe, a mask snapshot (`Member.event_after`).
 
 Every member writes an ordinary run folder (`RunRecords`). The checkpoint (one file for all members) is written
 atomically after the members' records of an epoch, once `checkpoint_seconds` passed since the last one; a run
