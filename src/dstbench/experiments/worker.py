@@ -181,7 +181,10 @@ def _train(job: WorkerJob, run: PlannedRun, trainer: Trainer, claim: Claim, repl
     try:
         if _died_too_often(job, run_dir, config, claim, replaced):
             return "failed"
-        (run_dir / store.SUMMARY).unlink(missing_ok=True)  # a failed run being retried
+        damaged = store.RunDir(run_dir).damaged_summary()
+        if damaged is not None:
+            log.warning("%s", damaged)
+        (run_dir / store.SUMMARY).unlink(missing_ok=True)  # a failed run being retried, or an invalid summary
         try:
             trainer(config, run_dir)
         except ClaimLostError:

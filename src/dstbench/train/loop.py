@@ -11,6 +11,7 @@ its summary at once; it keeps its final weights (model.pt) and masks, and drops 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from pathlib import Path
@@ -50,6 +51,8 @@ from dstbench.train.setup import (
     sparsity_config,
 )
 
+log = logging.getLogger(__name__)
+
 
 class ConfigMismatchError(UserError):
     """The run folder holds a run with another config; nothing is overwritten."""
@@ -67,7 +70,9 @@ def run(config: RunConfig, run_dir: Path | str, *, retry_failed: bool = False) -
     owner = hold_run_folder(folder.path) if is_launch_main() else contextlib.nullcontext()
     with owner as claim:
         _write_config(folder, config)
-        summary = folder.summary()
+        summary, damaged = folder.read_summary()
+        if damaged is not None:
+            log.warning("%s", damaged)
         if summary is not None:
             if not (retry_failed and folder.status() == vocab.FAILED):
                 return summary
