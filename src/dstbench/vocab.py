@@ -43,9 +43,10 @@ def run_mode(density: float, update_period: int) -> str:
 
 # ------------------------------------------------------------------------------------------ field groups
 
-# Where or how fast a run executes, never its result: left out of the run id.
+# Where or how fast a run executes, never its result: left out of the run id. `init_partial` is one too: it only
+# decides whether a run may start from weights that fit its model in part, or is refused; what it trains is the same.
 EXECUTION_FIELDS = frozenset({"data_root", "device", "num_threads", "progress", "keep_checkpoints", "model_path",
-                              "gradient_checkpointing"})
+                              "gradient_checkpointing", "init_partial"})
 # What is recorded during a run, not how it trains: two runs differing only here are repeats of one condition.
 RECORD_FIELDS = frozenset({"mask_snapshot_steps", "probe_steps", "probe_every", "probe_criteria", "probe_fractions"})
 # Fields that mean nothing for a static sparse run (no updates) or for a dense one (no mask either).
@@ -150,15 +151,16 @@ def status_of(summary: Mapping[str, Any] | None, started: bool = False) -> str:
 SUMMARY_KEYS = (
     "status", "reason", "run_id", "config", "epochs", "steps", "final_test_acc", "final_val_acc",
     "final_train_loss", "final_val_loss", "best_val_acc", "best_val_epoch", "best_val_test_acc", "final_itop",
-    "final_density", "wall_seconds", "params_total", "params_sparse", "params_active", "versions", "group",
+    "final_density", "wall_seconds", "params_total", "params_sparse", "params_active", "versions", "group", "init_skipped",
 )
 # The "group" entry of a summary trained in a run group (null for a solo run): the group's id and size, the
 # group's wall seconds (shared by all members) and that divided by the size (a member's amortised cost, also its
 # "wall_seconds").
+# "init_skipped": the model's tensors an `init_partial` run did not take from its --init-from file (kept fresh).
 GROUP_KEYS = ("id", "size", "shared_seconds", "amortised_seconds")
 # What each summary key holds (JSON types; None: null allowed), what every summary has, and what a finished
 # run's summary has on top: a summary lacking these, or holding another type, is invalid and its run unfinished.
-_NUMBER, _COUNT, _TEXT, _OBJECT = "number", "integer", "string", "object"
+_NUMBER, _COUNT, _TEXT, _OBJECT, _ARRAY = "number", "integer", "string", "object", "array"
 SUMMARY_TYPES: dict[str, tuple[str, bool]] = {  # key -> (type, whether null is allowed)
     "status": (_TEXT, False), "reason": (_TEXT, True), "run_id": (_TEXT, False), "config": (_OBJECT, False),
     "epochs": (_COUNT, True), "steps": (_COUNT, True), "final_test_acc": (_NUMBER, True),
@@ -166,7 +168,7 @@ SUMMARY_TYPES: dict[str, tuple[str, bool]] = {  # key -> (type, whether null is 
     "best_val_acc": (_NUMBER, True), "best_val_epoch": (_COUNT, True), "best_val_test_acc": (_NUMBER, True),
     "final_itop": (_NUMBER, True), "final_density": (_NUMBER, True), "wall_seconds": (_NUMBER, True),
     "params_total": (_COUNT, True), "params_sparse": (_COUNT, True), "params_active": (_COUNT, True),
-    "versions": (_OBJECT, True), "group": (_OBJECT, True),
+    "versions": (_OBJECT, True), "group": (_OBJECT, True), "init_skipped": (_ARRAY, True),
 }
 SUMMARY_REQUIRED = ("status", "run_id", "config")
 SUMMARY_REQUIRED_DONE = ("epochs", "final_test_acc")
@@ -196,7 +198,7 @@ def _json_type(value: Any) -> str:
         return "boolean"
     if isinstance(value, int):
         return _COUNT
-    return {float: _NUMBER, str: _TEXT, dict: _OBJECT, list: "array", type(None): "null"}.get(type(value), "?")
+    return {float: _NUMBER, str: _TEXT, dict: _OBJECT, list: _ARRAY, type(None): "null"}.get(type(value), "?")
 
 
 def summary_problem(summary: Any) -> str | None:

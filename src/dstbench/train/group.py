@@ -120,6 +120,7 @@ class _Member:
         self.last_row: dict[str, Any] = {}
         self.history_start = 0
         self.snapshot_steps = set(config.mask_snapshot_steps)
+        self.init_skipped: list[str] = []  # tensors not loaded from init_from (init_partial)
         self.model: nn.Module
         self.dst: DST
         self.batches: Any
@@ -158,7 +159,9 @@ class GroupTrainer:
             torch.manual_seed(member.config.seed)
             model = build_for(member.config, self.data)
             if member.config.init_from:
-                load_pretrained(model, member.config.init_from, data_root(member.config.data_root))
+                member.init_skipped = load_pretrained(model, member.config.init_from,
+                                                      data_root(member.config.data_root),
+                                                      partial=member.config.init_partial)
             models.append(model)
         self.rng_state = torch.get_rng_state()
         self.channels_last = self.device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in models[0].modules())
@@ -458,7 +461,7 @@ class GroupTrainer:
                  "amortised_seconds": self.elapsed / size}
         member.summary = summary_of(member.config, status, reason, epochs=self.epoch, dst=member.dst,
                                     model=member.model, last_row=member.last_row, best=member.best,
-                                    wall_seconds=self.elapsed / size, group=group)
+                                    wall_seconds=self.elapsed / size, group=group, init_skipped=member.init_skipped)
         member.records.finish(member.summary, epoch=self.epoch, history_rows=len(member.dst.history),
                               masks=member.dst.masks, model=member.model)
 

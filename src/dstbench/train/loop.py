@@ -130,8 +130,8 @@ class _Trainer:
         torch.manual_seed(config.seed)
         self.data = data if data is not None else load_data(config)
         self.model = build_for(config, self.data).to(self.device)
-        if config.init_from:
-            load_pretrained(self.model, config.init_from, data_root(config.data_root))
+        self.init_skipped = (load_pretrained(self.model, config.init_from, data_root(config.data_root),
+                                             partial=config.init_partial) if config.init_from else [])
         self.channels_last = self.device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in self.model.modules())
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -316,7 +316,8 @@ class _Trainer:
 
     def _finish(self, started: float, status: str, reason: str | None) -> dict[str, Any]:
         summary = summary_of(self.config, status, reason, epochs=self.epoch, dst=self.dst, model=self.model,
-                             last_row=self.last_row, best=self.best, wall_seconds=self.elapsed or time.time() - started)
+                             last_row=self.last_row, best=self.best, wall_seconds=self.elapsed or time.time() - started,
+                             init_skipped=self.init_skipped)
         if self.dist.is_main:
             self.records.finish(summary, epoch=self.epoch, history_rows=len(self.dst.history), masks=self.dst.masks,
                                 model=self.model)

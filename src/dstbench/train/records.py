@@ -56,9 +56,12 @@ def epoch_row(dst: DST, *, epoch: int, train_loss: float, train_acc: float, val:
 
 def summary_of(config: RunConfig, status: str, reason: str | None, *, epochs: int, dst: DST, model: nn.Module,
                last_row: Mapping[str, Any], best: Mapping[str, Any], wall_seconds: float,
-               group: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """summary.json of a finished (or failed) run; `group` says which run group trained it, if one did."""
+               group: Mapping[str, Any] | None = None, init_skipped: Sequence[str] = ()) -> dict[str, Any]:
+    """summary.json of a finished (or failed) run; `group` says which run group trained it, if one did, and
+    `init_skipped` which tensors an `init_partial` run kept fresh instead of loading them from `init_from`."""
     extra = {"group": dict(group)} if group is not None else {}
+    if config.init_from:
+        extra["init_skipped"] = list(init_skipped)
     return vocab.summary_record(
         status, reason, config.run_id(), config.model_dump(mode="json"),
         epochs=epochs,
