@@ -78,9 +78,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        raise_naming(exc, path)
         raise
+
+
+def raise_naming(exc: BaseException, path: Path) -> None:
+    """Raise `exc` again with `path` as its file name if it is an OSError without one (a write or fsync that
+    failed on a full disk names no file), so that the message says which file could not be written."""
+    if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -102,10 +110,14 @@ def append_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     text = "".join(json.dumps(dict(r), sort_keys=True) + "\n" for r in rows)
     if not text:
         return
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise_naming(exc, Path(path))
+        raise
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

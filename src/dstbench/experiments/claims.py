@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from dstbench.errors import UserError
+from dstbench.store import raise_naming
 from dstbench.vocab import CLAIMS, RUNS
 
 STALE_AFTER = 600.0
@@ -297,9 +298,10 @@ def _create(path: Path, owner: Owner, attempt: int, heartbeat_s: float, stale_af
     try:
         os.write(fd, _encode(content))
         os.fsync(fd)
-    except BaseException:
+    except BaseException as exc:
         os.close(fd)
         path.unlink(missing_ok=True)
+        raise_naming(exc, path)  # a full disk: name the claim file
         raise
     return Claim(path, fd, content, heartbeat_s, on_lost)
 

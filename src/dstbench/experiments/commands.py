@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Sequence
@@ -90,8 +91,16 @@ def _status(args: argparse.Namespace) -> int:
 def _collect(args: argparse.Namespace) -> int:
     from dstbench.experiments.tables import METRICS_TABLE, RESULTS, write_collected
 
-    results, metrics = write_collected(args.dir, include_incomplete=args.include_incomplete)
-    print(f"{Path(args.dir) / RESULTS}: {len(results)} rows; {Path(args.dir) / METRICS_TABLE}: {len(metrics)} rows")
+    to = args.out if args.out is not None else args.dir
+    try:
+        results, metrics = write_collected(args.dir, include_incomplete=args.include_incomplete, to=args.out)
+    except OSError as exc:
+        if args.out is not None or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        raise UserError(f"cannot write the tables into {args.dir} ({exc.strerror}: {exc.filename}); give "
+                        "`dstbench collect --out FOLDER` to write them elsewhere (`dstbench report` reads such a "
+                        "folder without writing to it)") from None
+    print(f"{Path(to) / RESULTS}: {len(results)} rows; {Path(to) / METRICS_TABLE}: {len(metrics)} rows")
     return 0
 
 
@@ -144,4 +153,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     collect = sub.add_parser("collect", help="all runs of a sweep folder -> results.parquet and metrics.parquet")
     collect.add_argument("dir", type=Path)
     collect.add_argument("--include-incomplete", action="store_true", help="also failed and unfinished runs")
+    collect.add_argument("--out", type=Path, help="the folder to write the two tables into (default: DIR; e.g. "
+                                                  "for a read-only sweep folder)")
     collect.set_defaults(func=_collect)

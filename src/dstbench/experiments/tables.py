@@ -286,10 +286,14 @@ def _columns(rows: Iterable[dict[str, Any]]) -> list[str]:
     return list(columns)
 
 
-def write_collected(out: Path | str, *, include_incomplete: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Collect and write ``out/results.parquet`` and ``out/metrics.parquet`` (atomically); returns the tables."""
+def write_collected(out: Path | str, *, include_incomplete: bool = False,
+                    to: Path | str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Collect and write ``results.parquet`` and ``metrics.parquet`` (atomically) into `to` (default: `out`, the
+    sweep folder); returns the tables."""
     results, metrics = collect(out, include_incomplete=include_incomplete)
-    write_tables(out, results, metrics)
+    if to is not None:
+        Path(to).mkdir(parents=True, exist_ok=True)
+    write_tables(to if to is not None else out, results, metrics)
     return results, metrics
 
 

@@ -228,7 +228,7 @@ class GroupTrainer:
     def _restore_or_start(self) -> None:
         path = self.group_dir / CHECKPOINT
         if path.exists():
-            state = load_checkpoint(path)
+            state = load_checkpoint(path, advice="delete it to train this run group again from the start")
             if [m["run_id"] for m in state["members"]] != [m.config.run_id() for m in self.members]:
                 raise GroupError(f"{path} holds another group's checkpoint; delete it to train this group afresh")
             self.model.load_state_dict(state["model"])
