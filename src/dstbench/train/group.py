@@ -231,6 +231,9 @@ class GroupTrainer:
             state = load_checkpoint(path, advice="delete it to train this run group again from the start")
             if [m["run_id"] for m in state["members"]] != [m.config.run_id() for m in self.members]:
                 raise GroupError(f"{path} holds another group's checkpoint; delete it to train this group afresh")
+            for member in self.members:  # the masks as built, before the checkpoint's replace them
+                if member.writes:
+                    member.records.restore_init_masks(member.dst.masks)
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])

@@ -181,6 +181,8 @@ class _Trainer:
     def _restore_or_start(self) -> None:
         path = self.folder.file(store.CHECKPOINT)
         if path.exists():
+            if self.dist.is_main:
+                self.records.restore_init_masks(self.dst.masks)  # the masks as built, before the checkpoint's
             state = load_checkpoint(path)
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
