@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dstbench.errors import UserError
-from dstbench.experiments.claims import STALE_AFTER
+from dstbench.experiments.claims import STALE_AFTER, unreadable_claims
 from dstbench.experiments.executors import EXECUTORS
 from dstbench.experiments.worker import DEFAULT_TRAINER
 
@@ -78,6 +78,9 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"  failed {run_id}: {reason}  (rerun with --retry-failed)", file=sys.stderr)
     for problem in result.problems:
         print(f"  {problem}", file=sys.stderr)
+    if c.running:
+        for note in unreadable_claims(args.out, args.stale_after):
+            print(f"  {note}", file=sys.stderr)
     return 0 if result.ok else 1
 
 
@@ -85,6 +88,8 @@ def _status(args: argparse.Namespace) -> int:
     from dstbench.experiments.status import format_status, sweep_status
 
     print(format_status(sweep_status(args.dir, args.stale_after), show_failed=args.failed))
+    for note in unreadable_claims(args.dir, args.stale_after):
+        print(f"note: {note}")
     return 0
 
 
