@@ -238,14 +238,24 @@ def is_stale(info: dict[str, Any] | None, path: Path, stale_after: float, now: f
             return False
     if now - float(info.get("heartbeat", 0.0)) > owner_stale_after(info, stale_after):
         return True
+    return owner_gone(info)
+
+
+def owner_gone(info: dict[str, Any]) -> bool:
+    """Whether the process an `Owner` record (a claim, a lock file) names is known to be gone: it ran on this
+    machine (same host, boot and pid namespace) and no longer runs, or the machine rebooted since. Unknown
+    (another host, another container) is not gone."""
     me = Owner.current(worker="")
     if info.get("host") != me.host:
         return False
     if info.get("boot") and me.boot and info["boot"] != me.boot:
-        return True  # the machine rebooted since the claim was made
+        return True  # the machine rebooted since the record was made
     if info.get("pidns") != me.pidns:
         return False  # another container on this host: its pids mean nothing here
-    return not pid_alive(int(info.get("pid", -1)))
+    try:
+        return not pid_alive(int(info.get("pid", -1)))
+    except (TypeError, ValueError):
+        return False
 
 
 class Claim:
