@@ -149,3 +149,15 @@ def test_an_unfinished_runs_metrics_need_only_be_in_order(tmp_path, caplog):
         _, metrics = collect(out, include_incomplete=True)
     assert f"runs/{run.run_id}/metrics.jsonl: epoch 3 more than once (an unfinished run)" in caplog.text
     assert len(metrics) == 3
+
+
+def test_a_grouped_sweep_names_an_incomplete_summary_and_trains_the_run_again(tmp_path, caplog):
+    spec = small_spec(tmp_path, densities=(0.1, 0.2), seeds=(0,))
+    out = tmp_path / "out"
+    run_sweep(spec, out, workers=0, progress=False, group_size=2)  # the real trainer, in run groups
+    run = a_run(out)
+    (run.file(store.SUMMARY)).write_text(json.dumps(INCOMPLETE))
+    with caplog.at_level("WARNING"):
+        run_sweep(spec, out, workers=0, progress=False, group_size=2)
+    assert caplog.text.count(f"{run.file(store.SUMMARY)} is not a valid summary (lacks config") == 1
+    assert run.status() == "done" and run.summary()["run_id"] == run.run_id
