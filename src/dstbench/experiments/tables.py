@@ -149,8 +149,8 @@ def _metrics_table(runs: list[_Run]) -> pd.DataFrame:
 
     try:
         table = _parse_all(runs)
-    except (pa.ArrowInvalid, ValueError):  # a line that is not a metrics row: find it, run by run
-        runs, broken = _without_bad_lines(runs)
+    except (pa.ArrowInvalid, ValueError):  # a line that is not a metrics row: find its run, then the line
+        runs, broken = _without_bad_lines(runs, {r.run_id for r in _failing(runs)})
         table = _parse_all(runs)
     else:
         broken = {}
@@ -165,33 +165,57 @@ def _metrics_table(runs: list[_Run]) -> pd.DataFrame:
 
 
 def _parse_all(runs: list[_Run]) -> pd.DataFrame:
-    """One pass of pyarrow's JSON reader over every run's lines; raises ArrowInvalid (or ValueError when the
-    lines do not come out one row each) on a line that is not a flat JSON object of numbers."""
+    """All runs' metrics lines as one table with their run_id; see `_arrow_table` for what raises."""
     import pyarrow as pa
-    import pyarrow.json as pa_json
 
-    chunks = [r.metrics for r in runs if r.metrics]
-    if not chunks:
+    table = _arrow_table(runs)
+    if table is None:
         return pd.DataFrame({"run_id": pd.Series(dtype=str), "epoch": pd.Series(dtype="int64")})
     counts = [r.metrics.count(b"\n") for r in runs if r.metrics]
     ids = [r.run_id for r in runs if r.metrics]
-    data = b"".join(chunks)
-    table = pa_json.read_json(io.BytesIO(data), read_options=pa_json.ReadOptions(block_size=min(_BLOCK, len(data))))
-    if table.num_rows != sum(counts):
-        raise ValueError("blank lines in metrics")
-    if "epoch" not in table.column_names or not pa.types.is_integer(table.schema.field("epoch").type):
-        raise ValueError("a metrics line without an integer epoch")
     run_ids = pa.array(np.repeat(np.array(ids, dtype=object), counts), type=pa.string())
     return table.add_column(0, "run_id", run_ids).to_pandas()
 
 
-def _without_bad_lines(runs: list[_Run]) -> tuple[list[_Run], dict[str, str]]:
-    """The runs with the metrics of those holding a line that is no metrics row dropped, and why, by run id.
+def _arrow_table(runs: list[_Run]) -> Any:
+    """One pass of pyarrow's JSON reader over the runs' lines (None: no lines); raises ArrowInvalid (or
+    ValueError when the lines do not come out one row each with an integer epoch) on a line that is not a flat
+    JSON object of numbers."""
+    import pyarrow as pa
+    import pyarrow.json as pa_json
 
-    The slow path, taken only when the fast one fails: every line is parsed here."""
+    data = b"".join(r.metrics for r in runs)
+    if not data:
+        return None
+    table = pa_json.read_json(io.BytesIO(data), read_options=pa_json.ReadOptions(block_size=min(_BLOCK, len(data))))
+    if table.num_rows != data.count(b"\n"):
+        raise ValueError("blank lines in metrics")
+    if "epoch" not in table.column_names or not pa.types.is_integer(table.schema.field("epoch").type):
+        raise ValueError("a metrics line without an integer epoch")
+    return table
+
+
+def _failing(runs: list[_Run]) -> list[_Run]:
+    """The runs whose lines pyarrow cannot read, found by halving (a few passes over the data, not one parse per
+    line); all of a part whose halves read alone but not together (a key of another type in each)."""
+    import pyarrow as pa
+
+    try:
+        _arrow_table(runs)
+        return []
+    except (pa.ArrowInvalid, ValueError):
+        if len(runs) == 1:
+            return runs
+    half = len(runs) // 2
+    return _failing(runs[:half]) + _failing(runs[half:]) or runs
+
+
+def _without_bad_lines(runs: list[_Run], suspects: set[str]) -> tuple[list[_Run], dict[str, str]]:
+    """The runs, those of `suspects` holding a line that is no metrics row without their metrics, and why, by
+    run id. Every line of the suspects is parsed here."""
     kept, broken = [], {}
     for run in runs:
-        for number, line in enumerate(run.metrics.splitlines(), start=1):
+        for number, line in enumerate(run.metrics.splitlines() if run.run_id in suspects else (), start=1):
             try:
                 problem = metrics_row_problem(json.loads(line))
             except ValueError as exc:
