@@ -33,6 +33,8 @@ def test_weights_of_another_architecture_are_refused_naming_what_does_not_fit(tm
     assert "of another shape (file vs model) 1: classifier.weight (10, 128) vs (10, 256)" in err
     assert "--init-partial" in err
     assert not (tmp_path / "mlp" / store.SUMMARY).exists()
+    # the refused run left no record but its config: the folder takes the corrected command
+    assert main([*TRAIN, "--model", "small_mlp", "--out", str(tmp_path / "mlp")]) == 0
 
 
 def test_partial_loading_when_asked_for_says_and_records_what_was_skipped(tmp_path, cnn_model, capsys):

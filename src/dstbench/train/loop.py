@@ -94,6 +94,7 @@ def _write_config(folder: store.RunDir, config: RunConfig) -> None:
 
     A damaged config.json in a folder named by this config's run id is rewritten: the name proves which run the
     folder holds (a sweep's runs/<run_id>). Elsewhere it is an error, since nothing says what the folder held.
+    Another run's config.json alone, with no record beside it, is replaced: that run never trained.
     """
     path = folder.file(store.CONFIG)
     if path.exists():
@@ -106,6 +107,10 @@ def _write_config(folder: store.RunDir, config: RunConfig) -> None:
             store.atomic_write_json(path, config.model_dump(mode="json"))
             return
         if existing.run_id() != config.run_id():
+            if {p.name for p in folder.path.iterdir() if not p.name.startswith(".")} == {store.CONFIG}:
+                # a run refused before it trained (weights or data that did not fit): nothing there to keep
+                store.atomic_write_json(path, config.model_dump(mode="json"))
+                return
             theirs, ours = existing.identity(), config.identity()
             diff = sorted(k for k in ours if theirs.get(k) != ours.get(k))
             raise ConfigMismatchError(
