@@ -5,7 +5,10 @@ creator wins, also on NFS v3+) and holds the owner's host, pid, worker id, its h
 `stale_after` and a heartbeat time that a thread refreshes in place. A claim is judged by its owner's rules: it
 is stale when its heartbeat is older than the owner's `stale_after` (at least `STALE_BEATS` of the owner's
 intervals), whatever the judge's own setting, or when it was made on this machine (same host, boot and pid
-namespace) by a process that no longer runs. Stale claims are taken over without a lock:
+namespace) by a process that no longer runs. A claim file that cannot be read (empty, not JSON: a disk that filled
+as it was written, an edit) names no owner; it is stale once it has not changed for `UNREADABLE_AFTER` s, since
+every live owner rewrites its claim more often than that, and every message about it names the file. Stale claims
+are taken over without a lock:
 
 1. hard-link the claim to ``R.json.stale-<token>`` (link fails if that name exists, so one taker per stale
    claim wins);
@@ -39,11 +42,17 @@ from pathlib import Path
 from typing import Any
 
 from dstbench.errors import UserError
+from dstbench.store import raise_naming
 from dstbench.vocab import CLAIMS, RUNS
 
 STALE_AFTER = 600.0
 # A claim is stale only after this many of its owner's heartbeat intervals without a beat.
 STALE_BEATS = 3
+# The longest heartbeat interval an owner uses (a tenth of its stale_after, at most this).
+MAX_HEARTBEAT = 30.0
+# Every live owner rewrites its whole claim at least every MAX_HEARTBEAT s, so a claim file that has stayed
+# unreadable (empty, not JSON) for this long has no live owner, whatever stale_after its owner had.
+UNREADABLE_AFTER = STALE_BEATS * MAX_HEARTBEAT
 # A takeover takes microseconds; a tombstone older than this belongs to a taker that died mid-takeover.
 TOMBSTONE_EXPIRY = 60.0
 
@@ -107,7 +116,7 @@ def heartbeat_interval(stale_after: float, heartbeat_s: float | None = None) -> 
     """The heartbeat interval for a `stale_after`: a tenth of it (0.05 to 30 s) unless given; validated."""
     if not stale_after > 0:
         raise UserError(f"--stale-after must be a positive number of seconds, got {stale_after}")
-    interval = heartbeat_s if heartbeat_s is not None else max(0.05, min(30.0, stale_after / 10))
+    interval = heartbeat_s if heartbeat_s is not None else max(0.05, min(MAX_HEARTBEAT, stale_after / 10))
     if not 0 < interval * STALE_BEATS <= stale_after:
         raise UserError(f"--stale-after {stale_after} s must be at least {STALE_BEATS} heartbeat intervals "
                         f"({STALE_BEATS} x {interval} s)")
@@ -158,6 +167,54 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
+def unreadable_after(stale_after: float) -> float:
+    """Seconds after its last change that an unreadable claim file is taken over."""
+    return min(stale_after, UNREADABLE_AFTER)
+
+
+def claim_problem(path: Path) -> str | None:
+    """Why the claim file at `path` cannot be read ("empty", "not JSON ..."), None if it can (or is gone)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not data.strip():
+        return "empty"
+    try:
+        content = json.loads(data)
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    return None if isinstance(content, dict) else f"a JSON {type(content).__name__}, not an object"
+
+
+def describe_unreadable(path: Path, stale_after: float = STALE_AFTER) -> str | None:
+    """What to say about an unreadable claim file: that it is, why, and what will happen or can be done."""
+    problem = claim_problem(path)
+    if problem is None:
+        return None
+    try:
+        left = unreadable_after(stale_after) - (time.time() - path.stat().st_mtime)
+    except FileNotFoundError:
+        return None
+    when = f"in {left:.0f} s" if left > 0 else "by the next process that claims it"
+    return (f"claim file {path} is unreadable ({problem}), so nothing says which process holds the run; it is taken "
+            f"over {when} ({unreadable_after(stale_after):.0f} s after it last changed), or delete it now if no "
+            "process trains this run")
+
+
+def unreadable_claims(out: Path | str, stale_after: float = STALE_AFTER) -> list[str]:
+    """`describe_unreadable` of each claim file of a sweep folder that cannot be read."""
+    folder = Path(out) / CLAIMS
+    if not folder.is_dir():
+        return []
+    notes = (describe_unreadable(Path(e.path), stale_after) for e in sorted(os.scandir(folder), key=lambda e: e.name)
+             if e.name.endswith(".json"))
+    return [note for note in notes if note is not None]
+
+
 def owner_stale_after(info: dict[str, Any], default: float) -> float:
     """How long the claim's owner said may pass without a heartbeat; `default` for claims that do not say."""
     try:
@@ -174,21 +231,31 @@ def is_stale(info: dict[str, Any] | None, path: Path, stale_after: float, now: f
     one (older versions) and to unreadable files.
     """
     now = time.time() if now is None else now
-    if info is None:  # caught mid-rewrite, or garbage: judge by the file's age alone
+    if info is None:  # caught mid-rewrite, or garbage: judge by the time since the file last changed
         try:
-            return now - path.stat().st_mtime > stale_after
+            return now - path.stat().st_mtime > unreadable_after(stale_after)
         except FileNotFoundError:
             return False
     if now - float(info.get("heartbeat", 0.0)) > owner_stale_after(info, stale_after):
         return True
+    return owner_gone(info)
+
+
+def owner_gone(info: dict[str, Any]) -> bool:
+    """Whether the process an `Owner` record (a claim, a lock file) names is known to be gone: it ran on this
+    machine (same host, boot and pid namespace) and no longer runs, or the machine rebooted since. Unknown
+    (another host, another container) is not gone."""
     me = Owner.current(worker="")
     if info.get("host") != me.host:
         return False
     if info.get("boot") and me.boot and info["boot"] != me.boot:
-        return True  # the machine rebooted since the claim was made
+        return True  # the machine rebooted since the record was made
     if info.get("pidns") != me.pidns:
         return False  # another container on this host: its pids mean nothing here
-    return not pid_alive(int(info.get("pid", -1)))
+    try:
+        return not pid_alive(int(info.get("pid", -1)))
+    except (TypeError, ValueError):
+        return False
 
 
 class Claim:
@@ -297,9 +364,10 @@ def _create(path: Path, owner: Owner, attempt: int, heartbeat_s: float, stale_af
     try:
         os.write(fd, _encode(content))
         os.fsync(fd)
-    except BaseException:
+    except BaseException as exc:
         os.close(fd)
         path.unlink(missing_ok=True)
+        raise_naming(exc, path)  # a full disk: name the claim file
         raise
     return Claim(path, fd, content, heartbeat_s, on_lost)
 
@@ -420,6 +488,9 @@ def hold_run_folder(run_dir: Path | str, *, stale_after: float = STALE_AFTER) ->
         enable_interrupts()
         on_lost = interrupt_main
     result = _claim_at(path, Owner.current(), stale_after=stale_after, heartbeat_s=None, on_lost=on_lost)
+    unreadable = describe_unreadable(path, stale_after) if result.claim is None and not result.holder else None
+    if unreadable is not None:
+        raise RunInUseError(f"{run_dir} cannot be trained now: its {unreadable}")
     if result.claim is None:
         raise RunInUseError(f"{run_dir} is being trained by {describe_holder(result.holder or {})}; wait for it "
                             f"to finish or stop that process (its claim is judged dead "

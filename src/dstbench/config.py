@@ -150,7 +150,9 @@ class RunConfig(BaseModel):
     probe_every: int = Field(0, ge=0)
     probe_criteria: tuple[str, ...] = ()
     probe_fractions: tuple[float, ...] = ()
-    init_from: str | None = None
+    init_from: str | None = None  # a finished run's folder or model.pt, or a state dict file
+    # load only the tensors of init_from that fit (a new classifier head), listing the others; else they must all fit
+    init_partial: bool = False
 
     # execution only (not part of the run id)
     data_root: str | None = None

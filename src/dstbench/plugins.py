@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import textwrap
+import traceback
 
 from dstbench.errors import UserError
 
@@ -32,10 +34,28 @@ def load_plugins(extra: list[str] | None = None) -> list[str]:
             continue
         try:
             importlib.import_module(name)
-        except ImportError as exc:
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
+                raise PluginError(name, exc) from exc  # the plugin is there; something it imports is not
             raise UserError(
                 f"plugin module {name!r} (from ${ENV} or --plugin) cannot be imported: {exc}; "
                 "it must be on PYTHONPATH (e.g. run from its folder, or pip install it)"
             ) from exc
+        except Exception as exc:  # the user's code raised while it was imported
+            raise PluginError(name, exc) from exc
         _loaded.add(name)
     return names
+
+
+class PluginError(UserError):
+    """A plugin module raised while it was imported: the user's code, shown with its own traceback."""
+
+    def __init__(self, name: str, exc: BaseException):
+        frames = traceback.extract_tb(exc.__traceback__)
+        # Only the plugin's own frames: importlib's machinery and this function are not the user's concern.
+        own = [f for f in frames if "importlib" not in f.filename and f.filename != __file__] or frames
+        lines = "".join(traceback.format_list(own)) + "".join(traceback.format_exception_only(type(exc), exc))
+        super().__init__(
+            f"plugin module {name!r} (from ${ENV} or --plugin) raised {type(exc).__name__} while it was imported; "
+            f"the error is in the plugin, not in dstbench. The plugin's traceback:\n"
+            f"{textwrap.indent(lines.rstrip(), '  ')}")

@@ -37,6 +37,7 @@ from dstbench.vocab import (  # noqa: F401  (the file names are part of this mod
     RUNS,
     SUMMARY,
     status_of,
+    summary_problem,
 )
 
 # One key separator for probe files; criterion names with parameters use ':' and '=', never '|'.
@@ -69,7 +70,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # it names its random temporary file; the file meant is `path`
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
@@ -77,9 +81,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        raise_naming(exc, path)
         raise
+
+
+def raise_naming(exc: BaseException, path: Path) -> None:
+    """Raise `exc` again with `path` as its file name if it is an OSError without one (a write or fsync that
+    failed on a full disk names no file), so that the message says which file could not be written."""
+    if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -101,10 +113,14 @@ def append_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     text = "".join(json.dumps(dict(r), sort_keys=True) + "\n" for r in rows)
     if not text:
         return
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise_naming(exc, Path(path))
+        raise
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -207,25 +223,29 @@ class RunDir:
     def config(self) -> dict[str, Any]:
         return read_json(self.file(CONFIG))
 
-    def summary(self) -> dict[str, Any] | None:
-        """The summary, or None while the run is not finished (or its summary is unreadable: see `damaged`)."""
+    def read_summary(self) -> tuple[dict[str, Any] | None, str | None]:
+        """(summary, None) for a valid summary.json (`vocab.summary_problem`), (None, why) for one that exists but
+        is not valid (a damaged or foreign file: the run counts as unfinished), (None, None) without one."""
+        path = self.file(SUMMARY)
         try:
-            summary = read_json(self.file(SUMMARY))
-        except (FileNotFoundError, UserError):
-            return None
-        return summary if isinstance(summary, dict) else None
+            summary = read_json(path)
+        except FileNotFoundError:
+            return None, None
+        except (UserError, OSError) as exc:
+            return None, str(exc)
+        problem = summary_problem(summary)
+        if problem is not None:
+            return None, (f"{path} is not a valid summary ({problem}); the run counts as unfinished and trains "
+                          "again (restore the file to keep its result)")
+        return summary, None
+
+    def summary(self) -> dict[str, Any] | None:
+        """The summary, or None while the run is not finished (or its summary is invalid: see `damaged_summary`)."""
+        return self.read_summary()[0]
 
     def damaged_summary(self) -> str | None:
-        """Why summary.json exists but cannot be used (not JSON, not a JSON object), or None."""
-        try:
-            summary = read_json(self.file(SUMMARY))
-        except FileNotFoundError:
-            return None
-        except (UserError, OSError) as exc:
-            return str(exc)
-        if not isinstance(summary, dict):
-            return f"{self.file(SUMMARY)} holds {type(summary).__name__} {summary!r:.40}, not a JSON object"
-        return None
+        """Why summary.json exists but cannot be used (not JSON, not a valid summary), or None."""
+        return self.read_summary()[1]
 
     def status(self) -> str:
         """'done', 'failed', 'started' (has files, no summary) or 'pending': the one reader of a run's status."""

@@ -43,9 +43,10 @@ def run_mode(density: float, update_period: int) -> str:
 
 # ------------------------------------------------------------------------------------------ field groups
 
-# Where or how fast a run executes, never its result: left out of the run id.
+# Where or how fast a run executes, never its result: left out of the run id. `init_partial` is one too: it only
+# decides whether a run may start from weights that fit its model in part, or is refused; what it trains is the same.
 EXECUTION_FIELDS = frozenset({"data_root", "device", "num_threads", "progress", "keep_checkpoints", "model_path",
-                              "gradient_checkpointing"})
+                              "gradient_checkpointing", "init_partial"})
 # What is recorded during a run, not how it trains: two runs differing only here are repeats of one condition.
 RECORD_FIELDS = frozenset({"mask_snapshot_steps", "probe_steps", "probe_every", "probe_criteria", "probe_fractions"})
 # Fields that mean nothing for a static sparse run (no updates) or for a dense one (no mask either).
@@ -137,12 +138,28 @@ def status_of(summary: Mapping[str, Any] | None, started: bool = False) -> str:
 SUMMARY_KEYS = (
     "status", "reason", "run_id", "config", "epochs", "steps", "final_test_acc", "final_val_acc",
     "final_train_loss", "final_val_loss", "best_val_acc", "best_val_epoch", "best_val_test_acc", "final_itop",
-    "final_density", "wall_seconds", "params_total", "params_sparse", "params_active", "versions", "group",
+    "final_density", "wall_seconds", "params_total", "params_sparse", "params_active", "versions", "group", "init_skipped",
 )
 # The "group" entry of a summary trained in a run group (null for a solo run): the group's id and size, the
 # group's wall seconds (shared by all members) and that divided by the size (a member's amortised cost, also its
 # "wall_seconds").
+# "init_skipped": the model's tensors an `init_partial` run did not take from its --init-from file (kept fresh).
 GROUP_KEYS = ("id", "size", "shared_seconds", "amortised_seconds")
+# What each summary key holds (JSON types; None: null allowed), what every summary has, and what a finished
+# run's summary has on top: a summary lacking these, or holding another type, is invalid and its run unfinished.
+_NUMBER, _COUNT, _TEXT, _OBJECT, _ARRAY = "number", "integer", "string", "object", "array"
+SUMMARY_TYPES: dict[str, tuple[str, bool]] = {  # key -> (type, whether null is allowed)
+    "status": (_TEXT, False), "reason": (_TEXT, True), "run_id": (_TEXT, False), "config": (_OBJECT, False),
+    "epochs": (_COUNT, True), "steps": (_COUNT, True), "final_test_acc": (_NUMBER, True),
+    "final_val_acc": (_NUMBER, True), "final_train_loss": (_NUMBER, True), "final_val_loss": (_NUMBER, True),
+    "best_val_acc": (_NUMBER, True), "best_val_epoch": (_COUNT, True), "best_val_test_acc": (_NUMBER, True),
+    "final_itop": (_NUMBER, True), "final_density": (_NUMBER, True), "wall_seconds": (_NUMBER, True),
+    "params_total": (_COUNT, True), "params_sparse": (_COUNT, True), "params_active": (_COUNT, True),
+    "versions": (_OBJECT, True), "group": (_OBJECT, True), "init_skipped": (_ARRAY, True),
+}
+SUMMARY_REQUIRED = ("status", "run_id", "config")
+SUMMARY_REQUIRED_DONE = ("epochs", "final_test_acc")
+
 # One row of metrics.jsonl, one per epoch.
 METRICS_KEYS = (
     "epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
@@ -163,11 +180,53 @@ def summary_record(status: str, reason: str | None, run_id: str, config: Mapping
     return record
 
 
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return _COUNT
+    return {float: _NUMBER, str: _TEXT, dict: _OBJECT, list: _ARRAY, type(None): "null"}.get(type(value), "?")
+
+
+def summary_problem(summary: Any) -> str | None:
+    """Why `summary` (a parsed summary.json) is not a valid one, or None: the one check of every reader."""
+    if not isinstance(summary, dict):
+        return f"holds a JSON {type(summary).__name__}, not an object"
+    status = summary.get("status")
+    required = SUMMARY_REQUIRED + (SUMMARY_REQUIRED_DONE if status == DONE else ())
+    missing = [k for k in required if summary.get(k) is None]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    if status not in (DONE, FAILED):
+        return f"status is {status!r}, not {DONE!r} or {FAILED!r}"
+    for key, (want, nullable) in SUMMARY_TYPES.items():
+        if key not in summary or (summary[key] is None and nullable):
+            continue
+        have = _json_type(summary[key])
+        if have != want and not (want == _NUMBER and have == _COUNT):
+            return f"{key} = {summary[key]!r:.30} is not {'an' if want[0] in 'aeiou' else 'a'} {want}"
+    return None
+
+
 def metrics_row(**values: Any) -> dict[str, Any]:
     """One metrics.jsonl row: exactly the keys of METRICS_KEYS, in that order."""
     if set(values) != set(METRICS_KEYS):
         raise ValueError(f"a metrics row has the keys {', '.join(METRICS_KEYS)}; got {', '.join(values)}")
     return {k: values[k] for k in METRICS_KEYS}
+
+
+def metrics_row_problem(row: Any) -> str | None:
+    """Why `row` (a parsed metrics.jsonl line) is not a metrics row, or None: an object whose "epoch" is a
+    positive integer and whose values are numbers or null (NaN and Infinity included: a diverged run's)."""
+    if not isinstance(row, dict):
+        return f"holds a JSON {type(row).__name__}, not an object"
+    epoch = row.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        return f"epoch is {epoch!r}, not a positive integer"
+    for key, value in row.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"{key} is {value!r:.30}, not a number"
+    return None
 
 
 # ------------------------------------------------------------------------------------------ rule strings

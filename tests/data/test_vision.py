@@ -44,8 +44,15 @@ def test_fashionmnist_missing_files_name_them_and_the_command(tmp_path):
     with pytest.raises(DataNotFoundError) as info:
         data.load("fashionmnist", root=tmp_path)
     message = str(info.value)
-    assert "t10k-labels-idx1-ubyte.gz" in message
+    assert "missing t10k-labels-idx1-ubyte.gz;" in message  # that one alone (issue #21.13)
     assert f"dstbench data download fashionmnist --root {tmp_path}" in message
+
+
+def test_fashionmnist_missing_file_in_a_subfolder_is_named_alone(tmp_path):
+    write_fashion(tmp_path / "fashion-mnist", gz=False)
+    (tmp_path / "fashion-mnist" / "train-images-idx3-ubyte").unlink()
+    with pytest.raises(DataNotFoundError, match=r"missing fashion-mnist/train-images-idx3-ubyte.gz; get them"):
+        data.load("fashionmnist", root=tmp_path)
 
 
 def test_fashionmnist_corrupt_file_is_named(tmp_path):

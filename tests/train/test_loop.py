@@ -7,6 +7,7 @@ import torch
 from dstbench import store
 from dstbench.cli import main
 from dstbench.config import RunConfig
+from dstbench.errors import UserError
 from dstbench.sparsity import DST
 from dstbench.sparsity.masks import prune_count
 from dstbench.train import resolve_config
@@ -170,7 +171,9 @@ def test_init_from_reinitialises_a_mismatched_classifier(tmp_path):
     source = build("small_mlp", in_features=64, num_classes=5)
     torch.save({"model": source.state_dict()}, tmp_path / "pre.pt")
     target = build("small_mlp", in_features=64, num_classes=10)
-    skipped = load_pretrained(target, tmp_path / "pre.pt")
+    with pytest.raises(UserError, match=r"of another shape \(file vs model\) 2: classifier.weight \(5, 256\) vs \(10, 256\)"):
+        load_pretrained(target, tmp_path / "pre.pt")  # only when asked for
+    skipped = load_pretrained(target, tmp_path / "pre.pt", partial=True)
     assert skipped and all(k.startswith(list(target.state_dict())[-1].rsplit(".", 2)[0]) for k in skipped)
     first = next(iter(source.state_dict()))
     assert torch.equal(target.state_dict()[first], source.state_dict()[first])

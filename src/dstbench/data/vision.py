@@ -38,11 +38,19 @@ def _fashion_folder(root: Path, system_fallback: bool) -> dict[str, Path]:
     folders = [root, root / sources.FASHION_MNIST_DIR, root / "FashionMNIST" / "raw", root / "fashionmnist"]
     if system_fallback:
         folders.append(SYSTEM_FASHION_MNIST)
+    best: tuple[Path, dict[str, Path | None]] | None = None  # the folder holding most of the files
     for folder in folders:
         found = {name: next((p for p in (folder / f"{name}.gz", folder / name) if p.is_file()), None)
                  for name in sources.FASHION_MNIST_FILES}
         if all(found.values()):
             return found  # type: ignore[return-value]
+        if any(found.values()) and (best is None or sum(map(bool, found.values())) > sum(map(bool, best[1].values()))):
+            best = (folder, found)
+    if best is not None:  # some of the files are there: name the ones that are not
+        folder, found = best
+        where = folder.relative_to(root) if folder.is_relative_to(root) else folder
+        missing = [f"{where}/{name}.gz" if str(where) != "." else f"{name}.gz" for name, p in found.items() if p is None]
+        raise not_found("fashionmnist", root, missing)
     wanted = [f"{sources.FASHION_MNIST_DIR}/{name}.gz" for name in sources.FASHION_MNIST_FILES]
     raise not_found("fashionmnist", root, wanted)
 

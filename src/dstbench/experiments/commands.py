@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dstbench.claims import STALE_AFTER
+from dstbench.claims import STALE_AFTER, unreadable_claims
 from dstbench.errors import UserError
 from dstbench.experiments.executors import EXECUTORS
 from dstbench.experiments.worker import DEFAULT_TRAINER
@@ -77,6 +78,9 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"  failed {run_id}: {reason}  (rerun with --retry-failed)", file=sys.stderr)
     for problem in result.problems:
         print(f"  {problem}", file=sys.stderr)
+    if c.running:
+        for note in unreadable_claims(args.out, args.stale_after):
+            print(f"  {note}", file=sys.stderr)
     return 0 if result.ok else 1
 
 
@@ -84,14 +88,24 @@ def _status(args: argparse.Namespace) -> int:
     from dstbench.experiments.status import format_status, sweep_status
 
     print(format_status(sweep_status(args.dir, args.stale_after), show_failed=args.failed))
+    for note in unreadable_claims(args.dir, args.stale_after):
+        print(f"note: {note}")
     return 0
 
 
 def _collect(args: argparse.Namespace) -> int:
     from dstbench.experiments.tables import METRICS_TABLE, RESULTS, write_collected
 
-    results, metrics = write_collected(args.dir, include_incomplete=args.include_incomplete)
-    print(f"{Path(args.dir) / RESULTS}: {len(results)} rows; {Path(args.dir) / METRICS_TABLE}: {len(metrics)} rows")
+    to = args.out if args.out is not None else args.dir
+    try:
+        results, metrics = write_collected(args.dir, include_incomplete=args.include_incomplete, to=args.out)
+    except OSError as exc:
+        if args.out is not None or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        raise UserError(f"cannot write the tables into {args.dir} ({exc.strerror}: {exc.filename}); give "
+                        "`dstbench collect --out FOLDER` to write them elsewhere (`dstbench report` reads such a "
+                        "folder without writing to it)") from None
+    print(f"{Path(to) / RESULTS}: {len(results)} rows; {Path(to) / METRICS_TABLE}: {len(metrics)} rows")
     return 0
 
 
@@ -144,4 +158,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     collect = sub.add_parser("collect", help="all runs of a sweep folder -> results.parquet and metrics.parquet")
     collect.add_argument("dir", type=Path)
     collect.add_argument("--include-incomplete", action="store_true", help="also failed and unfinished runs")
+    collect.add_argument("--out", type=Path, help="the folder to write the two tables into (default: DIR; e.g. "
+                                                  "for a read-only sweep folder)")
     collect.set_defaults(func=_collect)

@@ -206,7 +206,7 @@ def parse_spec(data: Mapping[str, Any], path: str) -> Spec:
     _check_keys(path, "the top level", data, _TOP_KEYS)
     name = data.get("name", Path(path).stem)
     if not isinstance(name, str) or not _NAME.match(name):
-        raise SpecError(f"{path}: name {name!r} must be letters, digits, '_', '-' or '.' (it names a file)")
+        raise SpecError(f"{path}: name {name!r} must be ASCII letters, digits, '_', '-' or '.', starting with a letter or digit (it names a file)")
     base = _freeze(_table(path, "[base]", data.get("base", {})))
     _check_fields(path, "[base]", base)
     groups: list[Group] = []

@@ -7,6 +7,10 @@ resumes interrupted ones and leaves failed ones alone unless asked (`retry_faile
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
+import logging
 import os
 import threading
 import time
@@ -16,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dstbench import store, vocab
-from dstbench.claims import STALE_AFTER, heartbeat_interval, live_claims
+from dstbench.claims import STALE_AFTER, Owner, heartbeat_interval, live_claims, owner_gone
 from dstbench.errors import UserError
 from dstbench.experiments.spec import PlannedRun, Spec, check_selection, select_runs
 from dstbench.experiments.worker import (
@@ -32,6 +36,7 @@ from dstbench.train.grouping import DEFAULT_GROUP_SIZE, parse_group_size
 
 SWEEPS = vocab.SWEEPS
 _LOCK_WAIT = 30.0
+log = logging.getLogger(__name__)
 
 
 def run_status(run_dir: Path) -> str:
@@ -156,25 +161,71 @@ def record_sweep(plan: SweepPlan) -> Path:
 
 
 class _FileLock:
-    """An O_EXCL lock file; one left by a killed process is broken after `_LOCK_WAIT` seconds."""
+    """An O_EXCL lock file that records its owner (host, pid, since when). It is held for milliseconds (a sweep
+    record merged and written), so one whose owner is gone from this machine, or that is older than `_LOCK_WAIT`
+    seconds, was left by a killed process and is broken at once; a wait of more than a second says what for."""
 
     def __init__(self, path: Path):
         self.path = path
+        self._inode: int | None = None
 
     def __enter__(self) -> _FileLock:
-        deadline = time.time() + _LOCK_WAIT
+        started = time.time()
+        told = False
         while True:
             try:
-                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-                return self
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
-                if time.time() > deadline:
-                    self.path.unlink(missing_ok=True)
-                    deadline = time.time() + _LOCK_WAIT
+                holder, since, inode = self._holder()
+                left = _LOCK_WAIT - (time.time() - since)
+                if inode is not None and (left <= 0 or (holder is not None and owner_gone(holder))):
+                    why = "its process is gone" if left > 0 else f"it is {time.time() - since:.0f} s old"
+                    log.warning("%s: broke a lock left by %s (%s)", self.path, _who(holder), why)
+                    with contextlib.suppress(FileNotFoundError):
+                        if os.stat(self.path).st_ino == inode:  # still the lock judged, not a new one
+                            self.path.unlink()
+                    continue
+                if not told and time.time() - started > 1.0:
+                    told = True
+                    log.warning("%s: waiting for %s, which holds this lock; it is broken in %.0f s if not released "
+                                "(delete the file if no dstbench process runs on this folder)", self.path,
+                                _who(holder), max(left, 0.0))
                 time.sleep(0.05)
+                continue
+            self._inode = os.fstat(fd).st_ino
+            with os.fdopen(fd, "w") as f:
+                json.dump({**dataclasses.asdict(Owner.current()), "since": time.time()}, f)
+            return self
+
+    def _holder(self) -> tuple[dict[str, Any] | None, float, int | None]:
+        """The lock's owner record (None: unreadable, e.g. an older version's empty lock), since when it is held
+        (its record, else the file's time), and its inode (None: released meanwhile)."""
+        try:
+            st = os.stat(self.path)
+            with open(self.path, encoding="utf-8") as f:
+                holder = json.load(f)
+        except FileNotFoundError:
+            return None, time.time(), None
+        except (OSError, ValueError):
+            return None, st.st_mtime, st.st_ino
+        if not isinstance(holder, dict):
+            return None, st.st_mtime, st.st_ino
+        try:
+            since = float(holder.get("since", st.st_mtime))
+        except (TypeError, ValueError):
+            since = st.st_mtime
+        return holder, since, st.st_ino
 
     def __exit__(self, *exc: object) -> None:
-        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(self.path).st_ino == self._inode:  # ours, not one made after ours was broken
+                self.path.unlink()
+
+
+def _who(holder: dict[str, Any] | None) -> str:
+    if holder is None:
+        return "an unknown process (the lock file names none)"
+    return f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}"
 
 
 class Monitor:

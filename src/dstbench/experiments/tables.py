@@ -8,6 +8,7 @@ pyarrow's JSON reader (which also reads the NaN/Infinity that a diverged run wri
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -23,7 +24,16 @@ import pandas as pd
 
 from dstbench import store
 from dstbench.config import IDENTITY_FIELDS
-from dstbench.vocab import GROUP_KEYS, METRICS_TABLE, SWEEPS, run_mode, status_of
+from dstbench.vocab import (
+    DONE,
+    GROUP_KEYS,
+    METRICS_TABLE,
+    SWEEPS,
+    metrics_row_problem,
+    run_mode,
+    status_of,
+    summary_problem,
+)
 from dstbench.vocab import RESULTS_TABLE as RESULTS
 
 # pyarrow parses JSON in blocks; big blocks cost far less per row than its 1 MB default.
@@ -51,6 +61,11 @@ class _Run:
     metrics: bytes
     damaged: str | None = None  # why summary.json exists but cannot be used
 
+    @property
+    def epochs(self) -> int | None:
+        """How many metrics rows a finished run's summary promises (None: not finished, any count will do)."""
+        return int(self.summary["epochs"]) if self.summary is not None and status_of(self.summary) == DONE else None
+
 
 def _read_bytes(path: Path) -> bytes | None:
     try:
@@ -75,8 +90,9 @@ def _read_run(folder: Path, include_incomplete: bool) -> _Run | None:
             summary = _loads(raw)
         except ValueError as exc:
             return _Run(folder.name, None, None, b"", damaged=f"not valid JSON ({exc})")
-        if not isinstance(summary, dict):
-            return _Run(folder.name, None, None, b"", damaged=f"holds a JSON {type(summary).__name__}, not an object")
+        problem = summary_problem(summary)
+        if problem is not None:
+            return _Run(folder.name, None, None, b"", damaged=f"not a valid summary: {problem}")
     done = summary is not None and status_of(summary) == "done"
     if not done and not include_incomplete:
         return None
@@ -126,34 +142,134 @@ def _rows(run: _Run, members: list[tuple[str | None, str | None]]) -> Iterator[d
 
 
 def _metrics_table(runs: list[_Run]) -> pd.DataFrame:
-    """All runs' metrics lines parsed at once; rows carry their run_id."""
+    """All runs' metrics lines parsed at once; rows carry their run_id. A run whose metrics.jsonl is damaged (a
+    line that is not a metrics row, or epochs other than 1..N once each, N from a finished run's summary) is left
+    out of the table, with a warning naming the file and what is wrong."""
     import pyarrow as pa
-    import pyarrow.json as pa_json
 
-    chunks = [r.metrics for r in runs if r.metrics]
-    if not chunks:
-        return pd.DataFrame({"run_id": pd.Series(dtype=str)})
+    try:
+        table = _parse_all(runs)
+    except (pa.ArrowInvalid, ValueError):  # a line that is not a metrics row: find its run, then the line
+        runs, broken = _without_bad_lines(runs, {r.run_id for r in _failing(runs)})
+        table = _parse_all(runs)
+    else:
+        broken = {}
+    table, damaged = _check_epochs(runs, table)
+    damaged.update(broken)
+    if damaged:
+        log.warning("%d runs' metrics left out of %s: their %s is damaged (restore the file, or delete the run's "
+                    "%s to train it again):\n%s", len(damaged), METRICS_TABLE, store.METRICS, store.SUMMARY,
+                    "\n".join(f"  {store.RUNS}/{run_id}/{store.METRICS}: {why}"
+                              for run_id, why in sorted(damaged.items())))
+    return table
+
+
+def _parse_all(runs: list[_Run]) -> pd.DataFrame:
+    """All runs' metrics lines as one table with their run_id; see `_arrow_table` for what raises."""
+    import pyarrow as pa
+
+    table = _arrow_table(runs)
+    if table is None:
+        return pd.DataFrame({"run_id": pd.Series(dtype=str), "epoch": pd.Series(dtype="int64")})
     counts = [r.metrics.count(b"\n") for r in runs if r.metrics]
     ids = [r.run_id for r in runs if r.metrics]
-    data = b"".join(chunks)
-    try:
-        table = pa_json.read_json(io.BytesIO(data), read_options=pa_json.ReadOptions(block_size=min(_BLOCK, len(data))))
-    except pa.ArrowInvalid:
-        return _metrics_line_by_line(runs)
     run_ids = pa.array(np.repeat(np.array(ids, dtype=object), counts), type=pa.string())
     return table.add_column(0, "run_id", run_ids).to_pandas()
 
 
-def _metrics_line_by_line(runs: list[_Run]) -> pd.DataFrame:
-    """The slow path, taken only when the fast one fails: finds and names the broken line."""
-    rows = []
+def _arrow_table(runs: list[_Run]) -> Any:
+    """One pass of pyarrow's JSON reader over the runs' lines (None: no lines); raises ArrowInvalid (or
+    ValueError when the lines do not come out one row each with an integer epoch) on a line that is not a flat
+    JSON object of numbers."""
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+
+    data = b"".join(r.metrics for r in runs)
+    if not data:
+        return None
+    table = pa_json.read_json(io.BytesIO(data), read_options=pa_json.ReadOptions(block_size=min(_BLOCK, len(data))))
+    if table.num_rows != data.count(b"\n"):
+        raise ValueError("blank lines in metrics")
+    if "epoch" not in table.column_names or not pa.types.is_integer(table.schema.field("epoch").type):
+        raise ValueError("a metrics line without an integer epoch")
+    return table
+
+
+def _failing(runs: list[_Run]) -> list[_Run]:
+    """The runs whose lines pyarrow cannot read, found by halving (a few passes over the data, not one parse per
+    line); all of a part whose halves read alone but not together (a key of another type in each)."""
+    import pyarrow as pa
+
+    try:
+        _arrow_table(runs)
+        return []
+    except (pa.ArrowInvalid, ValueError):
+        if len(runs) == 1:
+            return runs
+    half = len(runs) // 2
+    return _failing(runs[:half]) + _failing(runs[half:]) or runs
+
+
+def _without_bad_lines(runs: list[_Run], suspects: set[str]) -> tuple[list[_Run], dict[str, str]]:
+    """The runs, those of `suspects` holding a line that is no metrics row without their metrics, and why, by
+    run id. Every line of the suspects is parsed here."""
+    kept, broken = [], {}
     for run in runs:
-        for number, line in enumerate(run.metrics.splitlines(), start=1):
+        for number, line in enumerate(run.metrics.splitlines() if run.run_id in suspects else (), start=1):
             try:
-                rows.append({"run_id": run.run_id, **json.loads(line)})
+                problem = metrics_row_problem(json.loads(line))
             except ValueError as exc:
-                raise ValueError(f"runs/{run.run_id}/{store.METRICS} line {number} is not JSON: {exc}") from None
-    return pd.DataFrame(rows)
+                problem = f"not JSON ({exc})"
+            if problem is not None:
+                broken[run.run_id] = f"line {number} {problem}"
+                run = dataclasses.replace(run, metrics=b"")
+                break
+        kept.append(run)
+    return kept, broken
+
+
+def _check_epochs(runs: list[_Run], table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """`table` without the rows of runs whose epochs are not 1..N once each in order (N: a finished run's
+    summary epochs; else however many rows it has), and why each was dropped, by run id. Vectorised: one
+    comparison of the epoch column with the epochs it should hold."""
+    counts = np.array([r.metrics.count(b"\n") for r in runs], dtype=np.int64)
+    starts = np.cumsum(counts) - counts
+    expected = np.arange(int(counts.sum())) - np.repeat(starts, counts) + 1
+    epochs = table["epoch"].to_numpy() if len(table) else expected
+    owner = np.repeat(np.arange(len(runs)), counts)  # the run of each row
+    wrong = np.bincount(owner[epochs != expected], minlength=len(runs))
+    damaged = {}
+    for index in np.flatnonzero(wrong > 0).tolist() + [i for i, r in enumerate(runs) if r.epochs is not None
+                                                        and r.epochs != counts[i]]:
+        run = runs[index]
+        if run.run_id not in damaged:
+            damaged[run.run_id] = _epoch_problem(epochs[starts[index]:starts[index] + counts[index]].tolist(),
+                                                 run.epochs)
+    if damaged:
+        table = table[~table["run_id"].isin(damaged)].reset_index(drop=True)
+    return table, damaged
+
+
+def _epoch_problem(epochs: list[int], want: int | None) -> str:
+    """What is wrong with a run's epochs: "empty", "epochs 4, 5 missing", "epoch 2 twice", "out of order"."""
+    if not epochs:
+        return f"empty, but the summary has {want} epochs"
+    if any(e != e for e in epochs):  # NaN: a line without an epoch
+        return f"{sum(e != e for e in epochs)} lines without an epoch"
+    epochs = [int(e) for e in epochs]
+    last = want if want is not None else max(epochs)
+    missing = sorted(set(range(1, last + 1)) - set(epochs))
+    twice = sorted({e for e in epochs if epochs.count(e) > 1})
+    extra = sorted(set(epochs) - set(range(1, last + 1)))
+    parts = [f"epoch{'s' if len(v) > 1 else ''} {_listed(v)} {what}"
+             for v, what in ((missing, "missing"), (twice, "more than once"), (extra, "beyond the last"))
+             if v]
+    shown = "; ".join(parts) or "epochs out of order"
+    return f"{shown} (the summary has {want} epochs)" if want is not None else f"{shown} (an unfinished run)"
+
+
+def _listed(values: list[int]) -> str:
+    return ", ".join(map(str, values[:5])) + (f" and {len(values) - 5} more" if len(values) > 5 else "")
 
 
 def _run_folders(out: Path) -> list[Path]:
@@ -194,10 +310,14 @@ def _columns(rows: Iterable[dict[str, Any]]) -> list[str]:
     return list(columns)
 
 
-def write_collected(out: Path | str, *, include_incomplete: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Collect and write ``out/results.parquet`` and ``out/metrics.parquet`` (atomically); returns the tables."""
+def write_collected(out: Path | str, *, include_incomplete: bool = False,
+                    to: Path | str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Collect and write ``results.parquet`` and ``metrics.parquet`` (atomically) into `to` (default: `out`, the
+    sweep folder); returns the tables."""
     results, metrics = collect(out, include_incomplete=include_incomplete)
-    write_tables(out, results, metrics)
+    if to is not None:
+        Path(to).mkdir(parents=True, exist_ok=True)
+    write_tables(to if to is not None else out, results, metrics)
     return results, metrics
 
 

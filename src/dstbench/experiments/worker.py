@@ -148,6 +148,14 @@ def write_failed(run_dir: Path, config: RunConfig, reason: str, wall_seconds: fl
         vocab.FAILED, reason, config.run_id(), config.model_dump(mode="json"), wall_seconds=wall_seconds))
 
 
+def _drop_invalid_summary(run_dir: Path) -> None:
+    """Remove, naming it, the invalid summary.json of a run about to train (it counts as unfinished)."""
+    damaged = store.RunDir(run_dir).damaged_summary()
+    if damaged is not None:
+        log.warning("%s", damaged)
+        (run_dir / store.SUMMARY).unlink(missing_ok=True)
+
+
 def _storage_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
 
@@ -181,6 +189,7 @@ def _train(job: WorkerJob, run: PlannedRun, trainer: Trainer, claim: Claim, repl
     try:
         if _died_too_often(job, run_dir, config, claim, replaced):
             return "failed"
+        _drop_invalid_summary(run_dir)
         (run_dir / store.SUMMARY).unlink(missing_ok=True)  # a failed run being retried
         try:
             trainer(config, run_dir)
@@ -349,6 +358,7 @@ def _work_group(job: WorkerJob, run: PlannedRun, runs: list[PlannedRun], owner: 
         if not claims:
             return [m.run_id for m in members]
         for run_id in claims:  # failed runs this sweep retries start afresh
+            _drop_invalid_summary(out / store.RUNS / run_id)
             if job.retry.get(run_id) is not None:
                 (out / store.RUNS / run_id / store.SUMMARY).unlink(missing_ok=True)
         configs = [_execution_config(job, m) for m in members]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import logging
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,8 @@ from torch import nn
 from dstbench import store
 from dstbench.errors import UserError
 from dstbench.models.efficientnet import EfficientNet
+
+log = logging.getLogger(__name__)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -31,22 +36,51 @@ def save_model(path: Path, model: nn.Module) -> None:
     save_checkpoint(path, state)
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
+def load_checkpoint(path: Path, *, advice: str | None = None) -> dict[str, Any]:
+    """The checkpoint at `path`, loaded safely; a file that cannot be read raises a UserError that says why in
+    words ("truncated", "not a checkpoint") and gives `advice` (default: for a run's own resume checkpoint)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file: say which and what to do
-        raise UserError(
-            f"cannot read checkpoint {path}: {exc}. Delete it to restart this run from scratch"
-        ) from exc
+        advice = advice or "delete it to train this run again from the start"
+        raise UserError(f"cannot read checkpoint {path}: {unreadable_cause(Path(path), exc)}; {advice}") from exc
 
 
-def load_pretrained(model: nn.Module, path: str | Path, data_root: str | Path | None = None) -> list[str]:
-    """Load weights from a local checkpoint (ours, or a plain state dict), safely.
+def unreadable_cause(path: Path, exc: BaseException) -> str:
+    """Why torch could not load `path`, from the file's first bytes rather than torch's internal message."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        size = path.stat().st_size
+    except IsADirectoryError:
+        return "it is a folder, not a file"
+    except OSError as error:
+        return error.strerror or str(error)
+    if size == 0:
+        return "the file is empty"
+    if head == b"PK\x03\x04":  # the zip container torch.save writes
+        if not zipfile.is_zipfile(path):
+            return f"the file is truncated ({size} bytes: its end is missing; a copy or a write cut short)"
+        return f"the file is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+    if isinstance(exc, pickle.UnpicklingError) and head[:1] == b"\x80":
+        return "it holds Python objects other than tensors, which are not loaded (weights_only, for safety)"
+    return "not a checkpoint (not a file torch.save wrote)"
 
-    Tensors whose shapes differ from the model's (a classifier for another number of classes) are skipped and
-    keep their fresh initialisation, as in the paper's fine-tuning study (appendix H). A torchvision
-    EfficientNet state dict (the published ImageNet weights) is renamed for dstbench's EfficientNet first.
-    A relative path that does not exist is looked for under `data_root` too. Returns the skipped keys.
+
+def _shown(names: list[str], limit: int = 6) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def load_pretrained(model: nn.Module, path: str | Path, data_root: str | Path | None = None, *,
+                    partial: bool = False) -> list[str]:
+    """Load weights from a local checkpoint (ours, a finished run's folder, or a plain state dict), safely.
+
+    The file must fit the model: every tensor of the model, no other, each of the model's shape. With `partial`
+    (``init_partial``: a new classifier for another number of classes, as in the paper's fine-tuning study,
+    appendix H) the tensors that do not fit are skipped and keep their fresh initialisation, and a warning lists
+    them. A torchvision EfficientNet state dict (the published ImageNet weights) is renamed for dstbench's
+    EfficientNet first. A relative path that does not exist is looked for under `data_root` too. Returns the
+    skipped keys (the model's tensors that were not loaded).
     """
     path = Path(path)
     if not path.exists() and not path.is_absolute() and data_root is not None and (Path(data_root) / path).exists():
@@ -54,7 +88,13 @@ def load_pretrained(model: nn.Module, path: str | Path, data_root: str | Path | 
     if not path.exists():
         where = f" (nor under the data root {data_root})" if data_root is not None else ""
         raise FileNotFoundError(f"--init-from {path}: no such file{where}")
-    state = load_checkpoint(path)
+    if path.is_dir():  # a finished run's folder: its final weights
+        if not (path / store.FINAL_MODEL).is_file():
+            raise UserError(f"--init-from {path} is a folder without {store.FINAL_MODEL}; give a finished run's "
+                            f"folder, its {store.FINAL_MODEL}, or a file of a state dict")
+        path = path / store.FINAL_MODEL
+    state = load_checkpoint(path, advice=f"--init-from needs a finished run's {store.FINAL_MODEL} or a state dict "
+                                         "saved with torch.save; check the path")
     if "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     elif "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -62,9 +102,28 @@ def load_pretrained(model: nn.Module, path: str | Path, data_root: str | Path | 
     if isinstance(model, EfficientNet) and EfficientNet.is_torchvision_state(state):
         state = model.from_torchvision_state(state)
     own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f"{k} {_shape(state[k])} vs {tuple(own[k].shape)}" for k in own
+                  if k in state and _shape(state[k]) != tuple(own[k].shape)]
+    usable = {k: v for k, v in state.items() if k in own and _shape(v) == tuple(own[k].shape)}
+    problems = "; ".join(f"{what} {len(names)}: {_shown(names)}" for what, names in (
+        ("missing", missing), ("unexpected", unexpected), ("of another shape (file vs model)", mismatched)) if names)
     if not usable:
-        raise UserError(f"--init-from {path}: none of its tensors fit this model (names or shapes differ)")
+        raise UserError(f"--init-from {path}: none of its tensors fit this model ({problems}); give the weights "
+                        "of the same model")
     skipped = sorted(k for k in own if k not in usable)
+    if problems and not partial:
+        raise UserError(f"--init-from {path} does not fit this model: {len(usable)} of the model's {len(own)} tensors fit; "
+                        f"{problems}. Give the weights of the same model, or set init_partial = true "
+                        "(--init-partial) to load only the tensors that fit and keep the others fresh")
+    if skipped or unexpected:
+        log.warning("--init-from %s: loaded %d of the model's %d tensors; kept fresh: %s%s", path, len(usable),
+                    len(own), _shown(skipped) or "none",
+                    f"; not used from the file: {_shown(unexpected)}" if unexpected else "")
     model.load_state_dict(usable, strict=False)
     return skipped
+
+
+def _shape(value: Any) -> tuple[int, ...] | str:
+    return tuple(value.shape) if torch.is_tensor(value) else type(value).__name__

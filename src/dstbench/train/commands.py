@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tomllib
 import types
@@ -55,16 +56,35 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     values: dict[str, Any] = {}
     if getattr(args, "config", None):
-        path = Path(args.config)
-        try:
-            values.update(tomllib.loads(path.read_text()))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise UserError(f"cannot read config file {path}: {exc}") from exc
+        values.update(read_config_file(Path(args.config)))
     values.update({k: v for k, v in vars(args).items() if k in RunConfig.model_fields and v is not None})
     missing = [k for k in ("model", "dataset") if k not in values]
     if missing:
         raise UserError(f"missing {', '.join(_flag(k) for k in missing)}; see `dstbench list models|datasets`")
     return RunConfig.model_validate(values)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The RunConfig keys of a TOML file, or of a run's config.json ("rerun this run": same keys, as JSON)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read config file {path}: {exc}") from exc
+    if text.lstrip().startswith("{"):  # JSON: a run's config.json (TOML never starts with a brace)
+        try:
+            values = json.loads(text)
+        except ValueError as exc:
+            raise UserError(f"config file {path} is not valid JSON ({exc}); give a TOML file of RunConfig keys "
+                            "or a run's config.json") from None
+        if not isinstance(values, dict):
+            raise UserError(f"config file {path} holds a JSON {type(values).__name__}, not an object of RunConfig "
+                            "keys")
+        return values
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config file {path} is not valid TOML ({exc}); give a TOML file of RunConfig keys "
+                        "(key = value lines) or a run's config.json") from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -92,7 +112,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("train", help="train one run (dense, static sparse or DST) into a run folder",
                             description="Train one run. Recipe fields left out take the paper's defaults.")
     parser.add_argument("--out", help="the run folder (default: runs/<run_id>); rerunning resumes it")
-    parser.add_argument("--config", help="a TOML file of RunConfig keys; flags override it")
+    parser.add_argument("--config", help="a TOML file of RunConfig keys, or a run's config.json (to train that run "
+                                         "again, e.g. into another --out); flags override it")
     parser.add_argument("--retry-failed", action="store_true",
                         help="train a failed run again (from its last checkpoint) instead of reporting its failure")
     add_config_arguments(parser)

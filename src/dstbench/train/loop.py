@@ -11,6 +11,7 @@ its summary at once; it keeps its final weights (model.pt) and masks, and drops 
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from dstbench.train.distributed import Distributed, is_launch_main
 from dstbench.train.recipes import resolve_config
 from dstbench.train.records import DamagedRunError  # noqa: F401  (raised from here for callers of run)
 from dstbench.train.trainer import Trainer
+
+log = logging.getLogger(__name__)
 
 
 class ConfigMismatchError(UserError):
@@ -41,7 +44,9 @@ def run(config: RunConfig, run_dir: Path | str, *, retry_failed: bool = False) -
     owner = hold_run_folder(folder.path) if is_launch_main() else contextlib.nullcontext()
     with owner as claim:
         write_config(folder, config)
-        summary = folder.summary()
+        summary, damaged = folder.read_summary()
+        if damaged is not None:
+            log.warning("%s", damaged)
         if summary is not None:
             if not (retry_failed and folder.status() == vocab.FAILED):
                 return summary
@@ -64,6 +69,7 @@ def write_config(folder: store.RunDir, config: RunConfig) -> None:
 
     A damaged config.json in a folder named by this config's run id is rewritten: the name proves which run the
     folder holds (a sweep's runs/<run_id>). Elsewhere it is an error, since nothing says what the folder held.
+    Another run's config.json alone, with no record beside it, is replaced: that run never trained.
     """
     path = folder.file(store.CONFIG)
     if path.exists():
@@ -76,6 +82,10 @@ def write_config(folder: store.RunDir, config: RunConfig) -> None:
             store.atomic_write_json(path, config.model_dump(mode="json"))
             return
         if existing.run_id() != config.run_id():
+            if {p.name for p in folder.path.iterdir() if not p.name.startswith(".")} == {store.CONFIG}:
+                # a run refused before it trained (weights or data that did not fit): nothing there to keep
+                store.atomic_write_json(path, config.model_dump(mode="json"))
+                return
             theirs, ours = existing.identity(), config.identity()
             diff = sorted(k for k in ours if theirs.get(k) != ours.get(k))
             raise ConfigMismatchError(

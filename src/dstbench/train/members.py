@@ -27,6 +27,7 @@ class Member:
         self.best = new_best()
         self.last_row: dict[str, Any] = {}
         self.snapshot_steps = set(config.mask_snapshot_steps)
+        self.init_skipped: list[str] = []  # tensors not loaded from init_from (init_partial)
         self.model: nn.Module
         self.dst: DST
         self.batches: Any

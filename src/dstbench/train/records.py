@@ -7,6 +7,7 @@ first checks that this process still owns the run (its claim).
 
 from __future__ import annotations
 
+import logging
 import math
 import platform
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,8 @@ from dstbench.config import RunConfig
 from dstbench.errors import UserError
 from dstbench.sparsity import DST
 from dstbench.train.checkpoint import save_model
+
+log = logging.getLogger(__name__)
 
 
 class DamagedRunError(UserError):
@@ -56,9 +59,12 @@ def epoch_row(dst: DST, *, epoch: int, train_loss: float, train_acc: float, val:
 
 def summary_of(config: RunConfig, status: str, reason: str | None, *, epochs: int, dst: DST, model: nn.Module,
                last_row: Mapping[str, Any], best: Mapping[str, Any], wall_seconds: float,
-               group: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """summary.json of a finished (or failed) run; `group` says which run group trained it, if one did."""
+               group: Mapping[str, Any] | None = None, init_skipped: Sequence[str] = ()) -> dict[str, Any]:
+    """summary.json of a finished (or failed) run; `group` says which run group trained it, if one did, and
+    `init_skipped` which tensors an `init_partial` run kept fresh instead of loading them from `init_from`."""
     extra = {"group": dict(group)} if group is not None else {}
+    if config.init_from:
+        extra["init_skipped"] = list(init_skipped)
     return vocab.summary_record(
         status, reason, config.run_id(), config.model_dump(mode="json"),
         epochs=epochs,
@@ -116,12 +122,32 @@ class RunRecords:
         if self.config.mode != vocab.DENSE:
             store.save_masks(self.folder.mask_path("init"), masks_numpy(masks))
 
+    def restore_init_masks(self, masks: Mapping[str, Tensor]) -> None:
+        """Before a resuming run loads its checkpoint: write masks/init.npz again if it is gone (deleted, say).
+
+        The engine as built before the checkpoint replaces its masks holds the very masks the run started with:
+        the same seed draws them the same way (the resume tests check it)."""
+        path = self.folder.mask_path("init")
+        if self.config.mode == vocab.DENSE or path.exists():
+            return
+        self.own("the initial masks")
+        store.save_masks(path, masks_numpy(masks))
+        log.warning("%s was missing; written again from the run's seed (the masks it started with)", path)
+
     def resume(self, epoch: int, history_rows: int) -> None:
-        """A run resuming a checkpoint of `epoch` epochs: its records must reach that far; later rows go."""
+        """A run resuming a checkpoint of `epoch` epochs: its records must reach that far; later rows go. Mask
+        snapshots of steps before the checkpoint that are gone cannot be rebuilt: a warning names them."""
         self.check(epoch, history_rows)
         self.own("resuming")
         store.truncate_jsonl(self.folder.file(store.METRICS), epoch)
         store.truncate_jsonl(self.folder.file(store.HISTORY), history_rows)
+        steps = int(self.folder.metrics()[epoch - 1].get("step") or 0) if epoch else 0
+        lost = [self.folder.mask_path(f"step_{s:07d}") for s in sorted(self.config.mask_snapshot_steps)
+                if s <= steps and not self.folder.mask_path(f"step_{s:07d}").exists()]
+        if lost:
+            log.warning("%s: %d mask snapshots of steps before the checkpoint are gone and cannot be rebuilt from "
+                        "it: %s; delete %s to train the run again from the start and record them", self.folder.path,
+                        len(lost), ", ".join(p.name for p in lost), self.folder.file(store.CHECKPOINT))
 
     def epoch(self, row: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> None:
         self.own(f"epoch {row['epoch']}'s metrics")

@@ -100,7 +100,9 @@ class Trainer:
             torch.manual_seed(member.config.seed)
             model = build_for(member.config, self.data)
             if member.config.init_from:
-                load_pretrained(model, member.config.init_from, data_root(member.config.data_root))
+                member.init_skipped = load_pretrained(model, member.config.init_from,
+                                                      data_root(member.config.data_root),
+                                                      partial=member.config.init_partial)
             models.append(model)
         self.rng_state = torch.get_rng_state()  # training draws (dropout) start here, as in a solo run
         self.channels_last = self.device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in models[0].modules())
@@ -179,7 +181,11 @@ class Trainer:
 
     def _restore_or_start(self) -> None:
         if self.checkpoint_path.exists():
-            state = one_layout(load_checkpoint(self.checkpoint_path), self.members[0].config)
+            for member in self.members:  # the masks as built, before the checkpoint's replace them
+                if member.writes and self.dist.is_main:
+                    member.records.restore_init_masks(member.dst.masks)
+            advice = None if self.group_dir is None else "delete it to train this run group again from the start"
+            state = one_layout(load_checkpoint(self.checkpoint_path, advice=advice), self.members[0].config)
             if [m["run_id"] for m in state["members"]] != [m.config.run_id() for m in self.members]:
                 raise GroupError(f"{self.checkpoint_path} holds another group's checkpoint; delete it to train "
                                  "this group afresh")
@@ -448,7 +454,8 @@ class Trainer:
                                                      "amortised_seconds": self.elapsed / size}
         member.summary = summary_of(member.config, status, reason, epochs=self.epoch, dst=member.dst,
                                     model=member.model, last_row=member.last_row, best=member.best,
-                                    wall_seconds=wall, group=group)
+                                    wall_seconds=wall, group=group,
+                                    init_skipped=member.init_skipped)
         if self.dist.is_main:
             member.records.finish(member.summary, epoch=self.epoch, history_rows=len(member.dst.history),
                                   masks=member.dst.masks, model=member.model)
