@@ -6,8 +6,8 @@ import json
 import os
 import time
 
+from dstbench.claims import Owner
 from dstbench.experiments import sweep
-from dstbench.experiments.claims import Owner
 from dstbench.experiments.sweep import plan_sweep, record_sweep
 
 from .helpers import small_spec

@@ -6,9 +6,7 @@ import time
 
 import pytest
 
-from dstbench.cli import main
-from dstbench.experiments import run_sweep
-from dstbench.experiments.claims import (
+from dstbench.claims import (
     UNREADABLE_AFTER,
     Owner,
     RunInUseError,
@@ -18,6 +16,8 @@ from dstbench.experiments.claims import (
     run_folder_claim_path,
     try_claim,
 )
+from dstbench.cli import main
+from dstbench.experiments import run_sweep
 
 from . import fake_trainers
 from .helpers import small_spec

@@ -8,8 +8,9 @@ import pytest
 
 from dstbench import store
 from dstbench.config import RunConfig
-from dstbench.train.group import GroupTrainer, run_group
-from dstbench.train.loop import _Trainer, run
+from dstbench.train.group import run_group
+from dstbench.train.loop import run
+from dstbench.train.trainer import Trainer
 
 from .group_helpers import member_configs
 
@@ -41,7 +42,7 @@ def same(a, b):
 def test_deleted_masks_of_a_pending_run_come_back_and_lost_snapshots_are_named(tmp_path, monkeypatch, caplog):
     config = cfg(mask_snapshot_steps=(3, 25))
     folder = store.RunDir(tmp_path / "r")
-    stopped_after_epoch_one(_Trainer, monkeypatch, lambda: run(config, folder.path))
+    stopped_after_epoch_one(Trainer, monkeypatch, lambda: run(config, folder.path))
     started_with = folder.masks("init")
     assert folder.mask_tags() == ["init", "step_0000003"]
     shutil.rmtree(folder.path / store.MASKS)
@@ -64,7 +65,7 @@ def test_a_run_group_restores_its_members_initial_masks_too(tmp_path, monkeypatc
     configs = member_configs("small_mlp", [dict(density=0.1, update_period=10, seed=0),
                                            dict(density=0.2, update_period=7, seed=1)], snapshots=False, epochs=2)
     dirs = [tmp_path / "g" / c.run_id() for c in configs]
-    stopped_after_epoch_one(GroupTrainer, monkeypatch, lambda: run_group(configs, dirs, tmp_path / "groups"))
+    stopped_after_epoch_one(Trainer, monkeypatch, lambda: run_group(configs, dirs, tmp_path / "groups"))
     first = store.RunDir(dirs[1])
     started_with = first.masks("init")
     shutil.rmtree(first.path / store.MASKS)
