@@ -112,3 +112,38 @@ def test_a_spec_with_a_bad_rule_fails_at_sweep_start_and_in_dry_run(tmp_path, ca
         err = capsys.readouterr().err
         assert "bad.toml: [grid] prune = 'mest:lam=abc'" in err and "lam = 'abc'" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+SPEC = '[base]\nmodel = "small_mlp"\ndataset = "digits"\nepochs = 1\ndensity = 0.5\n[grid]\nseed = [0, 1]\n'
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--workers", "-1"], "workers must be at least 0 for local, got -1"),
+    (["--group-size", "0"], "--group-size: group_size must be a positive integer or 'auto', got '0'"),
+    (["--group-size", "-3"], "got '-3'"),
+    (["--group-size", "abc"], "got 'abc'"),
+    (["--group-size", "1.5"], "got '1.5'"),
+    (["--group-size", ""], "got ''"),
+    (["--num-threads", "0"], "num_threads = 0"),
+    (["--device", "tpu"], "device = 'tpu'"),
+    (["--no-wait"], "cannot detach"),
+])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_the_dry_run_refuses_what_the_real_run_refuses_before_anything_is_written(tmp_path, capsys, flags, says,
+                                                                                   dry_run):
+    (tmp_path / "s.toml").write_text(SPEC)
+    out = tmp_path / "out"
+    argv = ["sweep", str(tmp_path / "s.toml"), "--out", str(out), "--no-progress", *flags]
+    assert main(argv + (["--dry-run"] if dry_run else [])) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dstbench sweep: error: ") and says in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_a_dry_run_counts_the_selected_runs_per_arm(tmp_path, capsys):
+    (tmp_path / "s.toml").write_text(SPEC + '[arms.dense]\nbase = {density = 1.0}\ngrid = {seed = [0]}\n')
+    assert main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"), "--dry-run",
+                 "--only", "seed=0"]) == 0
+    assert capsys.readouterr().out == "s: 2 runs selected of 3 grid points (main: 1, dense: 1); 0 failed to retry\n"
+    assert not (tmp_path / "out").exists()

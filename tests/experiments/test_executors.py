@@ -79,7 +79,7 @@ def test_the_sweep_cli_reports_and_reruns_nothing(tmp_path, capsys):
     assert main([*argv[:-1], "experiments.fake_trainers:nope"]) == 2
     assert "has no function 'nope'" in capsys.readouterr().err
     assert main([*argv, "--dry-run", "--only", "seed=1"]) == 0
-    assert "1 runs selected of 3 (dst: 1); 0 failed to retry" in capsys.readouterr().out
+    assert "1 runs selected of 3 grid points (dst: 1); 0 failed to retry" in capsys.readouterr().out
     assert main(["sweep", "fig99", "--out", str(out)]) == 2 and "built-in specs" in capsys.readouterr().err
 
 

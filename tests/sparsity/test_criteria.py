@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dstbench.sparsity import CRITERIA, GROWTH, list_criteria, parse_spec, register_criterion
+from dstbench.sparsity import CRITERIA, GROWTH, list_criteria, parse_rule, register_criterion
 from dstbench.sparsity.masks import prune_count, select_highest, select_lowest
 
 G = torch.Generator().manual_seed(0)
@@ -136,8 +136,8 @@ def test_prune_count_is_ceil_without_float_noise():
 
 
 def test_spec_parsing_and_errors():
-    assert parse_spec("mest:lam=0.5") == ("mest", {"lam": 0.5})
-    assert parse_spec(("mest", {"lam": 2})) == ("mest", {"lam": 2})
+    assert parse_rule("mest:lam=0.5") == ("mest", {"lam": 0.5})
+    assert parse_rule(("mest", {"lam": 2})) == ("mest", {"lam": 2})
     with pytest.raises(ValueError, match="valid: magnitude, mest, random"):
         CRITERIA.resolve("magnitud")
     with pytest.raises(ValueError, match="lam"):

@@ -37,7 +37,7 @@ from dstbench.experiments.claims import (
     read_claim,
     try_claim,
 )
-from dstbench.experiments.spec import PlannedRun, Spec, select_runs
+from dstbench.experiments.spec import PlannedRun, Spec
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class WorkerJob:
         """The selected runs of every spec, in the specs' order; a run two specs share comes once."""
         runs: dict[str, PlannedRun] = {}
         for spec in self.specs:
-            for run in select_runs(spec.expand(), dict(self.only)):
+            for run in spec.expand(dict(self.only)):
                 runs.setdefault(run.run_id, run)
         return list(runs.values())
 

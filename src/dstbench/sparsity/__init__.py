@@ -9,7 +9,7 @@ from dstbench.sparsity.distributions import DISTRIBUTIONS, exact_counts, layer_d
 from dstbench.sparsity.engine import DST
 from dstbench.sparsity.growth import GROWTH, list_growth, register_growth
 from dstbench.sparsity.layers import SPARSE_LAYER_TYPES, sparse_parameters
-from dstbench.sparsity.registry import parse_spec
+from dstbench.sparsity.registry import parse_rule
 from dstbench.sparsity.schedules import SCHEDULES, list_schedules, register_schedule
 
 
@@ -31,7 +31,7 @@ __all__ = [
     "list_distributions",
     "list_growth",
     "list_schedules",
-    "parse_spec",
+    "parse_rule",
     "register_criterion",
     "register_growth",
     "register_schedule",

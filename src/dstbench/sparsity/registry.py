@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from dstbench.vocab import RuleSpec
-from dstbench.vocab import parse_rule as parse_spec  # the rule-string parser is part of the shared vocabulary
+from dstbench.vocab import RuleSpec, parse_rule  # the rule-string parser is part of the shared vocabulary
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class Registry:
 
     def resolve(self, spec: RuleSpec) -> tuple[Rule, Callable[..., Any], dict[str, Any]]:
         """The rule, its function with the spec's parameters bound, and those parameters."""
-        name, params = parse_spec(spec)
+        name, params = parse_rule(spec)
         rule = self.get(name)
         valid = rule.parameters()
         unknown = sorted(set(params) - set(valid))
