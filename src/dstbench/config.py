@@ -9,11 +9,8 @@ become ``"mest:lam=1.0"``, and a bad rule, parameter, model or data set fails he
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import inspect
 import json
-import math
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -44,49 +41,15 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def canonical_rule(field: str, spec: Any) -> str:
-    """The one form of a rule string: registered name, every parameter with its default filled in, sorted, and
-    each value of its default's type (``"mest:lam=1"`` -> ``"mest:lam=1.0"``). Raises ValueError naming the rule,
-    the parameter and the valid ones. The only place rule strings are validated (RunConfig and specs use it)."""
+    """The one form of a rule string (`Registry.canonical`: registered name, every parameter with its default
+    filled in, sorted, checked); raises ValueError naming the rule, the parameter and the valid ones. RunConfig and
+    specs validate rule strings only here."""
     import dstbench.sparsity as sparsity
     from dstbench.plugins import load_plugins
 
     load_plugins()  # a worker process validates plugin rules too
     registry = getattr(sparsity, RULE_FIELDS[field])
-    name, params = parse_rule(spec)
-    return _canonical(registry.kind, registry.get(name), tuple(sorted(params.items())), field)
-
-
-@functools.lru_cache(maxsize=4096)
-def _canonical(kind: str, rule: Any, given: tuple[tuple[str, Any], ...], field: str) -> str:
-    """`canonical_rule` of one registered rule (cached: a spec expands to thousands of configs)."""
-    params = dict(given)
-    defaults = {k: v for k, v in rule.parameters().items() if k not in _FIELD_PARAMS.get(field, {})}
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        shown = ", ".join(f"{k} (default {v!r})" for k, v in defaults.items()) or "none"
-        raise ValueError(f"{kind} {rule.name!r} has no parameter {', '.join(unknown)}; its parameters: {shown}")
-    values = {}
-    for key, default in defaults.items():
-        if key not in params and default is inspect.Parameter.empty:
-            raise ValueError(f"{kind} {rule.name!r} needs parameter {key} (e.g. \"{rule.name}:{key}=...\")")
-        values[key] = _typed(kind, rule.name, key, params.get(key, default), default)
-    return format_rule(rule.name, values)
-
-
-def _typed(kind: str, rule: str, key: str, value: Any, default: Any) -> Any:
-    """`value` as the type of the parameter's default (int for float is fine; anything else is an error)."""
-    if default is None or default is inspect.Parameter.empty:
-        return value
-    want = type(default)
-    ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        value, ok = float(value), True
-    if want is float and ok and not math.isfinite(value):
-        ok = False
-    if not ok:
-        raise ValueError(f"{kind} {rule!r}: parameter {key} = {value!r} must be a finite {want.__name__} "
-                         f"(default {default!r})")
-    return value
+    return registry.canonical(spec, exclude=tuple(_FIELD_PARAMS.get(field, {})))
 
 
 class RunConfig(BaseModel):
@@ -207,6 +170,15 @@ class RunConfig(BaseModel):
         from dstbench.data import registry
 
         registry.info(value)
+        return value
+
+    @field_validator("recipe")
+    @classmethod
+    def _known_recipe(cls, value: str | None) -> str | None:
+        from dstbench.train.recipes import named_recipe
+
+        if value is not None:
+            named_recipe(value)
         return value
 
     @field_validator("device")

@@ -160,7 +160,11 @@ class Spec:
 def _planned(spec: Spec, arm: Arm, values: Mapping[str, Any]) -> PlannedRun:
     from dstbench.train import resolve_config
 
-    config = resolve_config(_validate_config(spec, arm, values))
+    config = _validate_config(spec, arm, values)
+    try:
+        config = resolve_config(config)
+    except UserError as exc:  # what only the resolved config shows (its model's layers, its optimizer)
+        raise SpecError(f"{spec.path}: arm {arm.name!r}: {exc} (in the run {dict(values)})") from None
     return PlannedRun(arm.name, config, config.run_id())
 
 

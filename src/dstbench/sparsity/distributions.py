@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from functools import partial
+from typing import Annotated
 
-from dstbench.sparsity.registry import Registry
+from dstbench.sparsity.registry import Range, Registry
 
 DISTRIBUTIONS = Registry("distribution")
 
@@ -72,7 +73,8 @@ def erdos_renyi(shapes: Shapes, density: float, *, dense: frozenset[str] = froze
 
 @DISTRIBUTIONS.register("erk")
 def erdos_renyi_kernel(
-    shapes: Shapes, density: float, *, power: float = 1.0, dense: frozenset[str] = frozenset()
+    shapes: Shapes, density: float, *, power: Annotated[float, Range(gt=0.0)] = 1.0,
+    dense: frozenset[str] = frozenset(),
 ) -> dict[str, float]:
     """ER-Kernel: d_l proportional to (sum of the weight's dimensions / their product) ** power.
 
