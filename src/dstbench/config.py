@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dstbench.sparsity.config import GrowInit, InitMask
 from dstbench.vocab import (
     DEFAULT_UPDATE_PERIOD,
     EXECUTION_FIELDS,
@@ -52,6 +53,23 @@ def canonical_rule(field: str, spec: Any) -> str:
     return registry.canonical(spec, exclude=tuple(_FIELD_PARAMS.get(field, {})))
 
 
+def engine_field(name: str, **overrides: Any) -> Any:
+    """A RunConfig field for the engine option `name`, from its one declaration (`SparsityConfig`): its default,
+    its range as pydantic bounds (finite), its help; `overrides` are pydantic Field arguments."""
+    from dstbench.sparsity.config import engine_options
+
+    spec = engine_options()[name]
+    bounds = spec.metadata.get("bounds")
+    kwargs: dict[str, Any] = {"default": spec.default}
+    if spec.metadata.get("doc"):
+        kwargs["description"] = spec.metadata["doc"]
+    if bounds is not None:
+        kwargs.update({k: v for k, v in vars(bounds).items() if v is not None})
+        if isinstance(spec.default, float):
+            kwargs["allow_inf_nan"] = False
+    return Field(**{**kwargs, **overrides})
+
+
 class RunConfig(BaseModel):
     """One training run: model, data, sparsity, recipe and what to record."""
 
@@ -65,24 +83,25 @@ class RunConfig(BaseModel):
     input_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # MLPs: dropout on the input too (the paper's fig. 4)
     preprocessing: Literal["paper", "exact"] = "paper"  # data normalisation/padding: see dstbench.data.splits
 
-    # sparsity (update_period 0: dense at density 1.0, static sparse below; left out: 800 below 1.0, 0 at 1.0;
-    # density 1.0 with an update period is DST on the dense network)
-    density: float = Field(1.0, gt=0.0, le=1.0)
-    distribution: str = "erk"
-    erk_power: float = Field(1.0, gt=0.0, allow_inf_nan=False)
-    prune: str = "magnitude"
-    grow: str = "random"
-    update_period: int = Field(DEFAULT_UPDATE_PERIOD, ge=0,
-                               description=f"(default: {DEFAULT_UPDATE_PERIOD} below density 1, 0 at density 1)")
-    prune_fraction: float = Field(0.5, ge=0.0, lt=1.0)
-    schedule: str = "cosine"
-    end_step: int | None = Field(None, ge=0)
-    global_pruning: bool = False
-    regrow_just_pruned: bool = True
-    grow_init: Literal["zero", "fresh"] = "zero"
-    dense_layers: tuple[str, ...] = ()
-    update_full_layers: bool = False  # layers the distribution makes dense take part in updates (paper's code)
-    init_mask: Literal["random", "magnitude", "global_magnitude"] = "random"  # see SparsityConfig
+    # sparsity: the engine's options, each declared in `SparsityConfig` (default, range, choices; `engine_field`).
+    # update_period 0: dense at density 1.0, static sparse below; left out: 800 below 1.0, 0 at 1.0; density 1.0
+    # with an update period is DST on the dense network. Rules are stored in canonical form (str).
+    density: float = engine_field("density")
+    distribution: str = engine_field("distribution")
+    erk_power: float = engine_field("erk_power")
+    prune: str = engine_field("prune")
+    grow: str = engine_field("grow")
+    update_period: int = engine_field("update_period", default=DEFAULT_UPDATE_PERIOD,
+                                      description=f"(default: {DEFAULT_UPDATE_PERIOD} below density 1, 0 at density 1)")
+    prune_fraction: float = engine_field("prune_fraction")
+    schedule: str = engine_field("schedule")
+    end_step: int | None = engine_field("end_step")
+    global_pruning: bool = engine_field("global_pruning")
+    regrow_just_pruned: bool = engine_field("regrow_just_pruned")
+    grow_init: GrowInit = engine_field("grow_init")
+    dense_layers: tuple[str, ...] = engine_field("dense_layers")
+    update_full_layers: bool = engine_field("update_full_layers")
+    init_mask: InitMask = engine_field("init_mask")
     update_batch_size: int | None = Field(None, gt=0)
 
     # recipe (None = the paper's default for the model, or for the named `recipe`: see dstbench.train.recipes)

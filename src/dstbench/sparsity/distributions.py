@@ -18,6 +18,10 @@ DISTRIBUTIONS = Registry("distribution")
 Shapes = Mapping[str, Sequence[int]]
 
 
+def list_distributions() -> list[str]:
+    return DISTRIBUTIONS.names()
+
+
 def _numel(shape: Sequence[int]) -> int:
     return math.prod(shape)
 
