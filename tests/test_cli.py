@@ -4,6 +4,7 @@ OS errors one line naming the path, the cause and what to do; anything else is a
 import errno
 
 import pytest
+import torch
 
 from dstbench import cli
 from dstbench.cli import main
@@ -155,7 +156,13 @@ def test_a_dry_run_counts_the_selected_runs_per_arm(tmp_path, capsys):
     (["--grow", "momentum", "--momentum", "0", "--no-nesterov"],
      "grow = 'momentum' reads the optimizer's momentum, which sgd with momentum 0.0 does not keep"),
     (["--probe-every", "5", "--probe-criteria", "magnitude", "--optimizer", "sgd", "--momentum", "0.9"], None),
-    (["--momentum", "0"], "nesterov True: torch refuses it (Nesterov momentum requires a momentum"),
+    (["--momentum", "0"], "torch refuses the optimizer optimizer = 'sgd', lr = 0.01, momentum = 0.0, nesterov = True"),
+    (["--optimizer", "adam", "--adam-betas", "0.9,1.5"], "Invalid beta parameter at index 1: 1.5"),
+    (["--train-subset", "100000"], "train_subset must be between 1 and the training split's size 1257, got 100000"),
+    (["--mask-snapshot-steps", "10,-5"], "step -5 is negative: mask_snapshot_steps are optimizer steps"),
+    (["--probe-steps", "-3", "--probe-criteria", "magnitude"], "step -3 is negative: probe_steps"),
+    pytest.param(["--device", "cuda"], "device 'cuda' was asked for but CUDA is not available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
     (["--density", "0.5", "--schedule", "linear:every=-5"], "parameter every = -5 must be > 0 (default 600)"),
     (["--density", "0.5", "--schedule", "linear:factor=2"], "parameter factor = 2.0 must be > 0.0 and <= 1.0"),
     (["--density", "0.5", "--prune", "mest:lam=-1"], "parameter lam = -1.0 must be >= 0.0 (default 1.0)"),

@@ -207,6 +207,14 @@ class RunConfig(BaseModel):
             raise ValueError(f"device {value!r} is not one of auto, cpu, mps, cuda, cuda:N")
         return value
 
+    @field_validator("mask_snapshot_steps", "probe_steps")
+    @classmethod
+    def _steps_are_steps(cls, value: tuple[int, ...], info: Any) -> tuple[int, ...]:
+        for step in value:
+            if step < 0:
+                raise ValueError(f"step {step} is negative: {info.field_name} are optimizer steps, 0 or more")
+        return value
+
     @field_validator("probe_fractions")
     @classmethod
     def _fractions_in_range(cls, value: tuple[float, ...]) -> tuple[float, ...]:

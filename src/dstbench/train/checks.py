@@ -21,6 +21,11 @@ def check_resolved(config: RunConfig) -> None:
     """Raise a UserError naming the value and the fix for what the run would only find out once started."""
     _check_model(config)
     _check_momentum(config)
+    if config.train_subset is not None:
+        import dstbench.data
+        from dstbench.data.splits import check_subset
+
+        check_subset(dstbench.data.info(config.dataset).split_sizes[0], config.train_subset)
 
 
 def _check_model(config: RunConfig) -> None:
@@ -60,11 +65,24 @@ def _sparse_layers(model: str, dataset: str, dropout: float, input_dropout: floa
     config = RunConfig(model=model, dataset=dataset, dropout=dropout, input_dropout=input_dropout,
                        gradient_checkpointing=gradient_checkpointing)
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _NoRandomFills():
             built = build_for(config, shapes)
     except (ValueError, TypeError) as exc:  # the builder refuses an option (dropout on a model without it, ...)
         raise UserError(f"model {model!r}: {exc}") from None
     return tuple(sparse_parameters(built))
+
+
+class _NoRandomFills(torch.overrides.TorchFunctionMode):
+    """Skips the random fills of weight initialisation: a meta tensor holds no values, and `normal_` on the meta
+    device imports torch._dynamo (3 s, once per process) for nothing."""
+
+    FILLS = frozenset({"normal_", "uniform_", "bernoulli_", "exponential_", "random_", "erfinv_"})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204 (torch's protocol)
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in self.FILLS:  # Tensor.normal_(self, ...) or nn.init.normal_(tensor=...)
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
 
 
 def _check_momentum(config: RunConfig) -> None:
@@ -72,7 +90,7 @@ def _check_momentum(config: RunConfig) -> None:
     one (as the engine decides)."""
     import dstbench.sparsity as sparsity
 
-    keeps_momentum = _keeps_momentum(*(getattr(config, f) for f in _OPTIMIZER_FIELDS))
+    keeps_momentum = _keeps_momentum(tuple((f, getattr(config, f)) for f in _OPTIMIZER_FIELDS))
     rules = [("prune", config.prune, sparsity.CRITERIA), ("grow", config.grow, sparsity.GROWTH)]
     rules += [("probe_criteria", c, sparsity.CRITERIA) for c in config.probe_criteria]
     for field, rule, registry in rules:
@@ -87,15 +105,15 @@ _OPTIMIZER_FIELDS = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", 
 
 
 @functools.lru_cache(maxsize=256)
-def _keeps_momentum(*values: object) -> bool:
-    """Whether the optimizer of these `_OPTIMIZER_FIELDS` keeps a momentum; a UserError if torch refuses it."""
+def _keeps_momentum(fields: tuple[tuple[str, object], ...]) -> bool:
+    """Whether the optimizer of these `_OPTIMIZER_FIELDS` values keeps a momentum; a UserError if torch refuses
+    to build it."""
     from dstbench.sparsity.optimizers import OptimizerState
     from dstbench.train.setup import make_optimizer
 
-    config = RunConfig.model_construct(**dict(zip(_OPTIMIZER_FIELDS, values, strict=True)))
     try:
-        optimizer = make_optimizer(nn.Linear(1, 1), config)
+        optimizer = make_optimizer(nn.Linear(1, 1), RunConfig.model_construct(**dict(fields)))
     except ValueError as exc:  # e.g. "Nesterov momentum requires a momentum and zero dampening"
-        raise UserError(f"optimizer {config.optimizer} with momentum {config.momentum}, nesterov "
-                        f"{config.nesterov}: torch refuses it ({exc}); change one of them") from None
+        shown = ", ".join(f"{k} = {v!r}" for k, v in fields if v is not None)
+        raise UserError(f"torch refuses the optimizer {shown}: {exc}; change the value it names") from None
     return OptimizerState(optimizer).momentum_key is not None
