@@ -6,7 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dstbench.experiments import spec as spec_module
-from dstbench.experiments.spec import parse_spec, select_runs
+from dstbench.experiments.selection import select_runs
+from dstbench.experiments.spec import parse_spec
 from dstbench.experiments.sweep import plan_sweeps
 
 from .helpers import small_spec

@@ -50,9 +50,9 @@ from pydantic import ValidationError
 
 from dstbench.config import RunConfig, validation_message
 from dstbench.errors import UserError
+from dstbench.experiments.selection import CASES, FIELDS, Selection, check_keys, pruned_axes, selects
 from dstbench.vocab import ARM, REPORT_KINDS, REPORT_OPTIONS, parse_group_size
 
-CASES = "cases"
 _TOP_KEYS = ("name", "description", ARM, "base", "grid", "arms", "report", "execution")
 # Keys of spec files written before the spec's groups were renamed arms: refused, naming the new key.
 _RENAMED = {"group": f"{ARM} = NAME", "groups": "[arms.NAME] tables (base = ..., grid = ...)"}
@@ -60,10 +60,6 @@ _RENAMED = {"group": f"{ARM} = NAME", "groups": "[arms.NAME] tables (base = ...,
 _EXECUTION_KEYS = ("group_size",)
 _ARM_KEYS = ("description", "base", "grid")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-FIELDS = tuple(RunConfig.model_fields)
-
-Selection = Mapping[str, Sequence[Any]]  # key -> wanted values (``--only``); a run must have one of each key's
-
 
 class SpecError(UserError):
     """A spec file that cannot be used; the message names the file, the key and what would be valid."""
@@ -128,7 +124,7 @@ class Spec:
         check_keys(only or {})
         runs: dict[str, PlannedRun] = {}
         for arm in self.arms:
-            axes = _pruned_axes(self, arm, only or {})
+            axes = pruned_axes(arm, only or {}, lambda values, arm=arm: _validate_config(self, arm, values))
             if axes is None:
                 continue
             for values in arm.combinations(axes):
@@ -166,101 +162,6 @@ def _planned(spec: Spec, arm: Arm, values: Mapping[str, Any]) -> PlannedRun:
     except UserError as exc:  # what only the resolved config shows (its model's layers, its optimizer)
         raise SpecError(f"{spec.path}: arm {arm.name!r}: {exc} (in the run {dict(values)})") from None
     return PlannedRun(arm.name, config, config.run_id())
-
-
-def _matches(value: Any, wanted: Any) -> bool:
-    if isinstance(value, tuple):
-        value = list(value)
-    if isinstance(wanted, tuple):
-        wanted = list(wanted)
-    return value == wanted
-
-
-def _value(run: PlannedRun, key: str) -> Any:
-    return run.arm if key == ARM else getattr(run.config, key)
-
-
-def selects(only: Selection, run: PlannedRun) -> bool:
-    """Whether the run has one of the wanted values of every key (``arm`` selects arms)."""
-    return all(any(_matches(_value(run, key), w) for w in wanted) for key, wanted in only.items())
-
-
-def select_runs(runs: Iterable[PlannedRun], only: Selection) -> list[PlannedRun]:
-    """The runs `selects` keeps."""
-    return [run for run in runs if selects(only, run)]
-
-
-def _pruned_axes(spec: Spec, arm: Arm, only: Selection) -> list[tuple[str, tuple[Any, ...]]] | None:
-    """The arm's axes less the values (and cases) that set a selected key to an unwanted value; None when the
-    arm's name or base rules out all its runs. A key an axis, case or base sets is the resolved config's value
-    (resolving fills only what was left out), so a value is judged by validating one point that holds it."""
-    if ARM in only and not any(_matches(arm.name, w) for w in only[ARM]):
-        return None
-    if not only:
-        return list(arm.axes)
-    first = [(name, values[0]) for name, values in arm.axes]
-
-    def fits(keys: Iterable[str], values: Iterable[tuple[str, Any]]) -> bool:
-        keys = [k for k in keys if k in only]
-        if not keys:
-            return True
-        config = _validate_config(spec, arm, arm.point(values))
-        return all(any(_matches(getattr(config, k), w) for w in only[k]) for k in keys)
-
-    set_by_cases = {k for name, values in arm.axes if name == CASES for case in values for k in case}
-    if not fits([k for k in arm.base if k not in set_by_cases], first):  # a case overrides the base
-        return None
-    axes = []
-    for i, (name, values) in enumerate(arm.axes):
-        kept = tuple(v for v in values
-                     if fits(v if name == CASES else (name,), [*first[:i], (name, v), *first[i + 1:]]))
-        if not kept:
-            return None
-        axes.append((name, kept))
-    return axes
-
-
-def check_keys(only: Selection) -> None:
-    """Fail on a filter key that is neither a RunConfig field nor ``arm``."""
-    for key in only:
-        if key != ARM and key not in FIELDS:
-            hint = f" (a spec's groups are now its arms: {ARM}=NAME)" if key == "group" else ""
-            raise SpecError(f"cannot select on {key!r}: not a RunConfig field{hint}; valid: {ARM}, "
-                            f"{', '.join(FIELDS)}")
-
-
-def check_selection(specs: Spec | Sequence[Spec], selected: Sequence[PlannedRun], only: Selection) -> None:
-    """Fail on a filter value no run of the spec(s) has; name what would match.
-
-    `selected` are the runs `only` picked: a wanted value one of them has is fine; for one none has, the specs
-    are expanded in full to say which values exist (only on that path, so that a selection stays cheap).
-    """
-    check_keys(only)
-    specs = [specs] if isinstance(specs, Spec) else list(specs)
-    what = ("spec " if len(specs) == 1 else "specs ") + ", ".join(repr(s.name) for s in specs)
-    every: list[PlannedRun] | None = None
-    for key, wanted in only.items():
-        have = {json_key(_value(run, key)) for run in selected}
-        missing = [w for w in wanted if json_key(w) not in have]
-        if not missing:
-            continue
-        if key == ARM:
-            have = {arm.name for spec in specs for arm in spec.arms}
-        else:
-            every = [run for spec in specs for run in spec.expand()] if every is None else every
-            have = {json_key(_value(run, key)) for run in every}
-        for w in missing:
-            if json_key(w) not in have:
-                raise SpecError(f"no run of {what} has {key} = {w!r}; its values: {', '.join(sorted(have))}")
-
-
-def json_key(value: Any) -> str:
-    """A canonical text form of a config value (1 and 1.0 are the same value)."""
-    if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(json_key(v) for v in value) + "]"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def specs_folder() -> Path:

@@ -19,7 +19,8 @@ from dstbench import store, vocab
 from dstbench.config import RunConfig
 from dstbench.errors import UserError
 from dstbench.experiments.claims import STALE_AFTER, heartbeat_interval, live_claims
-from dstbench.experiments.spec import PlannedRun, Spec, check_selection
+from dstbench.experiments.selection import check_selection
+from dstbench.experiments.spec import PlannedRun, Spec
 from dstbench.experiments.worker import (
     DEFAULT_TRAINER,
     Hook,
