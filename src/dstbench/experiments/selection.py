@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from dstbench.config import RunConfig
 from dstbench.errors import UserError
-from dstbench.vocab import ARM
+from dstbench.vocab import ARM, OLD_ARM
 
 if TYPE_CHECKING:  # spec.py expands with these functions: its types only, to keep the import one way
     from dstbench.experiments.spec import Arm, PlannedRun, Spec
@@ -84,7 +84,7 @@ def check_keys(only: Selection) -> None:
     """Fail on a filter key that is neither a RunConfig field nor ``arm``."""
     for key in only:
         if key != ARM and key not in FIELDS:
-            hint = f" (a spec's groups are now its arms: {ARM}=NAME)" if key == "group" else ""
+            hint = f" (a spec's groups are now its arms: {ARM}=NAME)" if key == OLD_ARM else ""
             raise SelectionError(f"cannot select on {key!r}: not a RunConfig field{hint}; valid: {ARM}, "
                                  f"{', '.join(FIELDS)}")
 
