@@ -115,4 +115,3 @@ def option_problems(config: SparsityConfig) -> list[tuple[str, str]]:
         if allowed is not None and value not in allowed:
             problems.append((name, f"must be one of {', '.join(map(repr, allowed))}"))
     return problems
-
