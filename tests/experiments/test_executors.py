@@ -196,7 +196,7 @@ def test_the_real_trainer_runs_a_quick_spec_end_to_end(tmp_path, capsys):
     assert callable(getattr(loop, "run", None))
     out = tmp_path / "out"
     argv = ["sweep", "quick-fig5", "--out", str(out), "--workers", "2", "--no-progress",
-            "--only", "group=dst", "--only", "grow=random", "--only", "prune=magnitude"]
+            "--only", "arm=dst", "--only", "grow=random", "--only", "prune=magnitude"]
     assert main(argv) == 0
     assert "quick-fig5: 5 done (5 now), 0 failed" in capsys.readouterr().out
     assert main(argv) == 0 and "5 done (0 now)" in capsys.readouterr().out
