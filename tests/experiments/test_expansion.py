@@ -89,16 +89,21 @@ SEEDS, DENSITIES, PRUNES = [0, 1, 2], [0.1, 0.2, 0.5], ["set", "mest", "mest:lam
 @given(seeds=st.lists(st.sampled_from(SEEDS + [9]), max_size=2),
        densities=st.lists(st.sampled_from(DENSITIES + [1.0]), max_size=2),
        prunes=st.lists(st.sampled_from(["set", "mest:lam=1.0", "mest:lam=0.5", "mest"]), max_size=2),
-       arms=st.lists(st.sampled_from(["dst", "dense", "nosuch"]), max_size=2))
-def test_selecting_while_expanding_equals_selecting_after(seeds, densities, prunes, arms):
+       arms=st.lists(st.sampled_from(["dst", "dense", "again", "nosuch"]), max_size=2))
+def test_selecting_while_expanding_equals_selecting_every_grid_point(seeds, densities, prunes, arms):
     spec = parse_spec({
         "arm": "dst", "base": {"model": "small_mlp", "dataset": "digits", "epochs": 1},
         "grid": {"seed": SEEDS, "cases": [{"density": d} for d in DENSITIES], "prune": PRUNES},
-        "arms": {"dense": {"base": {"density": 1.0, "update_period": 0}, "grid": {"seed": SEEDS}}},
+        "arms": {"dense": {"base": {"density": 1.0, "update_period": 0}, "grid": {"seed": SEEDS}},
+                 "again": {"base": {"prune": "mest"}, "grid": {"seed": [2, 0], "density": [0.5]}}},  # dst's too
     }, "p.toml")
     only = {k: v for k, v in (("seed", seeds), ("density", densities), ("prune", prunes), ("arm", arms)) if v}
-    after = select_runs(spec.expand(), only)
-    assert [(r.arm, r.run_id) for r in spec.expand(only)] == [(r.arm, r.run_id) for r in after]
+    every = [spec_module._planned(spec, arm, values) for arm in spec.arms for values in arm.combinations()]
+    wanted: dict = {}
+    for run in select_runs(every, only):  # each run id once, under the first arm that produces it and is wanted
+        wanted.setdefault(run.run_id, run)
+    assert [(r.arm, r.run_id) for r in spec.expand(only)] == [(r.arm, r.run_id) for r in wanted.values()]
     listing, selected = spec.listing(only)
-    assert [(r.arm, r.run_id) for r in selected] == [(r.arm, r.run_id) for r in after]
-    assert list(listing) == [r.run_id for r in spec.expand()]
+    assert [(r.arm, r.run_id) for r in selected] == [(r.arm, r.run_id) for r in wanted.values()]
+    assert listing == {r.run_id: r.arm for r in reversed(every)} and list(listing) == list(dict.fromkeys(
+        r.run_id for r in every))

@@ -119,8 +119,9 @@ class Spec:
 
     def expand(self, only: Selection | None = None) -> list[PlannedRun]:
         """The runs of the spec that `only` selects (all without it), resolved (recipe defaults filled in), each
-        run id once (first arm wins). Arms, axis values and cases that cannot match are left out before any
-        config is built."""
+        run id once, under the first arm that produces it and is selected (``arm=B`` selects all of B's runs,
+        also those an earlier arm produces too). Arms, axis values and cases that cannot match are left out
+        before any config is built."""
         check_keys(only or {})
         runs: dict[str, PlannedRun] = {}
         for arm in self.arms:
@@ -134,19 +135,18 @@ class Spec:
         return list(runs.values())
 
     def listing(self, only: Selection | None = None) -> tuple[dict[str, str], list[PlannedRun]]:
-        """Every run of the spec as run id -> arm (first arm wins), and the runs `only` selects: one pass that
-        keeps a config only for the selected runs (what a sweep records and what it trains)."""
+        """Every run of the spec as run id -> arm (first arm wins), and the runs `only` selects (as `expand`): one
+        pass that keeps a config only for the selected runs (what a sweep records and what it trains)."""
         check_keys(only or {})
         arms: dict[str, str] = {}
-        selected = []
+        selected: dict[str, PlannedRun] = {}
         for arm in self.arms:
             for values in arm.combinations():
                 run = _planned(self, arm, values)
-                if run.run_id not in arms:
-                    arms[run.run_id] = arm.name
-                    if selects(only or {}, run):
-                        selected.append(run)
-        return arms, selected
+                arms.setdefault(run.run_id, arm.name)
+                if run.run_id not in selected and selects(only or {}, run):
+                    selected[run.run_id] = run
+        return arms, list(selected.values())
 
     def size(self) -> int:
         """The number of grid points before duplicates are merged."""
