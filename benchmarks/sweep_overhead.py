@@ -100,7 +100,7 @@ def synthetic_runs(out: Path, n: int, epochs: int = 100) -> None:
             "final_itop": 0.7, "final_density": 0.1, "wall_seconds": 100.0, "params_total": 3676682,
             "params_sparse": 3670016, "params_active": 367000, "versions": {"python": "3.11", "torch": "2"},
         }))
-        return {"run_id": run_id, "group": "dst"}
+        return {"run_id": run_id, "arm": "dst"}
 
     with ThreadPoolExecutor(16) as pool:
         entries = list(pool.map(write, range(n)))

@@ -9,17 +9,15 @@ become ``"mest:lam=1.0"``, and a bad rule, parameter, model or data set fails he
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import inspect
 import json
-import math
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dstbench.sparsity.config import GrowInit, InitMask
 from dstbench.vocab import (
     DEFAULT_UPDATE_PERIOD,
     EXECUTION_FIELDS,
@@ -44,49 +42,32 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def canonical_rule(field: str, spec: Any) -> str:
-    """The one form of a rule string: registered name, every parameter with its default filled in, sorted, and
-    each value of its default's type (``"mest:lam=1"`` -> ``"mest:lam=1.0"``). Raises ValueError naming the rule,
-    the parameter and the valid ones. The only place rule strings are validated (RunConfig and specs use it)."""
+    """The one form of a rule string (`Registry.canonical`: registered name, every parameter with its default
+    filled in, sorted, checked); raises ValueError naming the rule, the parameter and the valid ones. RunConfig and
+    specs validate rule strings only here."""
     import dstbench.sparsity as sparsity
     from dstbench.plugins import load_plugins
 
     load_plugins()  # a worker process validates plugin rules too
     registry = getattr(sparsity, RULE_FIELDS[field])
-    name, params = parse_rule(spec)
-    return _canonical(registry.kind, registry.get(name), tuple(sorted(params.items())), field)
+    return registry.canonical(spec, exclude=tuple(_FIELD_PARAMS.get(field, {})))
 
 
-@functools.lru_cache(maxsize=4096)
-def _canonical(kind: str, rule: Any, given: tuple[tuple[str, Any], ...], field: str) -> str:
-    """`canonical_rule` of one registered rule (cached: a spec expands to thousands of configs)."""
-    params = dict(given)
-    defaults = {k: v for k, v in rule.parameters().items() if k not in _FIELD_PARAMS.get(field, {})}
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        shown = ", ".join(f"{k} (default {v!r})" for k, v in defaults.items()) or "none"
-        raise ValueError(f"{kind} {rule.name!r} has no parameter {', '.join(unknown)}; its parameters: {shown}")
-    values = {}
-    for key, default in defaults.items():
-        if key not in params and default is inspect.Parameter.empty:
-            raise ValueError(f"{kind} {rule.name!r} needs parameter {key} (e.g. \"{rule.name}:{key}=...\")")
-        values[key] = _typed(kind, rule.name, key, params.get(key, default), default)
-    return format_rule(rule.name, values)
+def engine_field(name: str, **overrides: Any) -> Any:
+    """A RunConfig field for the engine option `name`, from its one declaration (`SparsityConfig`): its default,
+    its range as pydantic bounds (finite), its help; `overrides` are pydantic Field arguments."""
+    from dstbench.sparsity.config import engine_options
 
-
-def _typed(kind: str, rule: str, key: str, value: Any, default: Any) -> Any:
-    """`value` as the type of the parameter's default (int for float is fine; anything else is an error)."""
-    if default is None or default is inspect.Parameter.empty:
-        return value
-    want = type(default)
-    ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        value, ok = float(value), True
-    if want is float and ok and not math.isfinite(value):
-        ok = False
-    if not ok:
-        raise ValueError(f"{kind} {rule!r}: parameter {key} = {value!r} must be a finite {want.__name__} "
-                         f"(default {default!r})")
-    return value
+    spec = engine_options()[name]
+    bounds = spec.metadata.get("bounds")
+    kwargs: dict[str, Any] = {"default": spec.default}
+    if spec.metadata.get("doc"):
+        kwargs["description"] = spec.metadata["doc"]
+    if bounds is not None:
+        kwargs.update({k: v for k, v in vars(bounds).items() if v is not None})
+        if isinstance(spec.default, float):
+            kwargs["allow_inf_nan"] = False
+    return Field(**{**kwargs, **overrides})
 
 
 class RunConfig(BaseModel):
@@ -102,24 +83,25 @@ class RunConfig(BaseModel):
     input_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # MLPs: dropout on the input too (the paper's fig. 4)
     preprocessing: Literal["paper", "exact"] = "paper"  # data normalisation/padding: see dstbench.data.splits
 
-    # sparsity (update_period 0: dense at density 1.0, static sparse below; left out: 800 below 1.0, 0 at 1.0;
-    # density 1.0 with an update period is DST on the dense network)
-    density: float = Field(1.0, gt=0.0, le=1.0)
-    distribution: str = "erk"
-    erk_power: float = Field(1.0, gt=0.0, allow_inf_nan=False)
-    prune: str = "magnitude"
-    grow: str = "random"
-    update_period: int = Field(DEFAULT_UPDATE_PERIOD, ge=0,
-                               description=f"(default: {DEFAULT_UPDATE_PERIOD} below density 1, 0 at density 1)")
-    prune_fraction: float = Field(0.5, ge=0.0, lt=1.0)
-    schedule: str = "cosine"
-    end_step: int | None = Field(None, ge=0)
-    global_pruning: bool = False
-    regrow_just_pruned: bool = True
-    grow_init: Literal["zero", "fresh"] = "zero"
-    dense_layers: tuple[str, ...] = ()
-    update_full_layers: bool = False  # layers the distribution makes dense take part in updates (paper's code)
-    init_mask: Literal["random", "magnitude", "global_magnitude"] = "random"  # see SparsityConfig
+    # sparsity: the engine's options, each declared in `SparsityConfig` (default, range, choices; `engine_field`).
+    # update_period 0: dense at density 1.0, static sparse below; left out: 800 below 1.0, 0 at 1.0; density 1.0
+    # with an update period is DST on the dense network. Rules are stored in canonical form (str).
+    density: float = engine_field("density")
+    distribution: str = engine_field("distribution")
+    erk_power: float = engine_field("erk_power")
+    prune: str = engine_field("prune")
+    grow: str = engine_field("grow")
+    update_period: int = engine_field("update_period", default=DEFAULT_UPDATE_PERIOD,
+                                      description=f"(default: {DEFAULT_UPDATE_PERIOD} below density 1, 0 at density 1)")
+    prune_fraction: float = engine_field("prune_fraction")
+    schedule: str = engine_field("schedule")
+    end_step: int | None = engine_field("end_step")
+    global_pruning: bool = engine_field("global_pruning")
+    regrow_just_pruned: bool = engine_field("regrow_just_pruned")
+    grow_init: GrowInit = engine_field("grow_init")
+    dense_layers: tuple[str, ...] = engine_field("dense_layers")
+    update_full_layers: bool = engine_field("update_full_layers")
+    init_mask: InitMask = engine_field("init_mask")
     update_batch_size: int | None = Field(None, gt=0)
 
     # recipe (None = the paper's default for the model, or for the named `recipe`: see dstbench.train.recipes)
@@ -211,11 +193,28 @@ class RunConfig(BaseModel):
         registry.info(value)
         return value
 
+    @field_validator("recipe")
+    @classmethod
+    def _known_recipe(cls, value: str | None) -> str | None:
+        from dstbench.train.recipes import named_recipe
+
+        if value is not None:
+            named_recipe(value)
+        return value
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
         if not _DEVICE.match(value):
             raise ValueError(f"device {value!r} is not one of auto, cpu, mps, cuda, cuda:N")
+        return value
+
+    @field_validator("mask_snapshot_steps", "probe_steps")
+    @classmethod
+    def _steps_are_steps(cls, value: tuple[int, ...], info: Any) -> tuple[int, ...]:
+        for step in value:
+            if step < 0:
+                raise ValueError(f"step {step} is negative: {info.field_name} are optimizer steps, 0 or more")
         return value
 
     @field_validator("probe_fractions")

@@ -1,6 +1,7 @@
 """The vocabulary of a run, shared by training, experiments, analysis and the report: each fact stated once.
 
 - the run mode (dense / static / DST) and the config fields each mode ignores;
+- a spec's arms, as sweep records and tables name them;
 - the config field groups: execution (never part of the run id), recorded (what is saved, not how it trains)
   and compared (what figures put on an axis);
 - the file names of a run folder;
@@ -97,6 +98,19 @@ def group_key(config: Mapping[str, Any]) -> str:
 
 
 AUTO = "auto"
+
+
+# ---------------------------------------------------------------------------------------------- spec arms
+
+# A spec's treatment arm (dst, dense, static, ...): ``--only arm=NAME``, the key of a sweep record's run entry and
+# a column of collect's results table. Records and tables written before the rename call it "group" (which now
+# only means a run group: runs trained fused as one model); readers map it.
+ARM, OLD_ARM = "arm", "group"
+
+
+def record_arm(entry: Mapping[str, Any]) -> Any:
+    """The arm of a sweep record's run entry, of this version or of one from before the rename."""
+    return entry[ARM] if ARM in entry else entry.get(OLD_ARM)
 
 
 # -------------------------------------------------------------------------------------- run folder files

@@ -164,7 +164,7 @@ def write_run(root: Path, cfg: RunConfig, *, status: str = "done", masks: bool =
 
 
 def write_sweep(root: Path, spec: str, runs: Sequence[tuple[str, str]], report: dict | None = None) -> None:
-    content = {"spec": spec, "path": f"specs/{spec}.toml", "runs": [{"run_id": r, "group": g} for r, g in runs]}
+    content = {"spec": spec, "path": f"specs/{spec}.toml", "runs": [{"run_id": r, "arm": a} for r, a in runs]}
     if report is not None:
         content["report"] = report
     store.atomic_write_json(Path(root) / "sweeps" / f"{spec}.json", content)
@@ -176,7 +176,7 @@ def write_tables(root: Path) -> None:
     for path in sorted((Path(root) / "sweeps").glob("*.json")):
         sweep = json.loads(path.read_text())
         for entry in sweep["runs"]:
-            listed.setdefault(entry["run_id"], []).append((sweep["spec"], entry["group"]))
+            listed.setdefault(entry["run_id"], []).append((sweep["spec"], entry["arm"]))
     rows, metrics = [], []
     for run in store.iter_runs(root):
         summary = run.summary()
@@ -185,8 +185,8 @@ def write_tables(root: Path) -> None:
         cfg = RunConfig.model_validate(summary["config"])
         identity = {k: json.dumps(v) if isinstance(v, list) else v for k, v in cfg.identity().items()}
         scalars = {k: v for k, v in summary.items() if not isinstance(v, dict)}
-        for spec, group in listed.get(run.run_id, [("runs", "")]):
-            rows.append({"experiment": spec, "group": group, "mode": cfg.mode, **identity, **scalars})
+        for spec, arm in listed.get(run.run_id, [("runs", "")]):
+            rows.append({"experiment": spec, "arm": arm, "mode": cfg.mode, **identity, **scalars})
         metrics.extend({"run_id": run.run_id, **m} for m in run.metrics())
     pd.DataFrame(rows).to_parquet(Path(root) / "results.parquet")
     pd.DataFrame(metrics).to_parquet(Path(root) / "metrics.parquet")

@@ -11,7 +11,7 @@ TESTS = Path(__file__).resolve().parents[1]
 SMALL = """
 name = "{name}"
 description = "a tiny spec for tests"
-group = "dst"
+arm = "dst"
 
 [base]
 model = "small_mlp"
@@ -22,8 +22,7 @@ epochs = 3
 density = {densities}
 seed = {seeds}
 
-[[groups]]
-name = "dense"
+[arms.dense]
 base = {{density = 1.0}}
 grid = {{seed = [0]}}
 

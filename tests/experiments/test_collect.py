@@ -26,12 +26,12 @@ def test_one_row_per_experiment_and_run_with_config_and_summary_columns(tmp_path
     spec, out = make_sweep(tmp_path, densities=(0.1,), seeds=(0, 1))
     results, metrics = collect(out)
     assert len(results) == 3 and set(results["experiment"]) == {"small"}
-    assert dict(results["group"].value_counts()) == {"dst": 2, "dense": 1}
+    assert dict(results["arm"].value_counts()) == {"dst": 2, "dense": 1}
     assert set(results["mode"]) == {"dst", "dense"} and set(results["status"]) == {"done"}
     assert set(IDENTITY_FIELDS) <= set(results.columns) and not set(EXECUTION_FIELDS) & set(results.columns)
-    assert list(results.columns[:5]) == ["experiment", "group", "run_id", "status", "mode"]
+    assert list(results.columns[:5]) == ["experiment", "arm", "run_id", "status", "mode"]
     row = results[results["mode"] == "dense"].iloc[0]
-    run = next(r for r in spec.expand() if r.group == "dense")
+    run = next(r for r in spec.expand() if r.arm == "dense")
     assert row["run_id"] == run.run_id and row["density"] == 1.0 and row["model"] == "small_mlp"
     assert row["lr_milestones"] == json.dumps(list(run.config.lr_milestones))  # tuples as JSON strings
     assert row["probe_steps"] == "[]"
@@ -49,11 +49,11 @@ def test_a_run_in_two_specs_gets_two_rows_and_a_run_in_none_gets_one(tmp_path):
     spec, out = make_sweep(tmp_path, densities=(0.1,), seeds=(0,))
     other = small_spec(tmp_path, densities=(0.1,), seeds=(0, 1), name="other.toml")
     run_sweep(other, out, workers=0, trainer=fake_trainers.steady, progress=False,
-              only={"group": ["dst"]})
+              only={"arm": ["dst"]})
     loose = RunConfig(model="small_mlp", dataset="digits", seed=9, epochs=2)
     fake_trainers.steady(loose, out / "runs" / loose.run_id())  # e.g. from `dstbench train --out`
     results, _ = collect(out)
-    shared = next(r.run_id for r in spec.expand() if r.group == "dst")
+    shared = next(r.run_id for r in spec.expand() if r.arm == "dst")
     assert set(results.loc[results["run_id"] == shared, "experiment"]) == {"small", "other"}
     unlisted = results[results["run_id"] == loose.run_id()]
     assert len(unlisted) == 1 and unlisted["experiment"].isna().all()
@@ -151,3 +151,32 @@ def test_a_damaged_sweep_record_is_named(tmp_path, capsys):
     assert main(["collect", str(out)]) == 2
     err = capsys.readouterr().err
     assert "sweeps/small.json is not valid JSON" in err and "Traceback" not in err
+
+
+def test_results_from_before_the_rename_of_groups_to_arms_still_load(tmp_path):
+    """Sweep records whose run entries name the spec's arm "group", and a results table with a "group" column of
+    them, read as arms; a new sweep rewrites the record with "arm" and keeps the old entries."""
+    from dstbench.analysis import load_results
+    from dstbench.experiments.sweep import sweep_record_path
+
+    spec, out = make_sweep(tmp_path, densities=(0.1,), seeds=(0,))
+    record_path = sweep_record_path(out, "small")
+    record = store.read_json(record_path)
+    old_entries = [{"run_id": e["run_id"], "group": e["arm"]} for e in record["runs"]]
+    store.atomic_write_json(record_path, {**record, "runs": [*old_entries, {"run_id": "0" * 16, "group": "gone"}]})
+    results, _ = collect(out)
+    assert dict(results["arm"].value_counts()) == {"dst": 1, "dense": 1} and "group" not in results
+    missing = load_results(out).not_done("small")
+    assert list(missing["run_id"]) == ["0" * 16] and list(missing["arm"]) == ["gone"]
+
+    old_table = results.rename(columns={"arm": "group"})
+    write_collected(out)
+    old_table.to_parquet(out / "results.parquet", index=False)
+    loaded = load_results(out, refresh=False).runs
+    assert "group" not in loaded and dict(loaded["arm"].value_counts()) == {"dst": 1, "dense": 1}
+
+    run_sweep(spec, out, workers=0, trainer=fake_trainers.steady, progress=False)
+    rewritten = store.read_json(record_path)["runs"]
+    assert {e["run_id"]: e["arm"] for e in rewritten} == {**{e["run_id"]: e["group"] for e in old_entries},
+                                                          "0" * 16: "gone"}
+    assert all(set(e) == {"run_id", "arm"} for e in rewritten)

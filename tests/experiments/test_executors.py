@@ -79,7 +79,7 @@ def test_the_sweep_cli_reports_and_reruns_nothing(tmp_path, capsys):
     assert main([*argv[:-1], "experiments.fake_trainers:nope"]) == 2
     assert "has no function 'nope'" in capsys.readouterr().err
     assert main([*argv, "--dry-run", "--only", "seed=1"]) == 0
-    assert "1 runs selected of 3 (dst: 1); 0 failed to retry" in capsys.readouterr().out
+    assert "1 runs selected of 3 grid points (dst: 1); 0 failed to retry" in capsys.readouterr().out
     assert main(["sweep", "fig99", "--out", str(out)]) == 2 and "built-in specs" in capsys.readouterr().err
 
 
@@ -196,7 +196,7 @@ def test_the_real_trainer_runs_a_quick_spec_end_to_end(tmp_path, capsys):
     assert callable(getattr(loop, "run", None))
     out = tmp_path / "out"
     argv = ["sweep", "quick-fig5", "--out", str(out), "--workers", "2", "--no-progress",
-            "--only", "group=dst", "--only", "grow=random", "--only", "prune=magnitude"]
+            "--only", "arm=dst", "--only", "grow=random", "--only", "prune=magnitude"]
     assert main(argv) == 0
     assert "quick-fig5: 5 done (5 now), 0 failed" in capsys.readouterr().out
     assert main(argv) == 0 and "5 done (0 now)" in capsys.readouterr().out

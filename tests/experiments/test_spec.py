@@ -56,22 +56,22 @@ def test_fig1_per_pair_is_11_densities_x_5_criteria_x_2_growths_x_5_seeds_plus_d
     runs = expanded["fig1"]
     for model, dataset in FIG1_PAIRS:
         pair = select_runs(runs, {"model": [model], "dataset": [dataset]})
-        groups = Counter(r.group for r in pair)
-        assert groups == {"dst": 11 * 5 * 2 * 5, "dense": 5, "static": 11 * 5}, (model, dataset)
-        dst = [r.config for r in pair if r.group == "dst"]
+        arms = Counter(r.arm for r in pair)
+        assert arms == {"dst": 11 * 5 * 2 * 5, "dense": 5, "static": 11 * 5}, (model, dataset)
+        dst = [r.config for r in pair if r.arm == "dst"]
         assert {c.density for c in dst} == set(DENSITIES) and {c.prune for c in dst} == set(CRITERIA)
         assert {c.grow for c in dst} == {"random", "gradient"} and {c.seed for c in dst} == set(range(5))
         assert all(c.update_period == 800 and c.prune_fraction == 0.5 and c.schedule == "cosine" for c in dst)
-        assert all(c.mode == "static" for c in (r.config for r in pair if r.group == "static"))
-        assert all(c.mode == "dense" for c in (r.config for r in pair if r.group == "dense"))
+        assert all(c.mode == "static" for c in (r.config for r in pair if r.arm == "static"))
+        assert all(c.mode == "dense" for c in (r.config for r in pair if r.arm == "dense"))
     assert len(runs) == 8 * 610
 
 
 def test_paper_hyperparameters_of_the_other_figures(expanded):
-    fig2 = [r.config for r in expanded["fig2"] if r.group == "dst"]
+    fig2 = [r.config for r in expanded["fig2"] if r.arm == "dst"]
     assert {(c.model, c.dataset, c.density, c.grow) for c in fig2} == {("resnet50", "imagenet", 0.2, "gradient")}
     assert len(fig2) == 5 * 3 and fig2[0].batch_size == 256
-    fig5 = [r.config for r in expanded["fig5"] if r.group == "dst"]
+    fig5 = [r.config for r in expanded["fig5"] if r.arm == "dst"]
     assert sorted({c.update_period for c in fig5}) == [25 * 2**i for i in range(9)]
     assert {c.density for c in fig5} == {0.1, 0.2} and {c.model for c in fig5} == {"large_mlp", "small_cnn", "resnet56"}
     probes = [r.config for r in expanded["fig6a"]]
@@ -82,22 +82,22 @@ def test_paper_hyperparameters_of_the_other_figures(expanded):
     assert all(set(c.probe_criteria) == set(CRITERIA) | {"random"} for c in probes)
     assert {r.run_id for r in expanded["fig6b"]} <= {r.run_id for r in expanded["fig1"]}  # shared run folders
     assert {r.run_id for r in expanded["fig11"]} <= {r.run_id for r in expanded["fig5"]}
-    fig4 = [r.config for r in expanded["fig4"] if r.group == "dst"]
+    fig4 = [r.config for r in expanded["fig4"] if r.arm == "dst"]
     assert {c.density for c in fig4} == {0.5, 1.0} and {c.grow for c in fig4} == {"random"}
-    dense = [r.config for r in expanded["fig4"] if r.group == "dense"]
+    dense = [r.config for r in expanded["fig4"] if r.arm == "dense"]
     assert {(c.dropout, c.input_dropout) for c in dense} == {(0.0, 0.0), (0.05, 0.05)}
     assert all(c.update_period == 0 for c in dense)
     assert load_spec("fig5").report["metric"] == "best_val_acc"  # the caption: validation accuracy
     fig14 = expanded["fig14"]
-    scratch = {r.run_id for r in fig14 if r.group in ("scratch", "dense")}
+    scratch = {r.run_id for r in fig14 if r.arm in ("scratch", "dense")}
     assert scratch <= {r.run_id for r in expanded["fig1"]}  # from scratch = the fig1 runs
-    tuned = [r.config for r in fig14 if r.group == "finetuned"]
+    tuned = [r.config for r in fig14 if r.arm == "finetuned"]
     assert len(tuned) == 11 * 5 * 2 * 5 and {c.init_from for c in tuned} == {"efficientnet_b0_rwightman-7f5810bc.pth"}
     assert {(c.weight_decay, c.nesterov, c.lr) for c in tuned} == {(1e-3, False, 0.01)}
     assert {c.prune for r in expanded["fig7"] for c in [r.config]} >= {"magnitude", "mest:lam=0.1"}
-    fig12 = [r.config for r in expanded["fig12"] if r.group == "batch1024"]
+    fig12 = [r.config for r in expanded["fig12"] if r.arm == "batch1024"]
     assert {(c.batch_size, c.lr, c.update_period) for c in fig12} == {(1024, 0.08, 100)}
-    assert {r.config.update_batch_size for r in expanded["fig13"] if r.group == "update_batch1024"} == {1024}
+    assert {r.config.update_batch_size for r in expanded["fig13"] if r.arm == "update_batch1024"} == {1024}
     fig15 = [r.config for r in expanded["fig15"]]
     assert {c.global_pruning for c in fig15} == {True, False} and "set" not in {c.prune for c in fig15}
     assert {c.schedule for r in expanded["fig16"] for c in [r.config]} == {"cosine", "linear:every=600,factor=0.99", "constant"}
@@ -156,7 +156,7 @@ seed = [0, 1, 2]
 """)
     runs = spec.expand()
     assert [(r.config.density, r.config.seed) for r in runs] == list(itertools.product([0.1, 0.2], [0, 1, 2]))
-    assert {r.group for r in runs} == {"main"} and spec.name == "s"
+    assert {r.arm for r in runs} == {"main"} and spec.name == "s"
 
 
 def test_cases_set_several_keys_at_once(tmp_path):
@@ -172,24 +172,23 @@ seed = [0, 1]
 def test_groups_take_the_spec_base_their_own_base_and_only_their_grid(tmp_path):
     spec = small_spec(tmp_path)
     runs = spec.expand()
-    dense = [r for r in runs if r.group == "dense"]
+    dense = [r for r in runs if r.arm == "dense"]
     assert len(runs) == 2 * 3 + 1 and len(dense) == 1
     assert dense[0].config.density == 1.0 and dense[0].config.epochs == 3 and dense[0].config.model == "small_mlp"
 
 
-def test_a_run_two_groups_produce_is_listed_once_under_the_first(tmp_path):
+def test_a_run_two_arms_produce_is_listed_once_under_the_first(tmp_path):
     spec = load(tmp_path, """
-group = "a"
+arm = "a"
 [base]
 model = "small_mlp"
 dataset = "digits"
 [grid]
 seed = [0, 1]
-[[groups]]
-name = "b"
+[arms.b]
 grid = {seed = [1, 2]}
 """)
-    assert [(r.group, r.config.seed) for r in spec.expand()] == [("a", 0), ("a", 1), ("b", 2)]
+    assert [(r.arm, r.config.seed) for r in spec.expand()] == [("a", 0), ("a", 1), ("b", 2)]
     assert spec.size() == 4
 
 
@@ -256,8 +255,8 @@ def test_unknown_rule_names_list_the_registered_ones(tmp_path):
     assert "[grid] prune = 'magnitdue'" in msg and "reciprocal_sensitivity" in msg and "snip" in msg
     msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\nprune = "mest:lamda=2"\n')
     assert "lamda" in msg and "lam (default 1.0)" in msg
-    msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\n[[groups]]\nname = "g"\ngrid = {grow = ["rigl"]}\n')
-    assert "[[groups]] #1 grid grow = 'rigl'" in msg and "gradient" in msg
+    msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\n[arms.g]\ngrid = {grow = ["rigl"]}\n')
+    assert "[arms.g] grid grow = 'rigl'" in msg and "gradient" in msg
 
 
 def test_empty_and_non_list_grids(tmp_path):
@@ -272,17 +271,24 @@ def test_report_kinds_are_checked(tmp_path):
     assert "'acuracy'" in msg and "accuracy_vs_density" in msg and "critical_difference" in msg
 
 
-def test_groups_need_unique_names_and_no_key_twice(tmp_path):
-    assert "needs a name" in error(tmp_path, '[[groups]]\ngrid = {seed = [0]}\n')
-    assert "unique" in error(tmp_path, '[[groups]]\nname = "a"\n[[groups]]\nname = "a"\n')
+def test_arms_need_unique_names_and_no_key_twice(tmp_path):
+    assert "unique" in error(tmp_path, 'arm = "a"\n[grid]\nseed = [0]\n[arms.a]\ngrid = {seed = [1]}\n')
+    assert "must be a non-empty name" in error(tmp_path, '[arms."a b"]\ngrid = {seed = [0]}\n')
     assert "'seed' is set in both [grid] and its base" in error(tmp_path, '[base]\nseed = 1\n[grid]\nseed = [0]\n')
-    msg = error(tmp_path, '[[groups]]\nname = "a"\nbse = {seed = 1}\n')
-    assert "[[groups]] #1" in msg and "'bse'" in msg and "valid keys: name, description, base, grid" in msg
+    msg = error(tmp_path, '[arms.a]\nbse = {seed = 1}\n')
+    assert "[arms.a]" in msg and "'bse'" in msg and "valid keys: description, base, grid" in msg
 
 
-def test_model_level_rules_name_the_group(tmp_path):
+@pytest.mark.parametrize(("text", "new"), [('group = "dst"\n[grid]\nseed = [0]\n', "'group' is now arm = NAME"),
+                                           ('[[groups]]\nname = "a"\n', "'groups' is now [arms.NAME] tables")])
+def test_spec_files_from_before_the_rename_fail_naming_the_new_key(tmp_path, text, new):
+    msg = error(tmp_path, text)
+    assert new in msg and "\n" not in msg
+
+
+def test_model_level_rules_name_the_arm(tmp_path):
     msg = error(tmp_path, '[base]\nmodel = "small_mlp"\ndataset = "digits"\n[grid]\nprobe_steps = [[800]]\n')
-    assert "group 'main'" in msg and "probe_criteria" in msg
+    assert "arm 'main'" in msg and "probe_criteria" in msg
 
 
 def test_invalid_toml_and_unknown_names(tmp_path):
@@ -350,8 +356,8 @@ def test_dense_baselines_are_dense_and_the_first_update_studies_run_dst_at_densi
     # density 1.0 with an update period is DST on the dense network: a baseline must not inherit one
     for name, runs in expanded.items():
         for run in runs:
-            if run.group and run.group.startswith("dense"):
-                assert run.config.mode == "dense", (name, run.group, run.config.update_period)
+            if run.arm and run.arm.startswith("dense"):
+                assert run.config.mode == "dense", (name, run.arm, run.config.update_period)
     for name in ("fig6a", "fig17"):
         at_one = [r for r in expanded[name] if r.config.density == 1.0]
         assert at_one and all(r.config.mode == "dst" and r.config.probe_criteria for r in at_one)

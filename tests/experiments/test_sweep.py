@@ -48,7 +48,7 @@ def test_the_sweep_record_lists_the_spec_and_merges_when_the_spec_grows(tmp_path
     record = store.read_json(sweep_record_path(out, "small"))
     assert record["spec"] == "small" and record["path"].endswith("small.toml")
     assert record["report"] == {"kinds": ["accuracy_vs_density"]}
-    assert Counter(e["group"] for e in record["runs"]) == {"dst": 4, "dense": 1}
+    assert Counter(e["arm"] for e in record["runs"]) == {"dst": 4, "dense": 1}
     grown = small_spec(tmp_path, densities=(0.2,), seeds=(0, 1, 2))  # one density dropped, one seed added
     sweep(grown, out)
     merged = store.read_json(sweep_record_path(out, "small"))
@@ -60,7 +60,7 @@ def test_the_sweep_record_lists_the_spec_and_merges_when_the_spec_grows(tmp_path
 def test_only_selects_runs_but_the_record_lists_the_whole_spec(tmp_path):
     spec = small_spec(tmp_path)
     out = tmp_path / "out"
-    result = sweep(spec, out, only={"density": [0.2], "group": ["dst"]})
+    result = sweep(spec, out, only={"density": [0.2], "arm": ["dst"]})
     assert result.counts.total == 3 and result.counts.done == 3
     assert {store.RunDir(out / "runs" / r).config()["density"] for r in starts(out)} == {0.2}
     assert len(store.read_json(sweep_record_path(out, "small"))["runs"]) == 7
@@ -122,7 +122,7 @@ def test_a_retried_run_that_fails_again_is_not_retried_twice_in_one_sweep(tmp_pa
     spec = small_spec(tmp_path, densities=(0.1,), seeds=(1,))
     out = tmp_path / "out"
     sweep(spec, out, trainer=fake_trainers.flaky)
-    failing = next(r.run_id for r in spec.expand() if r.group == "dst")
+    failing = next(r.run_id for r in spec.expand() if r.arm == "dst")
     plan = plan_sweep(spec, out, retry_failed=True)
     assert list(plan.retry) == [failing]
     job = WorkerJob(out=str(out), specs=(spec,), trainer=fake_trainers.flaky, retry=plan.retry)
@@ -139,7 +139,7 @@ def test_a_trainer_that_writes_no_summary_fails_the_run(tmp_path):
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     spec = small_spec(tmp_path, densities=(0.1,), seeds=(0,))
-    run = next(r for r in spec.expand() if r.group == "dst")
+    run = next(r for r in spec.expand() if r.arm == "dst")
     reference = tmp_path / "ref"
     sweep(spec, reference)
     out = tmp_path / "out"
@@ -185,7 +185,7 @@ def test_a_disk_full_or_permission_error_on_the_summary_marks_nothing_done(tmp_p
 
 def test_a_stale_claim_is_taken_over_and_a_live_one_is_left_alone(tmp_path):
     spec = small_spec(tmp_path, densities=(0.1,), seeds=(0, 1))
-    runs = [r for r in spec.expand() if r.group == "dst"]
+    runs = [r for r in spec.expand() if r.arm == "dst"]
     out = tmp_path / "out"
     live, dead = claim_path(out, runs[0].run_id), claim_path(out, runs[1].run_id)
     live.parent.mkdir(parents=True)
@@ -202,7 +202,7 @@ def test_a_stale_claim_is_taken_over_and_a_live_one_is_left_alone(tmp_path):
 
 def test_a_run_whose_workers_keep_dying_is_failed(tmp_path):
     spec = small_spec(tmp_path, densities=(0.1,), seeds=(0,))
-    run = next(r for r in spec.expand() if r.group == "dst")
+    run = next(r for r in spec.expand() if r.arm == "dst")
     out = tmp_path / "out"
     path = claim_path(out, run.run_id)
     path.parent.mkdir(parents=True)
@@ -229,7 +229,7 @@ def test_a_run_whose_claim_is_taken_over_stops_without_a_result(tmp_path, sigint
     if sigint_ignored:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     spec = small_spec(tmp_path, densities=(0.1,), seeds=(0,))
-    run = next(r for r in spec.expand() if r.group == "dst")
+    run = next(r for r in spec.expand() if r.arm == "dst")
     out = tmp_path / "out"
     path = claim_path(out, run.run_id)
 
@@ -242,7 +242,7 @@ def test_a_run_whose_claim_is_taken_over_stops_without_a_result(tmp_path, sigint
 
     thief = threading.Thread(target=take_over)
     thief.start()
-    report = work(WorkerJob(out=str(out), specs=(spec,), only=(("group", ("dst",)),),
+    report = work(WorkerJob(out=str(out), specs=(spec,), only=(("arm", ("dst",)),),
                             trainer=fake_trainers.until_interrupted, heartbeat_s=0.02))
     thief.join()
     if sigint_ignored:

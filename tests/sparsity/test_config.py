@@ -19,7 +19,7 @@ def test_dst_takes_a_config_or_its_fields_as_keywords():
 
 
 def test_config_is_validated_when_made():
-    with pytest.raises(ValueError, match="density must be in"):
+    with pytest.raises(ValueError, match=r"density = 0.0: must be > 0.0 and <= 1.0"):
         SparsityConfig(density=0.0)
     with pytest.raises(ValueError, match="total_steps"):
         SparsityConfig(density=0.5, update_period=10)

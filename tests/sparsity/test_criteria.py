@@ -1,10 +1,14 @@
+import math
+import re
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dstbench.sparsity import CRITERIA, GROWTH, list_criteria, parse_spec, register_criterion
+from dstbench.sparsity import CRITERIA, GROWTH, list_criteria, parse_rule, register_criterion
 from dstbench.sparsity.masks import prune_count, select_highest, select_lowest
+from dstbench.sparsity.registry import Range
 
 G = torch.Generator().manual_seed(0)
 
@@ -136,8 +140,8 @@ def test_prune_count_is_ceil_without_float_noise():
 
 
 def test_spec_parsing_and_errors():
-    assert parse_spec("mest:lam=0.5") == ("mest", {"lam": 0.5})
-    assert parse_spec(("mest", {"lam": 2})) == ("mest", {"lam": 2})
+    assert parse_rule("mest:lam=0.5") == ("mest", {"lam": 0.5})
+    assert parse_rule(("mest", {"lam": 2})) == ("mest", {"lam": 2})
     with pytest.raises(ValueError, match="valid: magnitude, mest, random"):
         CRITERIA.resolve("magnitud")
     with pytest.raises(ValueError, match="lam"):
@@ -167,3 +171,34 @@ def test_selection_equals_a_stable_sort(values, data):
     expected = torch.zeros(len(values), dtype=torch.bool)
     expected[torch.argsort(keyed, stable=True)[:k]] = True
     assert torch.equal(select_lowest(scores, eligible, k), expected)
+
+
+@given(low=st.floats(-10, 10), high=st.floats(-10, 10), value=st.floats(allow_nan=True, allow_infinity=True))
+def test_a_range_holds_exactly_the_finite_values_between_its_bounds(low, high, value):
+    finite = math.isfinite(value)
+    assert (value in Range(gt=low, le=high)) == (finite and low < value <= high)
+    assert (value in Range(ge=low, lt=high)) == (finite and low <= value < high)
+    assert (value in Range()) == finite
+
+
+def test_a_rule_declares_its_parameters_ranges_and_the_engine_and_run_configs_check_them():
+    from typing import Annotated
+
+    from dstbench.config import canonical_rule
+
+    @register_criterion("test_ranged", overwrite=True)
+    def ranged(weight, grad, active, *, generator, k: Annotated[int, Range(ge=1, le=3)] = 2):
+        return weight.abs()
+
+    try:
+        assert CRITERIA.get("test_ranged").ranges == {"k": Range(ge=1, le=3)}
+        assert canonical_rule("prune", "test_ranged") == "test_ranged:k=2"
+        for bad, says in (("test_ranged:k=4", "parameter k = 4 must be >= 1 and <= 3 (default 2)"),
+                          ("test_ranged:k=1.5", "parameter k = 1.5 must be a finite int"),
+                          ("test_ranged:j=1", "has no parameter j; its parameters: k (default 2)")):
+            with pytest.raises(ValueError, match=re.escape(says)):
+                canonical_rule("prune", bad)
+            with pytest.raises(ValueError, match=re.escape(says)):
+                CRITERIA.resolve(bad)
+    finally:
+        CRITERIA._rules.pop("test_ranged")

@@ -100,5 +100,5 @@ def test_a_global_magnitude_layer_may_end_up_with_another_count_than_uniform():
 
 
 def test_unknown_init_mask_is_refused():
-    with pytest.raises(ValueError, match="init_mask must be one of random, magnitude, global_magnitude"):
+    with pytest.raises(ValueError, match="init_mask = 'largest': must be one of 'random', 'magnitude', 'global_ma"):
         SparsityConfig(density=0.5, init_mask="largest")

@@ -187,7 +187,7 @@ def test_a_memory_budget_splits_the_group(tmp_path, capsys):
 SPEC = """
 name = "grouped"
 description = "run groups in a sweep"
-group = "dst"
+arm = "dst"
 
 [base]
 model = "small_mlp"
@@ -301,7 +301,7 @@ def test_a_bad_group_size_is_a_clear_error(tmp_path, capsys):
 
 
 def test_a_run_with_dropout_trains_solo_in_a_grouped_sweep(tmp_path):
-    spec = _spec(tmp_path, more='\n[[groups]]\nname = "dropout"\nbase = {dropout = 0.1}\ngrid = {seed = [0]}\n')
+    spec = _spec(tmp_path, more='\n[arms.dropout]\nbase = {dropout = 0.1}\ngrid = {seed = [0]}\n')
     out = tmp_path / "out"
     assert main(["sweep", str(spec), "--out", str(out), "--group-size", "8", "--workers", "0",
                  "--no-progress"]) == 0

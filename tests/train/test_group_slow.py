@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 SPEC = """
 name = "grouped-kill"
 description = "a grouped sweep to kill"
-group = "dst"
+arm = "dst"
 
 [base]
 model = "small_cnn"
@@ -35,8 +35,7 @@ density = [0.1, 0.2]
 prune = ["magnitude", "snip"]
 seed = [0, 1]
 
-[[groups]]
-name = "dense"
+[arms.dense]
 base = {density = 1.0}
 grid = {seed = [0]}
 """

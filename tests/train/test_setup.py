@@ -1,13 +1,65 @@
-import dataclasses
+import typing
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from dstbench.config import RunConfig
 from dstbench.sparsity import SparsityConfig
+from dstbench.sparsity.config import engine_options, option_types
 from dstbench.train.setup import sparsity_config
 
+ENGINE_ONLY = {"total_steps"}  # what the trainer computes, not a user's choice
 
-def test_every_engine_option_is_a_run_config_field():
-    options = {f.name for f in dataclasses.fields(SparsityConfig)} - {"total_steps"}
+
+def test_every_engine_option_is_a_run_config_field_of_its_type_and_default():
+    """The engine options are declared once (`SparsityConfig`); RunConfig's fields are derived from them."""
+    options = set(engine_options()) - ENGINE_ONLY
     assert options <= set(RunConfig.model_fields)
+    for name in options:
+        field = RunConfig.model_fields[name]
+        want = option_types()[name]
+        if name in ("prune", "grow", "schedule"):  # a rule or (name, params) for the engine; canonical text here
+            want = str
+        if name == "update_period":  # None in the engine means what RunConfig fills in from the density
+            want, default = int, 800
+        else:
+            default = engine_options()[name].default
+        assert field.annotation == want, name
+        assert field.default == default, name
+
+
+BOUNDED = [n for n, f in engine_options().items() if f.metadata.get("bounds") and n not in ENGINE_ONLY]
+CHOICES = [n for n, t in option_types().items() if typing.get_origin(t) is typing.Literal]
+
+
+@given(name=st.sampled_from(BOUNDED),
+       value=st.one_of(st.floats(-2, 2), st.integers(-3, 1000), st.sampled_from([float("inf"), float("nan")])))
+def test_run_configs_and_the_engine_accept_the_same_values(name, value):
+    engine_ok = run_ok = True
+    try:
+        SparsityConfig(**{name: value}, total_steps=1000)
+    except ValueError:
+        engine_ok = False
+    try:
+        RunConfig(model="small_mlp", dataset="digits", **{name: value})
+    except ValidationError:
+        run_ok = False
+    if option_types()[name] in (int, int | None) and isinstance(value, float) and not value.is_integer():
+        return  # pydantic refuses a fraction for an int; the engine's dataclass does not check types
+    assert engine_ok == run_ok, (name, value)
+
+
+@pytest.mark.parametrize("name", CHOICES)
+def test_options_with_choices_refuse_the_same_values(name):
+    for value in typing.get_args(option_types()[name]):
+        SparsityConfig(**{name: value}, density=0.5, total_steps=10)
+        RunConfig(model="small_mlp", dataset="digits", **{name: value})
+    with pytest.raises(ValueError, match=f"{name} = 'nosuch': must be one of"):
+        SparsityConfig(**{name: "nosuch"}, total_steps=10)
+    with pytest.raises(ValidationError):
+        RunConfig(model="small_mlp", dataset="digits", **{name: "nosuch"})
 
 
 def test_the_engine_options_come_from_the_run_config():
@@ -64,3 +116,19 @@ def test_recorded_runs_keep_their_ids_when_fields_are_added():
                        epochs=4, batch_size=32, lr=0.05)
     assert resolve_config(config).run_id() == "9e6a48935aadd4a8"
     assert resolve_config(config.replace(init_mask="magnitude")).run_id() != "9e6a48935aadd4a8"
+
+
+@pytest.mark.parametrize(("fields", "run_id"), [
+    (dict(model="small_mlp", dataset="digits", density=0.2, prune="mest:lam=0.5", grow="gradient", update_period=7,
+          end_step=50, seed=3, global_pruning=True, dense_layers=("classifier",), regrow_just_pruned=False,
+          grow_init="fresh", erk_power=0.5, schedule="linear:every=100", distribution="er", prune_fraction=0.3,
+          update_full_layers=True, init_mask="magnitude"), "8e42b806d1cde5ca"),
+    (dict(model="lenet5_caffe", dataset="fashionmnist", density=0.05, grow="momentum", optimizer="adam", lr=0.001),
+     "e3051be06ec3d6b2"),
+    (dict(model="small_cnn", dataset="cifar10", density=1.0), "f5851dbbd1ecca8e"),
+])
+def test_run_ids_of_every_engine_option_are_those_recorded_before_the_options_were_declared_once(fields, run_id):
+    """Ids computed on 0b7bb13, before RunConfig derived its engine fields from SparsityConfig."""
+    from dstbench.train.recipes import resolve_config
+
+    assert resolve_config(RunConfig(**fields)).run_id() == run_id

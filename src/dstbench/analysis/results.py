@@ -17,9 +17,9 @@ import pandas as pd
 from dstbench.analysis.aggregate import mode_of
 from dstbench.errors import UserError
 from dstbench.store import RUNS, SUMMARY, RunDir, iter_runs, read_json, results_folder
+from dstbench.vocab import ARM, OLD_ARM, SWEEPS, record_arm
 from dstbench.vocab import METRICS_TABLE as METRICS_FILE
 from dstbench.vocab import RESULTS_TABLE as RESULTS_FILE
-from dstbench.vocab import SWEEPS
 
 UNLISTED = "runs"  # the experiment of run folders no sweep file lists (e.g. from `dstbench train`)
 
@@ -53,14 +53,14 @@ class Results:
         return dict(self.sweeps.get(experiment, {}).get("report") or {})
 
     def not_done(self, experiment: str) -> pd.DataFrame:
-        """Runs the experiment lists (in its sweep file or its table rows) that have not finished: run_id, group,
+        """Runs the experiment lists (in its sweep file or its table rows) that have not finished: run_id, arm,
         status ('failed', 'started' or 'pending') and, for failed runs, the reason from their summary."""
         listed = self.sweeps.get(experiment, {}).get("runs", [])
-        rows = [{"run_id": r["run_id"], "group": r.get("group", "")} for r in listed]
+        rows = [{"run_id": r["run_id"], ARM: record_arm(r) or ""} for r in listed]
         if not rows and not self.runs.empty:
             table = self.runs[self.runs["experiment"] == experiment]
-            rows = table[["run_id", "group"]].to_dict("records") if "group" in table else []
-        out = pd.DataFrame(rows, columns=["run_id", "group"]).drop_duplicates("run_id")
+            rows = table[["run_id", ARM]].to_dict("records") if ARM in table else []
+        out = pd.DataFrame(rows, columns=["run_id", ARM]).drop_duplicates("run_id")
         out["status"] = [self.run_dir(r).status() for r in out["run_id"]]
         out = out[out["status"] != "done"].reset_index(drop=True)
         out["reason"] = [str((self.run_dir(r).summary() or {}).get("reason") or "") if status == "failed" else ""
@@ -76,6 +76,8 @@ def load_results(root: Path | str, *, refresh: bool = True) -> Results:
         runs, metrics = collect_tables(root)
     else:
         runs, metrics = _read_parquet(root / RESULTS_FILE), _read_parquet(root / METRICS_FILE)
+    if OLD_ARM in runs and ARM not in runs:  # a table collected before the spec's groups were renamed arms
+        runs = runs.rename(columns={OLD_ARM: ARM})
     if not runs.empty and "mode" not in runs:
         runs = runs.assign(mode=[mode_of(row) for _, row in runs.iterrows()])
     if not runs.empty:

@@ -168,8 +168,13 @@ def stratified_three_way(
     return train, rest[val_in_rest], rest[test_in_rest]
 
 
-def random_subset(n: int, size: int, seed: int) -> np.ndarray:
-    """`size` distinct indices out of `n`, uniformly at random with `seed`, in increasing order."""
+def check_subset(n: int, size: int) -> None:
+    """A `train_subset` of `size` out of a training split of `n` is possible (a UserError otherwise)."""
     if not 0 < size <= n:
         raise UserError(f"train_subset must be between 1 and the training split's size {n}, got {size}")
+
+
+def random_subset(n: int, size: int, seed: int) -> np.ndarray:
+    """`size` distinct indices out of `n`, uniformly at random with `seed`, in increasing order."""
+    check_subset(n, size)
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))

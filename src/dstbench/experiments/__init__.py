@@ -19,7 +19,7 @@ _NAMES = {
     "SpecError": "spec",
     "list_specs": "spec",
     "load_spec": "spec",
-    "select_runs": "spec",
+    "select_runs": "selection",
     "SweepResult": "sweep",
     "plan_sweep": "sweep",
     "run_sweep": "sweep",

@@ -45,7 +45,7 @@ def _seconds(text: str) -> float:
 def _sweep(args: argparse.Namespace) -> int:
     from dstbench.experiments.executors import MissingExtraError
     from dstbench.experiments.spec import load_spec
-    from dstbench.experiments.sweep import plan_sweeps, run_sweep
+    from dstbench.experiments.sweep import plan_sweeps, run_sweep, sweep_settings
 
     specs = [load_spec(name) for name in args.spec]
     only = parse_assignments(args.only, "--only")
@@ -54,21 +54,21 @@ def _sweep(args: argparse.Namespace) -> int:
                                    ("num_threads", args.num_threads)) if v is not None}
     if args.keep_checkpoints:
         execution["keep_checkpoints"] = True
-    if args.dry_run:
-        for plan in plan_sweeps(specs, args.out, only=only, retry_failed=args.retry_failed):
-            groups: dict[str, int] = {}
+    settings = dict(workers=args.workers, executor=args.executor, executor_options=options, wait=not args.no_wait,
+                    trainer=args.trainer, hooks=args.hook, stale_after=args.stale_after, group_size=args.group_size,
+                    execution=execution)
+    if args.dry_run:  # checks what the real run checks, then plans without building unselected runs' configs
+        sweep_settings(specs, **settings)
+        for plan in plan_sweeps(specs, args.out, only=only, retry_failed=args.retry_failed, listing=False):
+            arms: dict[str, int] = {}
             for run in plan.selected:
-                groups[run.group] = groups.get(run.group, 0) + 1
-            print(f"{plan.spec.name}: {len(plan.selected)} runs selected of {len(plan.runs)} "
-                  f"({', '.join(f'{g}: {n}' for g, n in groups.items())}); {len(plan.retry)} failed to retry")
+                arms[run.arm] = arms.get(run.arm, 0) + 1
+            print(f"{plan.spec.name}: {len(plan.selected)} runs selected of {plan.spec.size()} grid points "
+                  f"({', '.join(f'{a}: {n}' for a, n in arms.items())}); {len(plan.retry)} failed to retry")
         return 0
     try:
-        result = run_sweep(
-            specs, args.out, workers=args.workers, executor=args.executor, retry_failed=args.retry_failed,
-            only=only, trainer=args.trainer, execution=execution, stale_after=args.stale_after,
-            executor_options=options, wait=not args.no_wait, progress=not args.no_progress, hooks=args.hook,
-            group_size=args.group_size,
-        )
+        result = run_sweep(specs, args.out, retry_failed=args.retry_failed, only=only,
+                           progress=not args.no_progress, **settings)
     except MissingExtraError as exc:
         raise UserError(str(exc)) from None
     c = result.counts
@@ -128,7 +128,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="fuse up to N compatible runs into one run group trained as one model (1: every run "
                             "solo; default: the spec's [execution] group_size, else auto: where it pays)")
     sweep.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
-                       help="run only runs with this config value (or group=NAME); repeat for several")
+                       help="run only runs with this config value (or arm=NAME: a spec's arm); repeat for several")
     sweep.add_argument("--data-root", help="where the data sets are (execution only: run ids do not change)")
     sweep.add_argument("--device", help="cpu, cuda, cuda:1, ... (execution only)")
     sweep.add_argument("--num-threads", type=int, help="torch threads per run (execution only)")

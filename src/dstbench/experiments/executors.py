@@ -47,17 +47,23 @@ def optional_import(module: str) -> ModuleType:
         ) from None
 
 
-def execute(job: WorkerJob, executor: str, workers: int, options: Mapping[str, Any], *, wait: bool = True) -> list[str]:
-    """Run `workers` workers of `job` on `executor`; returns the problems they reported (empty if none)."""
+def check_executor(executor: str, workers: int, options: Mapping[str, Any], *, wait: bool = True) -> None:
+    """Raise a UserError for settings `execute` cannot honour (a sweep checks them before it writes anything)."""
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
-    if workers < (0 if executor == "local" else 1):
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < (0 if executor == "local" else 1):
         raise UserError(f"workers must be at least {0 if executor == 'local' else 1} for {executor}, got {workers}")
     if executor == "local":
         if options:
             raise UserError(f"the local executor takes no options, got {sorted(options)}")
         if not wait:
             raise UserError("the local executor runs in this process tree and cannot detach (no --no-wait)")
+
+
+def execute(job: WorkerJob, executor: str, workers: int, options: Mapping[str, Any], *, wait: bool = True) -> list[str]:
+    """Run `workers` workers of `job` on `executor`; returns the problems they reported (empty if none)."""
+    check_executor(executor, workers, options, wait=wait)
+    if executor == "local":
         return run_local(job, workers)
     if executor == "submitit":
         return run_submitit(job, workers, options, wait=wait)

@@ -4,7 +4,7 @@ A spec is a TOML file::
 
     name = "fig5"                      # defaults to the file name; names OUT/sweeps/<name>.json
     description = "..."
-    group = "dst"                      # the name of the group formed by [base] + [grid] (default "main")
+    arm = "dst"                        # the name of the arm formed by [base] + [grid] (default "main")
 
     [base]                             # RunConfig keys shared by every run
     model = "large_mlp"
@@ -12,8 +12,7 @@ A spec is a TOML file::
     density = [0.1, 0.2]
     cases = [{model = "small_cnn", dataset = "cifar10"}]   # one axis whose values set several keys at once
 
-    [[groups]]                         # more groups: the spec's base plus their own base, and only their grid
-    name = "static"
+    [arms.static]                      # more arms: the spec's base plus their own base, and only their grid
     base = {update_period = 0}
     grid = {density = [0.1, 0.2]}
 
@@ -25,7 +24,15 @@ A spec is a TOML file::
 
 Every key must be a `RunConfig` field, and every value valid for it: rule strings, models and data sets are
 checked by `RunConfig` itself, so a spec fails at load, not in every worker. Errors name the file, the table,
-the key and the valid values. A run that two groups produce is listed once, under the first group.
+the key and the valid values. A run that two arms produce is listed once, under the first arm.
+
+A spec's *arms* are its treatment arms (DST, dense and static baselines, ...): selected with ``--only arm=NAME``
+and named in the sweep record and in collect's ``arm`` column. They are not run groups (runs fused into one model
+by ``--group-size``). Spec files from before the rename (``group = ...``, ``[[groups]]``) fail with a message
+naming the new keys.
+
+`Spec.expand` applies a selection (``--only``) while it expands: an arm, an axis value or a case that cannot match
+is left out before any config is built, so selecting 200 runs of a 100,000-run spec builds about 200 configs.
 """
 
 from __future__ import annotations
@@ -43,25 +50,25 @@ from pydantic import ValidationError
 
 from dstbench.config import RunConfig, validation_message
 from dstbench.errors import UserError
+from dstbench.experiments.selection import CASES, FIELDS, Selection, check_keys, pruned_axes, selects
 from dstbench.train.grouping import parse_group_size
-from dstbench.vocab import REPORT_KINDS, REPORT_OPTIONS
+from dstbench.vocab import ARM, REPORT_KINDS, REPORT_OPTIONS
 
-CASES = "cases"
-_TOP_KEYS = ("name", "description", "group", "base", "grid", "groups", "report", "execution")
+_TOP_KEYS = ("name", "description", ARM, "base", "grid", "arms", "report", "execution")
+# Keys of spec files written before the spec's groups were renamed arms: refused, naming the new key.
+_RENAMED = {"group": f"{ARM} = NAME", "groups": "[arms.NAME] tables (base = ..., grid = ...)"}
 # How a spec's runs are executed by default (a sweep's command-line option wins): never part of a run id.
 _EXECUTION_KEYS = ("group_size",)
-_GROUP_KEYS = ("name", "description", "base", "grid")
+_ARM_KEYS = ("description", "base", "grid")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-FIELDS = tuple(RunConfig.model_fields)
-
 
 class SpecError(UserError):
     """A spec file that cannot be used; the message names the file, the key and what would be valid."""
 
 
 @dataclass(frozen=True)
-class Group:
-    """One block of runs: fixed keys plus axes whose product gives the runs."""
+class Arm:
+    """One treatment arm of a spec: fixed keys plus axes whose product gives the runs."""
 
     name: str
     base: Mapping[str, Any]
@@ -69,14 +76,20 @@ class Group:
     where: str  # the TOML table of its grid, for messages
     base_where: Mapping[str, str] = field(default_factory=dict)  # base key -> the table that set it
 
-    def combinations(self) -> Iterator[dict[str, Any]]:
-        """Every config dict of the group, in grid order (the last axis varies fastest)."""
-        names = [name for name, _ in self.axes]
-        for values in itertools.product(*(values for _, values in self.axes)):
-            merged = dict(self.base)
-            for name, value in zip(names, values, strict=True):
-                merged.update(value if name == CASES else {name: value})
-            yield merged
+    def combinations(self, axes: Sequence[tuple[str, Sequence[Any]]] | None = None) -> Iterator[dict[str, Any]]:
+        """Every config dict of the arm (of `axes`: its axes with fewer values), in grid order (the last axis
+        varies fastest)."""
+        axes = self.axes if axes is None else axes
+        names = [name for name, _ in axes]
+        for values in itertools.product(*(values for _, values in axes)):
+            yield self.point(zip(names, values, strict=True))
+
+    def point(self, values: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+        """The config dict of one value per axis (a case sets several keys)."""
+        merged = dict(self.base)
+        for name, value in values:
+            merged.update(value if name == CASES else {name: value})
+        return merged
 
     def size(self) -> int:
         count = 1
@@ -87,9 +100,9 @@ class Group:
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """A run of a spec: its group, its resolved config and the id of its folder."""
+    """A run of a spec: its arm, its resolved config and the id of its folder."""
 
-    group: str
+    arm: str
     config: RunConfig
     run_id: str
 
@@ -101,69 +114,55 @@ class Spec:
     name: str
     path: str
     description: str
-    groups: tuple[Group, ...]
+    arms: tuple[Arm, ...]
     report: Mapping[str, Any] = field(default_factory=dict)
     execution: Mapping[str, Any] = field(default_factory=dict)
 
-    def expand(self) -> list[PlannedRun]:
-        """All runs of the spec, resolved (recipe defaults filled in), each run id once (first group wins)."""
-        from dstbench.train import resolve_config
-
+    def expand(self, only: Selection | None = None) -> list[PlannedRun]:
+        """The runs of the spec that `only` selects (all without it), resolved (recipe defaults filled in), each
+        run id once, under the first arm that produces it and is selected (``arm=B`` selects all of B's runs,
+        also those an earlier arm produces too). Arms, axis values and cases that cannot match are left out
+        before any config is built."""
+        check_keys(only or {})
         runs: dict[str, PlannedRun] = {}
-        for group in self.groups:
-            for values in group.combinations():
-                config = resolve_config(_validate_config(self, group, values))
-                run_id = config.run_id()
-                runs.setdefault(run_id, PlannedRun(group.name, config, run_id))
+        for arm in self.arms:
+            axes = pruned_axes(arm, only or {}, lambda values, arm=arm: _validate_config(self, arm, values))
+            if axes is None:
+                continue
+            for values in arm.combinations(axes):
+                run = _planned(self, arm, values)
+                if run.run_id not in runs and selects(only or {}, run):
+                    runs[run.run_id] = run
         return list(runs.values())
+
+    def listing(self, only: Selection | None = None) -> tuple[dict[str, str], list[PlannedRun]]:
+        """Every run of the spec as run id -> arm (first arm wins), and the runs `only` selects (as `expand`): one
+        pass that keeps a config only for the selected runs (what a sweep records and what it trains)."""
+        check_keys(only or {})
+        arms: dict[str, str] = {}
+        selected: dict[str, PlannedRun] = {}
+        for arm in self.arms:
+            for values in arm.combinations():
+                run = _planned(self, arm, values)
+                arms.setdefault(run.run_id, arm.name)
+                if run.run_id not in selected and selects(only or {}, run):
+                    selected[run.run_id] = run
+        return arms, list(selected.values())
 
     def size(self) -> int:
         """The number of grid points before duplicates are merged."""
-        return sum(group.size() for group in self.groups)
+        return sum(arm.size() for arm in self.arms)
 
 
-def _matches(value: Any, wanted: Any) -> bool:
-    if isinstance(value, tuple):
-        value = list(value)
-    if isinstance(wanted, tuple):
-        wanted = list(wanted)
-    return value == wanted
+def _planned(spec: Spec, arm: Arm, values: Mapping[str, Any]) -> PlannedRun:
+    from dstbench.train import resolve_config
 
-
-def select_runs(runs: Iterable[PlannedRun], only: Mapping[str, Sequence[Any]]) -> list[PlannedRun]:
-    """The runs whose config has one of the given values for every key ("group" selects groups)."""
-    selected = []
-    for run in runs:
-        if all(
-            any(_matches(run.group if key == "group" else getattr(run.config, key), w) for w in wanted)
-            for key, wanted in only.items()
-        ):
-            selected.append(run)
-    return selected
-
-
-def check_selection(spec: Spec | Sequence[Spec], runs: Sequence[PlannedRun], only: Mapping[str, Sequence[Any]]) -> None:
-    """Fail on a filter key that is no field, or a value no run of the spec(s) has; name what would match."""
-    specs = [spec] if isinstance(spec, Spec) else list(spec)
-    what = ("spec " if len(specs) == 1 else "specs ") + ", ".join(repr(s.name) for s in specs)
-    for key, wanted in only.items():
-        if key != "group" and key not in FIELDS:
-            raise SpecError(f"cannot select on {key!r}: not a RunConfig field; valid: group, {', '.join(FIELDS)}")
-        have = {json_key(run.group if key == "group" else getattr(run.config, key)) for run in runs}
-        for w in wanted:
-            if json_key(w) not in have:
-                raise SpecError(
-                    f"no run of {what} has {key} = {w!r}; its values: {', '.join(sorted(have))}"
-                )
-
-
-def json_key(value: Any) -> str:
-    """A canonical text form of a config value (1 and 1.0 are the same value)."""
-    if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(json_key(v) for v in value) + "]"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    config = _validate_config(spec, arm, values)
+    try:
+        config = resolve_config(config)
+    except UserError as exc:  # what only the resolved config shows (its model's layers, its optimizer)
+        raise SpecError(f"{spec.path}: arm {arm.name!r}: {exc} (in the run {dict(values)})") from None
+    return PlannedRun(arm.name, config, config.run_id())
 
 
 def specs_folder() -> Path:
@@ -203,32 +202,31 @@ def load_spec(name_or_path: str | Path) -> Spec:
 
 def parse_spec(data: Mapping[str, Any], path: str) -> Spec:
     """Validate the contents of a spec file (`path` is used in messages) and build the `Spec`."""
+    for old, new in _RENAMED.items():
+        if old in data:
+            raise SpecError(f"{path}: {old!r} is now {new}: a spec's groups are its arms (run groups are what "
+                            f"--group-size fuses); rename the key")
     _check_keys(path, "the top level", data, _TOP_KEYS)
     name = data.get("name", Path(path).stem)
     if not isinstance(name, str) or not _NAME.match(name):
         raise SpecError(f"{path}: name {name!r} must be ASCII letters, digits, '_', '-' or '.', starting with a letter or digit (it names a file)")
     base = _freeze(_table(path, "[base]", data.get("base", {})))
     _check_fields(path, "[base]", base)
-    groups: list[Group] = []
-    if "grid" in data or "groups" not in data:
-        main = _group_name(path, "group", data.get("group", "main"))
-        groups.append(_group(path, main, {}, base, data.get("grid", {}), "[grid]", "[base]"))
-    raw_groups = data.get("groups", [])
-    if not isinstance(raw_groups, list):
-        raise SpecError(f"{path}: groups must be an array of tables ([[groups]]), got {raw_groups!r}")
-    for i, raw in enumerate(raw_groups):
-        where = f"[[groups]] #{i + 1}"
+    arms: list[Arm] = []
+    if "grid" in data or "arms" not in data:
+        main = _arm_name(path, ARM, data.get(ARM, "main"))
+        arms.append(_arm(path, main, {}, base, data.get("grid", {}), "[grid]", "[base]"))
+    for arm_name, raw in _table(path, "[arms]", data.get("arms", {})).items():
+        where = f"[arms.{arm_name}]"
         raw = _table(path, where, raw)
-        _check_keys(path, where, raw, _GROUP_KEYS)
-        if "name" not in raw:
-            raise SpecError(f"{path}: {where} needs a name (e.g. name = \"dense\")")
-        gname = _group_name(path, f"{where} name", raw["name"])
-        gbase = _freeze(_table(path, f"{where} base", raw.get("base", {})))
-        _check_fields(path, f"{where} base", gbase)
-        groups.append(_group(path, gname, base, gbase, raw.get("grid", {}), f"{where} grid", f"{where} base"))
-    names = [g.name for g in groups]
+        _check_keys(path, where, raw, _ARM_KEYS)
+        arm_name = _arm_name(path, where, arm_name)
+        arm_base = _freeze(_table(path, f"{where} base", raw.get("base", {})))
+        _check_fields(path, f"{where} base", arm_base)
+        arms.append(_arm(path, arm_name, base, arm_base, raw.get("grid", {}), f"{where} grid", f"{where} base"))
+    names = [a.name for a in arms]
     if len(set(names)) != len(names):
-        raise SpecError(f"{path}: group names must be unique, got {names}")
+        raise SpecError(f"{path}: arm names must be unique, got {names}")
     execution = _table(path, "[execution]", data.get("execution", {}))
     _check_keys(path, "[execution]", execution, _EXECUTION_KEYS)
     if "group_size" in execution:
@@ -236,7 +234,7 @@ def parse_spec(data: Mapping[str, Any], path: str) -> Spec:
             execution = {**execution, "group_size": parse_group_size(execution["group_size"])}
         except ValueError as exc:
             raise SpecError(f"{path}: [execution] {exc}") from None
-    spec = Spec(name, path, str(data.get("description", "")), tuple(groups), _report(path, data.get("report", {})),
+    spec = Spec(name, path, str(data.get("description", "")), tuple(arms), _report(path, data.get("report", {})),
                 dict(execution))
     _check_values(spec)
     return spec
@@ -262,16 +260,16 @@ def _check_fields(path: str, where: str, data: Mapping[str, Any], extra: Sequenc
             )
 
 
-def _group_name(path: str, where: str, name: Any) -> str:
+def _arm_name(path: str, where: str, name: Any) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise SpecError(f"{path}: {where} {name!r} must be a non-empty name of letters, digits, '_', '-', '.'")
     return name
 
 
-def _group(
+def _arm(
     path: str, name: str, spec_base: Mapping[str, Any], base: Mapping[str, Any], grid: Any, where: str,
     base_where: str,
-) -> Group:
+) -> Arm:
     grid = _table(path, where, grid)
     _check_fields(path, where, grid, extra=(CASES,))
     for key in grid:
@@ -287,7 +285,7 @@ def _group(
             values = [_case(path, where, grid, case) for case in values]
         axes.append((key, tuple(_freeze(v) for v in values)))  # list values (tuple fields) become tuples
     sources = {**{k: "[base]" for k in spec_base}, **{k: base_where for k in base}}
-    return Group(name, {**spec_base, **base}, tuple(axes), where, sources)
+    return Arm(name, {**spec_base, **base}, tuple(axes), where, sources)
 
 
 def _case(path: str, where: str, grid: Mapping[str, Any], case: Any) -> dict[str, Any]:
@@ -338,17 +336,17 @@ def _check_field_option(path: str, where: str, table: Mapping[str, Any]) -> None
                         f"{', '.join(booleans)}")
 
 
-def _origin(group: Group, key: str) -> str:
-    """Which table a key of a group's config came from (for messages)."""
-    axes = dict(group.axes)
+def _origin(arm: Arm, key: str) -> str:
+    """Which table a key of an arm's config came from (for messages)."""
+    axes = dict(arm.axes)
     if key in axes:
-        return group.where
+        return arm.where
     if CASES in axes and any(key in case for case in axes[CASES]):
-        return f"{group.where} cases"
-    return group.base_where.get(key, f"group {group.name!r}")
+        return f"{arm.where} cases"
+    return arm.base_where.get(key, f"arm {arm.name!r}")
 
 
-def _validate_config(spec: Spec, group: Group, values: Mapping[str, Any]) -> RunConfig:
+def _validate_config(spec: Spec, arm: Arm, values: Mapping[str, Any]) -> RunConfig:
     try:
         return RunConfig.model_validate(values)
     except ValidationError as exc:
@@ -357,19 +355,16 @@ def _validate_config(spec: Spec, group: Group, values: Mapping[str, Any]) -> Run
         message = str(err["msg"]).removeprefix("Value error, ")
         if loc:
             key = str(loc[0])
-            raise SpecError(f"{spec.path}: {_origin(group, key)} {key} = {values.get(key)!r}: {message}") from None
-        raise SpecError(f"{spec.path}: group {group.name!r}: {validation_message(exc)} (in the run {dict(values)})"
+            raise SpecError(f"{spec.path}: {_origin(arm, key)} {key} = {values.get(key)!r}: {message}") from None
+        raise SpecError(f"{spec.path}: arm {arm.name!r}: {validation_message(exc)} (in the run {dict(values)})"
                         ) from None
 
 
 def _check_values(spec: Spec) -> None:
     """Validate every grid value once, with the first value of every other axis (cheap; a full expansion
     validates every combination and catches the rare error that only a combination of values makes)."""
-    for group in spec.groups:
-        first = {name: values[0] for name, values in group.axes}
-        points = [first] + [{**first, name: value} for name, values in group.axes for value in values[1:]]
+    for arm in spec.arms:
+        first = {name: values[0] for name, values in arm.axes}
+        points = [first] + [{**first, name: value} for name, values in arm.axes for value in values[1:]]
         for point in points:
-            merged = dict(group.base)
-            for axis, value in point.items():
-                merged.update(value if axis == CASES else {axis: value})
-            _validate_config(spec, group, merged)
+            _validate_config(spec, arm, arm.point(point.items()))

@@ -21,8 +21,10 @@ from typing import Any
 
 from dstbench import store, vocab
 from dstbench.claims import STALE_AFTER, Owner, heartbeat_interval, live_claims, owner_gone
+from dstbench.config import RunConfig
 from dstbench.errors import UserError
-from dstbench.experiments.spec import PlannedRun, Spec, check_selection, select_runs
+from dstbench.experiments.selection import check_selection
+from dstbench.experiments.spec import PlannedRun, Spec
 from dstbench.experiments.worker import (
     DEFAULT_TRAINER,
     Hook,
@@ -82,29 +84,28 @@ def count_states(
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """A spec's runs, the ones this sweep selected, and which failures it will retry."""
+    """A spec's runs (run id -> arm; None in a plan made without them), the ones this sweep selected, and which
+    failures it will retry."""
 
     spec: Spec
     out: Path
-    runs: list[PlannedRun]
+    runs: dict[str, str] | None
     selected: list[PlannedRun]
     retry: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
 def plan_sweep(
     spec: Spec, out: Path | str, *, only: Mapping[str, Sequence[Any]] | None = None, retry_failed: bool = False,
-    check: bool = True,
+    listing: bool = True,
 ) -> SweepPlan:
-    """Expand the spec, apply the selection and note the failed runs to retry (with their summaries' identity).
+    """Expand the spec once, select (`only`) and note the failed runs to retry (with their summaries' identity).
 
-    `check=False` skips checking that `only` matches some run of this spec (`plan_sweeps` checks the union).
+    `listing`: also list every run of the spec (what `record_sweep` writes), which builds every config; without
+    it (a dry run) the selection prunes the grid before configs are built.
     """
     out = Path(out)
-    runs = spec.expand()
     only = dict(only or {})
-    if check:
-        check_selection(spec, runs, only)
-    selected = select_runs(runs, only)
+    runs, selected = spec.listing(only) if listing else (None, spec.expand(only))
     retry = {}
     if retry_failed:
         for run in selected:
@@ -118,7 +119,7 @@ def plan_sweep(
 
 def plan_sweeps(
     specs: Sequence[Spec], out: Path | str, *, only: Mapping[str, Sequence[Any]] | None = None,
-    retry_failed: bool = False,
+    retry_failed: bool = False, listing: bool = True,
 ) -> list[SweepPlan]:
     """`plan_sweep` for each spec; `only` must match some run of one of them."""
     if not specs:
@@ -127,8 +128,9 @@ def plan_sweeps(
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise UserError(f"spec {', '.join(map(repr, twice))} named more than once: name each spec once")
-    check_selection(specs, [run for spec in specs for run in spec.expand()], dict(only or {}))
-    return [plan_sweep(spec, out, only=only, retry_failed=retry_failed, check=False) for spec in specs]
+    plans = [plan_sweep(spec, out, only=only, retry_failed=retry_failed, listing=listing) for spec in specs]
+    check_selection(specs, [run for plan in plans for run in plan.selected], dict(only or {}))
+    return plans
 
 
 def sweep_record_path(out: Path | str, name: str) -> Path:
@@ -139,7 +141,7 @@ def record_sweep(plan: SweepPlan) -> Path:
     """Write ``OUT/sweeps/<spec>.json``: the spec's runs merged with any earlier record (nothing is dropped).
 
     Runs of an earlier version of the spec stay listed (their results are still results of that experiment);
-    runs in both take the group the current spec gives them. A lock file serializes concurrent sweeps.
+    runs in both take the arm the current spec gives them. A lock file serializes concurrent sweeps.
     """
     path = sweep_record_path(plan.out, plan.spec.name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,14 +150,15 @@ def record_sweep(plan: SweepPlan) -> Path:
             old = store.read_json(path)
         except FileNotFoundError:
             old = {}
-        groups = {entry["run_id"]: entry["group"] for entry in old.get("runs", [])}
-        groups.update({run.run_id: run.group for run in plan.runs})
+        assert plan.runs is not None, "a sweep records a plan made with listing=True"
+        arms = {entry["run_id"]: vocab.record_arm(entry) for entry in old.get("runs", [])}
+        arms.update(plan.runs)
         store.atomic_write_json(path, {
             "spec": plan.spec.name,
             "path": plan.spec.path,
             "description": plan.spec.description,
             "report": dict(plan.spec.report),
-            "runs": [{"run_id": run_id, "group": group} for run_id, group in groups.items()],
+            "runs": [{"run_id": run_id, "arm": arm} for run_id, arm in arms.items()],
         })
     return path
 
@@ -323,20 +326,10 @@ def run_sweep(
     """
     from dstbench.experiments.executors import execute
 
-    heartbeat_interval(stale_after, heartbeat_s)  # a bad --stale-after fails here, not in every worker
-    resolve_trainer(trainer)  # a wrong trainer or hook name fails here, once, not in every worker
-    for hook in hooks:
-        resolve_function(hook, "hook")
     specs = (spec,) if isinstance(spec, Spec) else tuple(spec)
-    group_size = _group_size(specs, group_size)
-    execution = dict(execution or {})
-    unknown = sorted(set(execution) - vocab.EXECUTION_FIELDS)
-    if unknown:
-        raise UserError(f"execution settings {unknown} are not execution-only fields; "
-                        f"valid: {sorted(vocab.EXECUTION_FIELDS)}")
-    execution.setdefault("progress", False)  # one bar for the sweep, not one per run
-    if executor == "local" and workers > 0:  # local processes share this machine's cores instead of fighting
-        execution.setdefault("num_threads", max(1, (os.cpu_count() or 1) // workers))
+    group_size, execution = sweep_settings(
+        specs, workers=workers, executor=executor, executor_options=executor_options, wait=wait, trainer=trainer,
+        hooks=hooks, stale_after=stale_after, heartbeat_s=heartbeat_s, group_size=group_size, execution=execution)
     out = Path(out)
     plans = plan_sweeps(specs, out, only=only, retry_failed=retry_failed)
     for plan in plans:
@@ -360,6 +353,36 @@ def run_sweep(
         if run.status() == vocab.FAILED:
             failures[run_id] = str((run.summary() or {}).get("reason"))
     return SweepResult(", ".join(s.name for s in specs), monitor.counts, monitor.initial_done, failures, problems)
+
+
+def sweep_settings(
+    specs: Sequence[Spec], *, workers: int = 1, executor: str = "local",
+    executor_options: Mapping[str, Any] | None = None, wait: bool = True, trainer: str | Trainer = DEFAULT_TRAINER,
+    hooks: Sequence[str | Hook] = (), stale_after: float = STALE_AFTER, heartbeat_s: float | None = None,
+    group_size: int | str | None = None, execution: Mapping[str, Any] | None = None,
+) -> tuple[int | str, dict[str, Any]]:
+    """Check a sweep's settings (`run_sweep`'s arguments) before anything is planned or written, once, not in
+    every worker; a dry run checks them too. Returns the group size and the execution fields every run gets."""
+    from dstbench.experiments.executors import check_executor
+
+    check_executor(executor, workers, dict(executor_options or {}), wait=wait)
+    heartbeat_interval(stale_after, heartbeat_s)
+    resolve_trainer(trainer)
+    for hook in hooks:
+        resolve_function(hook, "hook")
+    size = _group_size(specs, group_size)
+    execution = dict(execution or {})
+    unknown = sorted(set(execution) - vocab.EXECUTION_FIELDS)
+    if unknown:
+        raise UserError(f"execution settings {unknown} are not execution-only fields; "
+                        f"valid: {sorted(vocab.EXECUTION_FIELDS)}")
+    if specs and specs[0].arms:  # the values too (--num-threads 0, --device tpu), on the spec's first grid point
+        arm = specs[0].arms[0]
+        RunConfig.model_validate({**arm.point((name, values[0]) for name, values in arm.axes), **execution})
+    execution.setdefault("progress", False)  # one bar for the sweep, not one per run
+    if executor == "local" and workers > 0:  # local processes share this machine's cores instead of fighting
+        execution.setdefault("num_threads", max(1, (os.cpu_count() or 1) // workers))
+    return size, execution
 
 
 def _group_size(specs: Sequence[Spec], asked: int | str | None) -> int | str:

@@ -25,11 +25,13 @@ import pandas as pd
 from dstbench import store
 from dstbench.config import IDENTITY_FIELDS
 from dstbench.vocab import (
+    ARM,
     DONE,
     GROUP_KEYS,
     METRICS_TABLE,
     SWEEPS,
     metrics_row_problem,
+    record_arm,
     run_mode,
     status_of,
     summary_problem,
@@ -39,7 +41,7 @@ from dstbench.vocab import RESULTS_TABLE as RESULTS
 # pyarrow parses JSON in blocks; big blocks cost far less per row than its 1 MB default.
 _BLOCK = 64 << 20
 log = logging.getLogger(__name__)
-_ROW_KEYS = ("experiment", "group", "run_id", "status", "mode")
+_ROW_KEYS = ("experiment", ARM, "run_id", "status", "mode")
 
 try:
     import orjson
@@ -106,7 +108,7 @@ def _read_run(folder: Path, include_incomplete: bool) -> _Run | None:
 
 
 def _memberships(out: Path) -> dict[str, list[tuple[str, str]]]:
-    """run_id -> [(experiment, group), ...] from the sweep records."""
+    """run_id -> [(experiment, arm), ...] from the sweep records."""
     members: dict[str, list[tuple[str, str]]] = {}
     folder = out / SWEEPS
     if not folder.is_dir():
@@ -114,7 +116,7 @@ def _memberships(out: Path) -> dict[str, list[tuple[str, str]]]:
     for path in sorted(folder.glob("*.json")):
         record = store.read_json(path)
         for entry in record.get("runs", []):
-            members.setdefault(entry["run_id"], []).append((record["spec"], entry["group"]))
+            members.setdefault(entry["run_id"], []).append((record["spec"], record_arm(entry)))
     return members
 
 
@@ -130,15 +132,15 @@ def _rows(run: _Run, members: list[tuple[str | None, str | None]]) -> Iterator[d
     row: dict[str, Any] = {"run_id": run.run_id, "status": status, "mode": mode}
     row.update({name: _cell(config.get(name)) for name in IDENTITY_FIELDS})
     for key, value in summary.items():
-        if key == "group":  # the run group that trained it (None: solo), not the spec's group of the run
+        if key == "group":  # the run group that trained it (None: solo)
             for part in GROUP_KEYS:
                 row[f"run_group_{part}"] = value.get(part) if isinstance(value, dict) else None
             continue
         if key in ("status", "run_id") or not (value is None or isinstance(value, (int, float, str))):
             continue
         row[f"summary_{key}" if key in row else key] = value
-    for experiment, group in members:
-        yield {"experiment": experiment, "group": group, **row}
+    for experiment, arm in members:
+        yield {"experiment": experiment, ARM: arm, **row}
 
 
 def _metrics_table(runs: list[_Run]) -> pd.DataFrame:
@@ -282,7 +284,7 @@ def _run_folders(out: Path) -> list[Path]:
 def collect(out: Path | str, *, include_incomplete: bool = False, threads: int = 16) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(results, metrics) DataFrames of every run folder under ``out/runs``; see the module docstring.
 
-    Runs in no sweep record (e.g. from `dstbench train`) get experiment and group None. Unfinished and failed
+    Runs in no sweep record (e.g. from `dstbench train`) get experiment and arm None. Unfinished and failed
     runs are left out unless `include_incomplete`.
     """
     out = store.results_folder(out)

@@ -36,7 +36,7 @@ from dstbench.claims import (
 )
 from dstbench.config import RunConfig
 from dstbench.errors import UserError
-from dstbench.experiments.spec import PlannedRun, Spec, select_runs
+from dstbench.experiments.spec import PlannedRun, Spec
 from dstbench.train.grouping import DEFAULT_GROUP_SIZE
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class WorkerJob:
         """The selected runs of every spec, in the specs' order; a run two specs share comes once."""
         runs: dict[str, PlannedRun] = {}
         for spec in self.specs:
-            for run in select_runs(spec.expand(), dict(self.only)):
+            for run in spec.expand(dict(self.only)):
                 runs.setdefault(run.run_id, run)
         return list(runs.values())
 

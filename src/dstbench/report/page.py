@@ -12,6 +12,7 @@ from pathlib import Path
 from dstbench.report import tables
 from dstbench.report.context import FigureItem, Note, TableItem
 from dstbench.report.sections import Section
+from dstbench.vocab import ARM
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1150px;
@@ -81,7 +82,7 @@ def _status(section: Section) -> str:
         shown = []
         for _, row in group.head(10).iterrows():
             reason = f": {row['reason'][:160]}" if row.get("reason") else ""
-            shown.append(f"<code>{html.escape(row['run_id'])}</code> ({html.escape(str(row['group']))}"
+            shown.append(f"<code>{html.escape(row['run_id'])}</code> ({html.escape(str(row[ARM]))}"
                          f"{html.escape(reason)})")
         more = f" and {len(group) - 10} more" if len(group) > 10 else ""
         details.append(f"{len(group)} {html.escape(status)}: {', '.join(shown)}{more}")

@@ -1,39 +1,39 @@
 """The DST engine: masks, layer densities, pruning criteria, growth rules and prune-fraction schedules.
 
-Pure PyTorch: no files, no training loop, no printing.
+Pure PyTorch: no files, no training loop, no printing. Names are imported on first use, so that the engine's
+option declarations (`dstbench.sparsity.config`, read by `dstbench.config`) load without torch.
 """
 
-from dstbench.sparsity.config import SparsityConfig
-from dstbench.sparsity.criteria import CRITERIA, list_criteria, register_criterion
-from dstbench.sparsity.distributions import DISTRIBUTIONS, exact_counts, layer_densities
-from dstbench.sparsity.engine import DST
-from dstbench.sparsity.growth import GROWTH, list_growth, register_growth
-from dstbench.sparsity.layers import SPARSE_LAYER_TYPES, sparse_parameters
-from dstbench.sparsity.registry import parse_spec
-from dstbench.sparsity.schedules import SCHEDULES, list_schedules, register_schedule
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_NAMES = {
+    "SparsityConfig": "config",
+    "CRITERIA": "criteria",
+    "list_criteria": "criteria",
+    "register_criterion": "criteria",
+    "DISTRIBUTIONS": "distributions",
+    "exact_counts": "distributions",
+    "layer_densities": "distributions",
+    "list_distributions": "distributions",
+    "DST": "engine",
+    "GROWTH": "growth",
+    "list_growth": "growth",
+    "register_growth": "growth",
+    "SPARSE_LAYER_TYPES": "layers",
+    "sparse_parameters": "layers",
+    "parse_rule": "registry",
+    "SCHEDULES": "schedules",
+    "list_schedules": "schedules",
+    "register_schedule": "schedules",
+}
+
+__all__ = sorted(_NAMES)
 
 
-def list_distributions() -> list[str]:
-    return DISTRIBUTIONS.names()
-
-
-__all__ = [
-    "CRITERIA",
-    "DISTRIBUTIONS",
-    "DST",
-    "GROWTH",
-    "SCHEDULES",
-    "SPARSE_LAYER_TYPES",
-    "SparsityConfig",
-    "exact_counts",
-    "layer_densities",
-    "list_criteria",
-    "list_distributions",
-    "list_growth",
-    "list_schedules",
-    "parse_spec",
-    "register_criterion",
-    "register_growth",
-    "register_schedule",
-    "sparse_parameters",
-]
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"dstbench.sparsity.{_NAMES[name]}"), name)
+    raise AttributeError(f"module 'dstbench.sparsity' has no attribute {name!r}")

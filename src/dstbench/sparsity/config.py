@@ -1,12 +1,27 @@
-"""The options of a DST run, in one place: `DST` takes them, the trainer builds them from a run config."""
+"""The options of a DST run, declared once: `DST` takes them, and `RunConfig` (dstbench.config) derives its
+engine fields from them (default, range and allowed values; `engine_field`), so a run config and the engine cannot
+disagree on what is valid. A new engine option is one field here, one line in `RunConfig` and nothing else.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
-from dstbench.sparsity.masks import INIT_MASKS
-from dstbench.sparsity.registry import RuleSpec
+from dstbench.sparsity.distributions import DISTRIBUTIONS
+from dstbench.sparsity.registry import Range, RuleSpec
 from dstbench.vocab import default_update_period
+
+# Plain Python (no torch): `dstbench.config` reads these declarations, and so does the report's process.
+GrowInit = Literal["zero", "fresh"]
+InitMask = Literal["random", "magnitude", "global_magnitude"]
+
+
+def option(default: Any, *, bounds: Range | None = None, doc: str = "") -> Any:
+    """A `SparsityConfig` field: its default, its range (numbers) and a line of help for the command line."""
+    return field(default=default, metadata={"bounds": bounds, "doc": doc})
 
 
 @dataclass(frozen=True)
@@ -32,37 +47,32 @@ class SparsityConfig:
     prune-fraction schedule ends.
     """
 
-    density: float
+    density: float = option(1.0, bounds=Range(gt=0.0, le=1.0))
     distribution: str = "erk"
-    erk_power: float = 1.0
+    erk_power: float = option(1.0, bounds=DISTRIBUTIONS.get("erk").ranges["power"])
     prune: RuleSpec = "magnitude"
     grow: RuleSpec = "random"
-    update_period: int | None = None  # None: DEFAULT_UPDATE_PERIOD below density 1, 0 (dense training) at 1
-    prune_fraction: float = 0.5
+    # None: DEFAULT_UPDATE_PERIOD below density 1, 0 (dense training) at 1 (`vocab.default_update_period`)
+    update_period: int | None = option(None, bounds=Range(ge=0), doc="0: static sparse (dense at density 1)")
+    prune_fraction: float = option(0.5, bounds=Range(ge=0.0, lt=1.0))
     schedule: RuleSpec = "cosine"
-    total_steps: int | None = None
-    end_step: int | None = None
+    total_steps: int | None = option(None, bounds=Range(ge=0))
+    end_step: int | None = option(None, bounds=Range(ge=0))
     seed: int = 0
     global_pruning: bool = False
     dense_layers: tuple[str, ...] = ()
     regrow_just_pruned: bool = True
-    grow_init: str = "zero"
-    update_full_layers: bool = False
-    init_mask: str = "random"
+    grow_init: GrowInit = "zero"
+    update_full_layers: bool = option(False, doc="layers the distribution makes dense take part in updates")
+    init_mask: InitMask = "random"
 
     def __post_init__(self) -> None:
         if self.update_period is None:
             object.__setattr__(self, "update_period", default_update_period(self.density))
-        if not 0.0 < self.density <= 1.0:
-            raise ValueError(f"density must be in (0, 1], got {self.density}")
-        if not 0.0 <= self.prune_fraction < 1.0:
-            raise ValueError(f"prune_fraction must be in [0, 1), got {self.prune_fraction}")
-        if self.update_period < 0:
-            raise ValueError(f"update_period must be >= 0 (0 = static sparse), got {self.update_period}")
-        if self.init_mask not in INIT_MASKS:
-            raise ValueError(f"init_mask must be one of {', '.join(INIT_MASKS)}, got {self.init_mask!r}")
-        if self.grow_init not in ("zero", "fresh"):
-            raise ValueError(f"grow_init must be 'zero' or 'fresh', got {self.grow_init!r}")
+        problems = option_problems(self)
+        if problems:
+            name, problem = problems[0]
+            raise ValueError(f"{name} = {getattr(self, name)!r}: {problem}")
         if self.updates and self.last_update_step is None:
             raise ValueError("DST updates need total_steps (or end_step): the prune-fraction schedule ends there")
         object.__setattr__(self, "dense_layers", tuple(self.dense_layers))
@@ -75,3 +85,33 @@ class SparsityConfig:
     @property
     def last_update_step(self) -> int | None:
         return self.end_step if self.end_step is not None else self.total_steps
+
+
+def engine_options() -> dict[str, Any]:
+    """Each option's `dataclasses.Field`, by name (its default, type, and ``bounds`` and ``doc`` metadata)."""
+    return {f.name: f for f in fields(SparsityConfig)}
+
+
+@functools.cache
+def option_types() -> dict[str, Any]:
+    """Each option's type (the annotation, evaluated)."""
+    return typing.get_type_hints(SparsityConfig)
+
+
+def choices(name: str) -> tuple[Any, ...] | None:
+    """The values an option of a Literal type may take (None: any value of its type)."""
+    kind = option_types()[name]
+    return typing.get_args(kind) if typing.get_origin(kind) is Literal else None
+
+
+def option_problems(config: SparsityConfig) -> list[tuple[str, str]]:
+    """(option, what is wrong) for each option out of its range or choices."""
+    problems = []
+    for name, spec in engine_options().items():
+        value = getattr(config, name)
+        bounds, allowed = spec.metadata.get("bounds"), choices(name)
+        if bounds is not None and not (value is None and spec.default is None) and value not in bounds:
+            problems.append((name, f"must be {bounds}"))
+        if allowed is not None and value not in allowed:
+            problems.append((name, f"must be one of {', '.join(map(repr, allowed))}"))
+    return problems

@@ -11,10 +11,12 @@ lower index.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import Tensor
 
-from dstbench.sparsity.registry import Registry, needs
+from dstbench.sparsity.registry import Range, Registry, needs
 
 CRITERIA = Registry("pruning criterion")
 
@@ -39,7 +41,8 @@ def magnitude(weight: Tensor, grad: Tensor | None, active: Tensor, *, generator:
 
 @register_criterion("mest", needs_grad=True)
 def mest(
-    weight: Tensor, grad: Tensor, active: Tensor, *, generator: torch.Generator, lam: float = 1.0
+    weight: Tensor, grad: Tensor, active: Tensor, *, generator: torch.Generator,
+    lam: Annotated[float, Range(ge=0.0)] = 1.0,
 ) -> Tensor:
     """|w| + lam * |g| (MEST): the gradient as a hint of where the weight is heading."""
     return weight.abs() + lam * grad.abs()

@@ -9,12 +9,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from functools import partial
+from typing import Annotated
 
-from dstbench.sparsity.registry import Registry
+from dstbench.sparsity.registry import Range, Registry
 
 DISTRIBUTIONS = Registry("distribution")
 
 Shapes = Mapping[str, Sequence[int]]
+
+
+def list_distributions() -> list[str]:
+    return DISTRIBUTIONS.names()
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -72,7 +77,8 @@ def erdos_renyi(shapes: Shapes, density: float, *, dense: frozenset[str] = froze
 
 @DISTRIBUTIONS.register("erk")
 def erdos_renyi_kernel(
-    shapes: Shapes, density: float, *, power: float = 1.0, dense: frozenset[str] = frozenset()
+    shapes: Shapes, density: float, *, power: Annotated[float, Range(gt=0.0)] = 1.0,
+    dense: frozenset[str] = frozenset(),
 ) -> dict[str, float]:
     """ER-Kernel: d_l proportional to (sum of the weight's dimensions / their product) ** power.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,12 @@ from dstbench.sparsity.config import SparsityConfig
 from dstbench.sparsity.criteria import CRITERIA
 from dstbench.sparsity.distributions import exact_counts, layer_densities
 from dstbench.sparsity.growth import GROWTH
-from dstbench.sparsity.layers import SPARSE_LAYER_TYPES, sparse_parameters, verify_masks_match_across_ranks
+from dstbench.sparsity.layers import (
+    SPARSE_LAYER_TYPES,
+    match_dense_layers,
+    sparse_parameters,
+    verify_masks_match_across_ranks,
+)
 from dstbench.sparsity.masks import (
     choose_uniform,
     magnitude_masks,
@@ -95,7 +100,7 @@ class DST:
                 f"{type(model).__name__} has no trainable Linear or Conv weights to make sparse; "
                 f"DST works on {', '.join(t.__name__ for t in SPARSE_LAYER_TYPES)} layers"
             )
-        dense = self._match_dense_layers(params, config.dense_layers)
+        dense = match_dense_layers(params, config.dense_layers)
         shapes = {n: tuple(p.shape) for n, p in params.items()}
         densities = layer_densities(config.distribution, shapes, config.density, dense=frozenset(dense),
                                     power=config.erk_power)
@@ -398,15 +403,6 @@ class DST:
             param.data.masked_fill_(grown, 0.0)
         for value in self.optimizer_state.weight_state(param):
             value.masked_fill_(grown, 0)
-
-    def _match_dense_layers(self, params: Mapping[str, nn.Parameter], dense_layers: Iterable[str]) -> set[str]:
-        dense = set()
-        for name in dense_layers:
-            matches = {p for p in params if p == name or p == f"{name}.weight"}
-            if not matches:
-                raise ValueError(f"dense layer {name!r} is not a sparse weight; valid: {', '.join(params)}")
-            dense |= matches
-        return dense
 
     def _refresh_float_masks(self) -> None:
         """Masks as the weights' dtype and memory layout (channels_last too), ready to multiply into them; written

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +30,20 @@ def sparse_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
         and not any(name == d or name.startswith(d + ".") for d in dense)
     }
     return {name: p for name, p in model.named_parameters() if id(p) in eligible}
+
+
+def match_dense_layers(names: Iterable[str], dense_layers: Iterable[str]) -> set[str]:
+    """The sparse weights (of `names`, `sparse_parameters`' keys) that `dense_layers` keep dense: a layer is named
+    by its module (``"classifier"``) or its weight (``"classifier.weight"``). Raises ValueError naming the first
+    name that matches none, and the valid ones."""
+    names = list(names)
+    dense = set()
+    for name in dense_layers:
+        matches = {p for p in names if p == name or p == f"{name}.weight"}
+        if not matches:
+            raise ValueError(f"dense layer {name!r} is not a sparse weight; valid: {', '.join(names)}")
+        dense |= matches
+    return dense
 
 
 def verify_masks_match_across_ranks(masks: Mapping[str, Tensor], step: int) -> None:

@@ -111,9 +111,6 @@ def prune_count(fraction: float, active: int) -> int:
     return min(active, math.ceil(fraction * active - 1e-9))
 
 
-INIT_MASKS = ("random", "magnitude", "global_magnitude")
-
-
 def magnitude_masks(weights: dict[str, Tensor], counts: dict[str, int], *, global_: bool = False) -> dict[str, Tensor]:
     """Masks that keep the largest-magnitude weights (one-shot magnitude pruning of loaded weights).
 

@@ -7,8 +7,9 @@ Signature: ``fn(step, *, initial, total, **params) -> float`` where `initial` is
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
-from dstbench.sparsity.registry import Registry
+from dstbench.sparsity.registry import Range, Registry
 
 SCHEDULES = Registry("schedule")
 
@@ -35,8 +36,7 @@ def constant(step: int, *, initial: float, total: int) -> float:
 
 
 @register_schedule("linear")
-def linear(step: int, *, initial: float, total: int, factor: float = 0.99, every: int = 600) -> float:
+def linear(step: int, *, initial: float, total: int, factor: Annotated[float, Range(gt=0.0, le=1.0)] = 0.99,
+           every: Annotated[int, Range(gt=0)] = 600) -> float:
     """The paper's "linear" schedule: rho multiplied by `factor` every `every` steps (a step decay)."""
-    if every <= 0:
-        raise ValueError(f"linear schedule: every must be positive, got {every}")
     return initial * factor ** (step // every)

@@ -91,8 +91,10 @@ def _run(args: argparse.Namespace) -> int:
     from dstbench.train.distributed import is_launch_main
     from dstbench.train.loop import run
     from dstbench.train.recipes import resolve_config
+    from dstbench.train.setup import pick_device
 
     config = resolve_config(config_from_args(args))
+    pick_device(config.device)  # this machine has the device asked for (a sweep's workers check their own)
     out = Path(args.out) if args.out else Path("runs") / config.run_id()
     summary = run(config, out, retry_failed=args.retry_failed)
     if not is_launch_main():  # under torchrun only rank 0 reports

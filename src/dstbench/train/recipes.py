@@ -73,7 +73,11 @@ def named_recipe(name: str) -> dict[str, Any]:
 
 def resolve_config(config: RunConfig) -> RunConfig:
     """Fill every recipe field left as None with the model's default (or the named `recipe`'s); explicit
-    values win."""
+    values win. The result is checked against its model and optimizer (`checks.check_resolved`)."""
+    from dstbench.train.checks import check_resolved
+
     defaults = named_recipe(config.recipe) if config.recipe else recipe_for(config.model)
     changes = {k: v for k, v in defaults.items() if getattr(config, k) is None}
-    return config.replace(**changes) if changes else config
+    resolved = config.replace(**changes) if changes else config
+    check_resolved(resolved)
+    return resolved
