@@ -26,9 +26,9 @@ def make_sweep(tmp_path, **kw):
     return spec, out
 
 
-def a_run(out, group="dst"):
+def a_run(out, arm="dst"):
     return next(r for r in store.iter_runs(out) if json.loads(r.file(store.CONFIG).read_text())["density"] < 1
-                or group == "dense")
+                or arm == "dense")
 
 
 # --- the summary's schema -----------------------------------------------------------------------------------------

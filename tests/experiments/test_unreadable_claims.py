@@ -61,7 +61,7 @@ def test_train_names_an_unreadable_claim_and_says_it_can_be_deleted(tmp_path):
 def test_status_and_sweep_name_an_unreadable_claim(tmp_path, capsys):
     spec = small_spec(tmp_path, densities=(0.1,), seeds=(0,))
     out = tmp_path / "out"
-    run_id = next(r for r in spec.expand() if r.group == "dst").run_id
+    run_id = next(r for r in spec.expand() if r.arm == "dst").run_id
     garbage_claim(claim_path(out, run_id))
     run_sweep(spec, out, workers=0, trainer=fake_trainers.steady, progress=False)
     assert main(["status", str(out)]) == 0
