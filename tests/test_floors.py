@@ -14,7 +14,7 @@ ROOT = Path(dstbench.__file__).parent
 FLOORS = [
     {"errors", "vocab", "extras", "plugins"},
     {"sparsity", "models", "data"},
-    {"config", "store", "claims"},
+    {"config", "recipes", "store", "claims"},
     {"train"},
     {"experiments", "integrations"},
     {"analysis"},

@@ -1,7 +1,7 @@
 """The configuration of one run: the one vocabulary shared by the CLI, the spec files and the run folders.
 
 A `RunConfig` names everything that decides a run's result. Recipe fields left as ``None`` take the paper's
-defaults for the model (see `dstbench.train.recipes`); `resolved()` fills them in, and the run id is a hash of
+defaults for the model (see `dstbench.recipes`); `resolved()` fills them in, and the run id is a hash of
 the resolved config, so two configs that train the same thing share one run folder. For the same reason every
 rule string is stored in one canonical form (`canonical_rule`): ``"mest"``, ``" mest:"`` and ``"mest:lam=1"`` all
 become ``"mest:lam=1.0"``, and a bad rule, parameter, model or data set fails here, before anything is written.
@@ -104,7 +104,7 @@ class RunConfig(BaseModel):
     init_mask: InitMask = engine_field("init_mask")
     update_batch_size: int | None = Field(None, gt=0)
 
-    # recipe (None = the paper's default for the model, or for the named `recipe`: see dstbench.train.recipes)
+    # recipe (None = the paper's default for the model, or for the named `recipe`: see dstbench.recipes)
     recipe: str | None = None
     epochs: int | None = Field(None, gt=0)
     batch_size: int | None = Field(None, gt=0)
@@ -196,7 +196,7 @@ class RunConfig(BaseModel):
     @field_validator("recipe")
     @classmethod
     def _known_recipe(cls, value: str | None) -> str | None:
-        from dstbench.train.recipes import named_recipe
+        from dstbench.recipes import named_recipe
 
         if value is not None:
             named_recipe(value)
