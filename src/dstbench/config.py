@@ -158,7 +158,7 @@ class RunConfig(BaseModel):
     device: str = "auto"
     num_threads: int | None = Field(None, ge=1)
     progress: bool = True
-    keep_checkpoints: bool = False  # a finished run keeps checkpoint.pt (the optimizer state) beside model.pt
+    keep_checkpoints: bool = False  # a finished run keeps checkpoint.pt (the optimizer state) beside model.npz
 
     @model_validator(mode="before")
     @classmethod

@@ -354,7 +354,7 @@ def test_a_model_that_mixes_members_is_refused_with_a_group_error(tmp_path):
 
 
 def test_a_members_model_file_holds_its_own_weights_only(tmp_path):
-    """torch.save writes a view's whole storage: a member's model.pt must not carry the other members' weights."""
+    """A member's weights are views into the group's fused ones: its model.npz must hold its own weights only."""
     configs = member_configs("small_mlp", MEMBERS[:4], snapshots=False, epochs=1)
     dirs = _dirs(tmp_path / "g", configs)
     run_group(configs, dirs, tmp_path / "groups")

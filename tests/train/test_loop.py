@@ -11,6 +11,7 @@ from dstbench.sparsity import DST
 from dstbench.sparsity.masks import prune_count
 from dstbench.train import resolve_config
 from dstbench.train.loop import ConfigMismatchError, _Trainer, run
+from dstbench.weights import read_final_weights
 
 FAST = dict(model="small_mlp", dataset="digits", epochs=2, batch_size=64, lr=0.05, progress=False)
 
@@ -94,8 +95,8 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, monkeypatch):
     a = store.RunDir(tmp_path / "straight").masks("final")
     b = store.RunDir(tmp_path / "broken").masks("final")
     assert all((a[n] == b[n]).all() for n in a)
-    wa = torch.load(tmp_path / "straight" / store.FINAL_MODEL, weights_only=True)
-    wb = torch.load(tmp_path / "broken" / store.FINAL_MODEL, weights_only=True)
+    wa = read_final_weights(tmp_path / "straight")
+    wb = read_final_weights(tmp_path / "broken")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert store.RunDir(tmp_path / "broken").history() == store.RunDir(tmp_path / "straight").history()
 
@@ -208,7 +209,7 @@ def test_amp_run_trains_in_bfloat16_autocast(tmp_path, monkeypatch):
     assert amp["final_test_acc"] > 0.5 and abs(amp["final_test_acc"] - full["final_test_acc"]) < 0.1
     # weights and masks stay float32 and exact under autocast
     assert abs(amp["final_density"] - 0.2) < 0.01
-    weights = torch.load(tmp_path / "amp" / store.FINAL_MODEL, weights_only=True)
+    weights = read_final_weights(tmp_path / "amp")
     assert all(w.dtype == torch.float32 for w in weights.values())
 
 

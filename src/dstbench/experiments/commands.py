@@ -119,7 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--device", help="cpu, cuda, cuda:1, ... (execution only)")
     sweep.add_argument("--num-threads", type=int, help="torch threads per run (execution only)")
     sweep.add_argument("--keep-checkpoints", action="store_true",
-                       help="finished runs keep checkpoint.pt (optimizer state included) beside model.pt")
+                       help="finished runs keep checkpoint.pt (optimizer state included) beside model.npz")
     sweep.add_argument("--trainer", default=DEFAULT_TRAINER, metavar="MODULE:FUNCTION",
                        help=f"the training function (default {DEFAULT_TRAINER})")
     sweep.add_argument("--hook", action="append", default=[], metavar="MODULE:FUNCTION",

@@ -12,23 +12,13 @@ from torch import nn
 from dstbench import store
 from dstbench.errors import UserError
 from dstbench.models.efficientnet import EfficientNet
+from dstbench.weights import final_weights_path, read_weights
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
     store.atomic_write_bytes(path, buf.getvalue())
-
-
-def save_model(path: Path, model: nn.Module) -> None:
-    """The model's weights alone (a plain state dict that `--init-from` reads), written atomically.
-
-    A tensor that is a view into a larger storage (a run group member's share of the fused weights) is copied
-    first: `torch.save` writes a view's whole storage, which would put every member's weights in each file.
-    """
-    state = {name: value.clone() if value.untyped_storage().nbytes() > value.numel() * value.element_size()
-             else value for name, value in model.state_dict().items()}
-    save_checkpoint(path, state)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -41,12 +31,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def load_pretrained(model: nn.Module, path: str | Path, data_root: str | Path | None = None) -> list[str]:
-    """Load weights from a local checkpoint (ours, or a plain state dict), safely.
+    """Load weights from a local file (a run's final weights, our checkpoint, a plain state dict), safely.
 
     Tensors whose shapes differ from the model's (a classifier for another number of classes) are skipped and
     keep their fresh initialisation, as in the paper's fine-tuning study (appendix H). A torchvision
     EfficientNet state dict (the published ImageNet weights) is renamed for dstbench's EfficientNet first.
-    A relative path that does not exist is looked for under `data_root` too. Returns the skipped keys.
+    A relative path that does not exist is looked for under `data_root` too; a run folder means its final
+    weights. Returns the skipped keys.
     """
     path = Path(path)
     if not path.exists() and not path.is_absolute() and data_root is not None and (Path(data_root) / path).exists():
@@ -54,7 +45,9 @@ def load_pretrained(model: nn.Module, path: str | Path, data_root: str | Path | 
     if not path.exists():
         where = f" (nor under the data root {data_root})" if data_root is not None else ""
         raise FileNotFoundError(f"--init-from {path}: no such file{where}")
-    state = load_checkpoint(path)
+    if path.is_dir():
+        path = final_weights_path(path)
+    state = read_weights(path)
     if "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     elif "state_dict" in state and isinstance(state["state_dict"], dict):

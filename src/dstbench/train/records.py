@@ -1,7 +1,7 @@
 """What a run writes into its folder, and when: one class for solo runs and for the members of a run group.
 
 Order, which resuming relies on: the initial masks, then per epoch its metrics row and its topology-update rows,
-then the checkpoint (the trainer's), and at the end the final masks, model.pt and summary.json last. Every write
+then the checkpoint (the trainer's), and at the end the final masks, model.npz and summary.json last. Every write
 first checks that this process still owns the run (its claim).
 """
 
@@ -22,7 +22,7 @@ from dstbench.config import RunConfig
 from dstbench.errors import UserError
 from dstbench.experiments.claims import Claim
 from dstbench.sparsity import DST
-from dstbench.train.checkpoint import save_model
+from dstbench.weights import save_weights
 
 
 class DamagedRunError(UserError):
@@ -139,7 +139,9 @@ class RunRecords:
             self.check(epoch, history_rows)  # never done with epochs missing from the records
             if self.config.mode != vocab.DENSE:
                 store.save_masks(self.folder.mask_path("final"), masks_numpy(masks))
-            save_model(self.folder.file(store.FINAL_MODEL), model)
+            # sparse weights without their inactive zeros: a finished study's folder is mostly final weights
+            sparse = masks if self.config.mode != vocab.DENSE else None
+            save_weights(self.folder.file(store.FINAL_MODEL), model.state_dict(), sparse)
         store.atomic_write_json(self.folder.file(store.SUMMARY), summary)
 
     def check(self, epoch: int, history_rows: int) -> None:
