@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from dstbench.sparsity import DST, SparsityConfig, sparse_parameters
+from dstbench.sparsity.optimizers import OptimizerState
 
 
 class DrivenDST:
@@ -24,16 +25,20 @@ class DrivenDST:
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, config: SparsityConfig,
                  state: Mapping[str, Any] | None = None):
-        # Building the engine masks the weights with a fresh initial mask; a resumed model's weights were loaded
-        # before (masked by the checkpoint's masks), so they are put back once the checkpoint's masks are.
-        loaded = ({n: p.detach().clone() for n, p in sparse_parameters(model).items()} if state is not None
-                  else None)
+        # Building the engine masks the weights and their optimizer state with a fresh initial mask. A resumed
+        # model's weights (and, in the Trainer, its optimizer state) were loaded before, masked by the checkpoint's
+        # masks: they are put back once the checkpoint's masks are.
+        loaded = []
+        if state is not None:
+            view = OptimizerState(optimizer)
+            loaded = [(t, t.detach().clone()) for p in sparse_parameters(model).values()
+                      for t in (p.data, *view.weight_state(p))]
         self.dst = DST(model, optimizer, config, driven=True)
         if state is not None:
             self.dst.load_state_dict(state)
             with torch.no_grad():
-                for name, param in sparse_parameters(model).items():
-                    param.copy_(loaded[name])
+                for tensor, value in loaded:
+                    tensor.copy_(value)
         self._ready = False
         self._hook = optimizer.register_step_post_hook(self._stepped)
 
