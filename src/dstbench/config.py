@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from dstbench.vocab import (
     DEFAULT_UPDATE_PERIOD,
     EXECUTION_FIELDS,
+    TRACKERS,
     default_update_period,
     format_rule,
     id_fields,
@@ -159,6 +160,7 @@ class RunConfig(BaseModel):
     num_threads: int | None = Field(None, ge=1)
     progress: bool = True
     keep_checkpoints: bool = False  # a finished run keeps checkpoint.pt (the optimizer state) beside model.npz
+    track: tuple[str, ...] = Field((), description=f"live trackers to log to while training: {', '.join(TRACKERS)}")
 
     @model_validator(mode="before")
     @classmethod
@@ -215,6 +217,14 @@ class RunConfig(BaseModel):
         if not _DEVICE.match(value):
             raise ValueError(f"device {value!r} is not one of auto, cpu, mps, cuda, cuda:N")
         return value
+
+    @field_validator("track")
+    @classmethod
+    def _known_trackers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [t for t in value if t not in TRACKERS]
+        if unknown:
+            raise ValueError(f"tracker {', '.join(map(repr, unknown))} is not one of {', '.join(TRACKERS)}")
+        return tuple(dict.fromkeys(value))
 
     @field_validator("probe_fractions")
     @classmethod

@@ -45,7 +45,7 @@ def run_mode(density: float, update_period: int) -> str:
 
 # Where or how fast a run executes, never its result: left out of the run id.
 EXECUTION_FIELDS = frozenset({"data_root", "device", "num_threads", "progress", "keep_checkpoints", "model_path",
-                              "gradient_checkpointing"})
+                              "gradient_checkpointing", "track"})
 # What is recorded during a run, not how it trains: two runs differing only here are repeats of one condition.
 RECORD_FIELDS = frozenset({"mask_snapshot_steps", "probe_steps", "probe_every", "probe_criteria", "probe_fractions"})
 # Fields that mean nothing for a static sparse run (no updates) or for a dense one (no mask either).
@@ -57,7 +57,7 @@ DENSE_FREE = STATIC_FREE | {"density", "distribution", "erk_power", "dense_layer
 # Fields in which the members of one run group (`dstbench.train.group`) may differ: everything DST, the seed, what
 # is recorded and how results are kept. All others (model, data, the optimizer recipe, amp, device) must agree.
 # A larger-batch update gradient (update_batch_size) needs a forward pass of its own: such runs train solo.
-GROUP_FREE = (DENSE_FREE - {"update_batch_size"}) | RECORD_FIELDS | {"seed", "progress", "keep_checkpoints"}
+GROUP_FREE = (DENSE_FREE - {"update_batch_size"}) | RECORD_FIELDS | {"seed", "progress", "keep_checkpoints", "track"}
 # Fields the paper's figures compare along an axis, as lines or as panels. Other differences (recipe fields such
 # as epochs or lr) mean runs that must not be averaged together; reports keep them apart and say so.
 COMPARED_FIELDS = frozenset(
@@ -129,6 +129,10 @@ GROUP_FILE = "group.json"  # in a run folder trained by a run group: which group
 GROUPS = "groups"  # <out>/groups/<group_id>/: a run group's checkpoint
 RESULTS_TABLE = "results.parquet"
 METRICS_TABLE = "metrics.parquet"
+
+# Live trackers a run can log to while it trains (`dstbench.integrations.trackers`; RunConfig.track).
+TRACKERS = ("tensorboard", "wandb", "mlflow")
+TRACKERS_FILE = "trackers.json"  # in a run folder: the trackers' own ids of the run, so that a resumed run goes on
 
 # ---------------------------------------------------------------------------------------------- status
 

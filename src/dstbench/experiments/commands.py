@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dstbench import vocab
 from dstbench.errors import UserError
 from dstbench.experiments.claims import STALE_AFTER
 from dstbench.experiments.executors import EXECUTORS
@@ -53,6 +54,8 @@ def _sweep(args: argparse.Namespace) -> int:
                                    ("num_threads", args.num_threads)) if v is not None}
     if args.keep_checkpoints:
         execution["keep_checkpoints"] = True
+    if args.track:
+        execution["track"] = args.track
     if args.dry_run:
         for plan in plan_sweeps(specs, args.out, only=only, retry_failed=args.retry_failed):
             groups: dict[str, int] = {}
@@ -120,6 +123,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--num-threads", type=int, help="torch threads per run (execution only)")
     sweep.add_argument("--keep-checkpoints", action="store_true",
                        help="finished runs keep checkpoint.pt (optimizer state included) beside model.npz")
+    sweep.add_argument("--track", metavar="A,B", type=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
+                       help=f"log every run live to these trackers: {', '.join(vocab.TRACKERS)} (execution only; "
+                            "see dstbench.integrations.trackers for where each writes)")
     sweep.add_argument("--trainer", default=DEFAULT_TRAINER, metavar="MODULE:FUNCTION",
                        help=f"the training function (default {DEFAULT_TRAINER})")
     sweep.add_argument("--hook", action="append", default=[], metavar="MODULE:FUNCTION",

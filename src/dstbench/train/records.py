@@ -21,6 +21,7 @@ from dstbench import store, vocab
 from dstbench.config import RunConfig
 from dstbench.errors import UserError
 from dstbench.experiments.claims import Claim
+from dstbench.integrations.trackers import Trackers
 from dstbench.sparsity import DST
 from dstbench.weights import save_weights
 
@@ -100,6 +101,7 @@ class RunRecords:
 
     def __init__(self, config: RunConfig, folder: store.RunDir, claim: Claim | None = None):
         self.config, self.folder, self.claim = config, folder, claim
+        self.trackers = Trackers(config.track, folder.path)  # live logging beside the folder (none by default)
 
     def own(self, what: str) -> None:
         """Stop before writing `what` if another process took this run over."""
@@ -115,6 +117,7 @@ class RunRecords:
                 store.truncate_jsonl(self.folder.file(name), 0)
         if self.config.mode != vocab.DENSE:
             store.save_masks(self.folder.mask_path("init"), masks_numpy(masks))
+        self.trackers.start(self.config.model_dump(mode="json"))
 
     def resume(self, epoch: int, history_rows: int) -> None:
         """A run resuming a checkpoint of `epoch` epochs: its records must reach that far; later rows go."""
@@ -122,11 +125,14 @@ class RunRecords:
         self.own("resuming")
         store.truncate_jsonl(self.folder.file(store.METRICS), epoch)
         store.truncate_jsonl(self.folder.file(store.HISTORY), history_rows)
+        metrics = self.folder.metrics()
+        self.trackers.start(self.config.model_dump(mode="json"), resumed_step=metrics[-1]["step"] if metrics else 0)
 
     def epoch(self, row: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> None:
         self.own(f"epoch {row['epoch']}'s metrics")
         store.append_jsonl(self.folder.file(store.METRICS), [row])
         store.append_jsonl(self.folder.file(store.HISTORY), history)
+        self.trackers.epoch(row, history)
 
     def snapshot(self, step: int, masks: Mapping[str, Tensor]) -> None:
         store.save_masks(self.folder.mask_path(f"step_{step:07d}"), masks_numpy(masks))
@@ -143,6 +149,7 @@ class RunRecords:
             sparse = masks if self.config.mode != vocab.DENSE else None
             save_weights(self.folder.file(store.FINAL_MODEL), model.state_dict(), sparse)
         store.atomic_write_json(self.folder.file(store.SUMMARY), summary)
+        self.trackers.finish(summary)
 
     def check(self, epoch: int, history_rows: int) -> None:
         """Refuse to resume when metrics.jsonl or history.jsonl lack rows the checkpoint has trained."""
