@@ -69,7 +69,7 @@ def test_dstbench_train_logs_live_to_wandb_mlflow_and_tensorboard(tracking):
     assert steps == [10, 20] and update_steps == [4, 8, 12, 16, 20]
 
     client, run = mlflow_run(run_dir)
-    assert run.info.run_name == run_dir.name and run.info.status == "FINISHED"
+    assert run.info.run_name == summary["run_id"] and run.info.status == "FINISHED"
     assert run.data.params["density"] == "0.2" and run.data.params["model"] == "small_mlp"
     val = client.get_metric_history(run.info.run_id, "val_acc")
     assert [(m.step, m.value) for m in val] == [(r["step"], r["val_acc"]) for r in rows]
@@ -81,7 +81,7 @@ def test_dstbench_train_logs_live_to_wandb_mlflow_and_tensorboard(tracking):
 
     records = list(wandb_records(run_dir))
     (start,) = [r.run for kind, r in records if kind == "run"]
-    assert start.display_name == run_dir.name
+    assert start.display_name == summary["run_id"]
     assert {u.key: json.loads(u.value_json) for u in start.config.update}["density"] == 0.2
     points = [{i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
               for kind, r in records if kind == "history"]

@@ -22,7 +22,7 @@ def tensorboard(run_dir: Path, summary: dict[str, Any]) -> Path:
     replaced, so a rerun of the hook never duplicates points. Returns the folder.
     """
     run = store.RunDir(run_dir)
-    trackers = Trackers(["tensorboard"], run.path)
+    trackers = Trackers(["tensorboard"], run.path, summary.get("run_id", run.run_id))
     trackers.start(run.config())
     history, last_step = run.history(), 0
     for row in run.metrics():

@@ -66,8 +66,9 @@ class _Tracker(abc.ABC):
     name = ""
 
     @abc.abstractmethod
-    def start(self, run_dir: Path, config: Mapping[str, Any], resumed_step: int | None, ids: dict[str, Any]) -> None:
-        """Open the library's run (or reopen the one in `ids` when resuming) and record its id in `ids`."""
+    def start(self, run_dir: Path, name: str, config: Mapping[str, Any], resumed_step: int | None,
+              ids: dict[str, Any]) -> None:
+        """Open the library's run named `name` (or reopen the one in `ids` when resuming); record its id in `ids`."""
 
     @abc.abstractmethod
     def log(self, step: int, values: Mapping[str, float]) -> None:
@@ -81,7 +82,7 @@ class _Tracker(abc.ABC):
 class TensorBoard(_Tracker):
     name = "tensorboard"
 
-    def start(self, run_dir, config, resumed_step, ids):
+    def start(self, run_dir, name, config, resumed_step, ids):
         tensorboard = require("torch.utils.tensorboard", "tracking", "the tensorboard tracker")
         self.folder = Path(run_dir) / "tensorboard"
         if resumed_step is None:
@@ -107,12 +108,12 @@ class WandB(_Tracker):
     # caught the interruption) finishes the old run object first; W&B refuses a second one with the same id.
     _open: dict[str, Any] = {}
 
-    def start(self, run_dir, config, resumed_step, ids):
+    def start(self, run_dir, name, config, resumed_step, ids):
         wandb = require("wandb", "tracking", "the wandb tracker")
         known = ids.get(self.name) if resumed_step is not None else None
         if known in self._open:
             self._open.pop(known).finish(exit_code=1)
-        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", PROJECT), name=Path(run_dir).name,
+        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", PROJECT), name=name,
                               id=known, resume="allow" if known else None, config=dict(config),
                               reinit="create_new")  # one process trains several runs (a run group, a worker)
         ids[self.name] = self.run.id
@@ -130,7 +131,7 @@ class WandB(_Tracker):
 class MLflow(_Tracker):
     name = "mlflow"
 
-    def start(self, run_dir, config, resumed_step, ids):
+    def start(self, run_dir, name, config, resumed_step, ids):
         mlflow = require("mlflow", "tracking", "the mlflow tracker")
         self.entities = require("mlflow.entities", "tracking", "the mlflow tracker")
         self.client = mlflow.MlflowClient()  # MLFLOW_TRACKING_URI, else MLflow's default store
@@ -139,10 +140,10 @@ class MLflow(_Tracker):
             self.run_id = known
             self.client.update_run(known, status="RUNNING")
             return
-        name = os.environ.get("MLFLOW_EXPERIMENT_NAME", PROJECT)
-        experiment = self.client.get_experiment_by_name(name)
-        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
-        run = self.client.create_run(experiment_id, run_name=Path(run_dir).name,
+        experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME", PROJECT)
+        experiment = self.client.get_experiment_by_name(experiment_name)
+        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(experiment_name)
+        run = self.client.create_run(experiment_id, run_name=name,
                                      tags={"dstbench.run_dir": str(Path(run_dir).resolve())})
         self.run_id = ids[self.name] = run.info.run_id
         params = [self.entities.Param(k, str(v)) for k, v in _params(config).items()]
@@ -163,22 +164,24 @@ assert tuple(_CLASSES) == TRACKERS
 
 
 class Trackers:
-    """The live trackers of one run (none: every call does nothing and nothing is imported)."""
+    """The live trackers of one run (none: every call does nothing and nothing is imported); `run_id` names the
+    run in each tracker."""
 
-    def __init__(self, names: Sequence[str], run_dir: Path | str):
-        self.run_dir = Path(run_dir)
-        self.active: list[_Tracker] = [_CLASSES[name]() for name in names]
+    def __init__(self, names: Sequence[str], run_dir: Path | str, run_id: str):
+        self.run_dir, self.run_id, self.names = Path(run_dir), run_id, tuple(names)
+        self.active: list[_Tracker] = []  # the started ones: a run that fails before it starts logs nothing
 
     def start(self, config: Mapping[str, Any], resumed_step: int | None = None) -> None:
         """The run starts (`resumed_step` None) or resumes after `resumed_step` optimizer steps. A tracker that
         cannot start stops the run here, before it trains: a misconfigured tracker should not go unnoticed."""
-        if not self.active:
+        if not self.names:
             return
         path = self.run_dir / TRACKERS_FILE
         ids = store.read_json(path) if path.exists() else {}
+        self.active = [_CLASSES[name]() for name in self.names]
         for tracker in self.active:
             try:
-                tracker.start(self.run_dir, config, resumed_step, ids)
+                tracker.start(self.run_dir, self.run_id, config, resumed_step, ids)
             except UserError:
                 raise
             except Exception as exc:
