@@ -101,7 +101,7 @@ class RunRecords:
 
     def __init__(self, config: RunConfig, folder: store.RunDir, claim: Claim | None = None):
         self.config, self.folder, self.claim = config, folder, claim
-        self.trackers = Trackers(config.track, folder.path, config.run_id())  # live logging beside the folder (none by default)
+        self.trackers = Trackers(config.track, folder.path, config.run_id())  # live logging (none by default)
 
     def own(self, what: str) -> None:
         """Stop before writing `what` if another process took this run over."""
