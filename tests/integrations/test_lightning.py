@@ -46,7 +46,8 @@ def test_gradient_accumulation_equals_the_larger_batch():
     for batch_size, accumulate in ((8, 1), (4, 2)):
         callback = DSTCallback(**OPTIONS)
         exact = Exactness(callback)
-        module, trainer = fit([callback, exact], Module(torch.float64), data(batch_size=batch_size, dtype=torch.float64),
+        loader = data(batch_size=batch_size, dtype=torch.float64)
+        module, trainer = fit([callback, exact], Module(torch.float64), loader,
                               accumulate_grad_batches=accumulate)
         assert callback.dst.steps == trainer.estimated_stepping_batches == 24
         runs[accumulate] = (module, callback.dst)
@@ -105,7 +106,7 @@ def test_options_are_checked_before_training_and_one_optimizer_is_needed():
 
     class Two(Module):
         def configure_optimizers(self):
-            return [torch.optim.SGD(self.net[0].parameters(), lr=0.1), torch.optim.SGD(self.net[2].parameters(), lr=0.1)]
+            return [torch.optim.SGD(self.net[i].parameters(), lr=0.1) for i in (0, 2)]
 
         @property
         def automatic_optimization(self):
