@@ -66,7 +66,8 @@ def encode(state: Mapping[str, Tensor], masks: Mapping[str, Tensor | np.ndarray]
         value = _array(tensor)
         mask = masks.get(name)
         if mask is not None:
-            mask = np.asarray(mask.cpu() if isinstance(mask, Tensor) else mask, dtype=bool)
+            mask = mask.detach().cpu().numpy() if isinstance(mask, Tensor) else np.asarray(mask)
+            mask = mask.astype(bool, copy=False)
             if mask.shape != value.shape:
                 raise ValueError(f"the mask of {name} has shape {mask.shape}, the weight {value.shape}")
             if mask.all():
@@ -74,7 +75,7 @@ def encode(state: Mapping[str, Tensor], masks: Mapping[str, Tensor | np.ndarray]
         if mask is None:
             arrays[f"dense{_SEP}{name}"] = value
             continue
-        if (tensor.detach().cpu()[torch.from_numpy(~mask)] != 0).any():
+        if np.any(_array(tensor.float() if tensor.dtype in _RAW else tensor)[~mask] != 0):  # -0.0 counts as zero
             raise ValueError(f"{name} has non-zero weights outside its mask; apply the mask first")
         arrays[f"values{_SEP}{name}"] = value[mask]
         arrays.update(store.pack_masks({f"mask{_SEP}{name}": mask}))
