@@ -25,6 +25,7 @@ from dstbench.plugins import load_plugins
 COMMAND_MODULES = [
     "dstbench.data.commands",
     "dstbench.experiments.commands",
+    "dstbench.integrations.commands",
     "dstbench.listing",
     "dstbench.report.commands",
     "dstbench.study",

@@ -21,6 +21,7 @@ from dstbench.sparsity.config import GrowInit, InitMask
 from dstbench.vocab import (
     DEFAULT_UPDATE_PERIOD,
     EXECUTION_FIELDS,
+    TRACKERS,
     default_update_period,
     format_rule,
     id_fields,
@@ -132,7 +133,7 @@ class RunConfig(BaseModel):
     probe_every: int = Field(0, ge=0)
     probe_criteria: tuple[str, ...] = ()
     probe_fractions: tuple[float, ...] = ()
-    init_from: str | None = None  # a finished run's folder or model.pt, or a state dict file
+    init_from: str | None = None  # a finished run's folder or its model.npz, or a state dict file
     # load only the tensors of init_from that fit (a new classifier head), listing the others; else they must all fit
     init_partial: bool = False
 
@@ -142,7 +143,8 @@ class RunConfig(BaseModel):
     device: str = "auto"
     num_threads: int | None = Field(None, ge=1)
     progress: bool = True
-    keep_checkpoints: bool = False  # a finished run keeps checkpoint.pt (the optimizer state) beside model.pt
+    keep_checkpoints: bool = False  # a finished run keeps checkpoint.pt (the optimizer state) beside model.npz
+    track: tuple[str, ...] = Field((), description=f"live trackers to log to while training: {', '.join(TRACKERS)}")
 
     @model_validator(mode="before")
     @classmethod
@@ -216,6 +218,14 @@ class RunConfig(BaseModel):
             if step < 0:
                 raise ValueError(f"step {step} is negative: {info.field_name} are optimizer steps, 0 or more")
         return value
+
+    @field_validator("track")
+    @classmethod
+    def _known_trackers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [t for t in value if t not in TRACKERS]
+        if unknown:
+            raise ValueError(f"tracker {', '.join(map(repr, unknown))} is not one of {', '.join(TRACKERS)}")
+        return tuple(dict.fromkeys(value))
 
     @field_validator("probe_fractions")
     @classmethod

@@ -6,7 +6,8 @@ Layout of ``<out>/runs/<run_id>/`` (see docs/run-format.md):
 - ``metrics.jsonl``    one JSON object per epoch
 - ``history.jsonl``    one JSON object per topology update and layer
 - ``checkpoint.pt``    everything needed to resume (atomic replace); removed when the run is done
-- ``model.pt``         the final weights (model state only) of a finished run
+- ``model.npz``        the final weights of a finished run without inactive zeros (`dstbench.weights`;
+                       ``model.pt``, a dense state dict, in folders of earlier versions)
 - ``masks/<tag>.npz``  bit-packed masks: ``init``, ``final``, ``step_0000800``, ...
 - ``probes/step_<n>.npz``  what each probe criterion would prune at step n
 - ``summary.json``     written last, atomically: its presence with status "done" means the run is done
@@ -31,6 +32,7 @@ from dstbench.vocab import (  # noqa: F401  (the file names are part of this mod
     CONFIG,
     FINAL_MODEL,
     HISTORY,
+    LEGACY_FINAL_MODEL,
     MASKS,
     METRICS,
     PROBES,

@@ -47,7 +47,7 @@ def run_mode(density: float, update_period: int) -> str:
 # Where or how fast a run executes, never its result: left out of the run id. `init_partial` is one too: it only
 # decides whether a run may start from weights that fit its model in part, or is refused; what it trains is the same.
 EXECUTION_FIELDS = frozenset({"data_root", "device", "num_threads", "progress", "keep_checkpoints", "model_path",
-                              "gradient_checkpointing", "init_partial"})
+                              "gradient_checkpointing", "init_partial", "track"})
 # What is recorded during a run, not how it trains: two runs differing only here are repeats of one condition.
 RECORD_FIELDS = frozenset({"mask_snapshot_steps", "probe_steps", "probe_every", "probe_criteria", "probe_fractions"})
 # Fields that mean nothing for a static sparse run (no updates) or for a dense one (no mask either).
@@ -59,7 +59,7 @@ DENSE_FREE = STATIC_FREE | {"density", "distribution", "erk_power", "dense_layer
 # Fields in which the members of one run group (`dstbench.train.group`) may differ: everything DST, the seed, what
 # is recorded and how results are kept. All others (model, data, the optimizer recipe, amp, device) must agree.
 # A larger-batch update gradient (update_batch_size) needs a forward pass of its own: such runs train solo.
-GROUP_FREE = (DENSE_FREE - {"update_batch_size"}) | RECORD_FIELDS | {"seed", "progress", "keep_checkpoints"}
+GROUP_FREE = (DENSE_FREE - {"update_batch_size"}) | RECORD_FIELDS | {"seed", "progress", "keep_checkpoints", "track"}
 # Fields the paper's figures compare along an axis, as lines or as panels. Other differences (recipe fields such
 # as epochs or lr) mean runs that must not be averaged together; reports keep them apart and say so.
 COMPARED_FIELDS = frozenset(
@@ -122,7 +122,8 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 HISTORY = "history.jsonl"
 CHECKPOINT = "checkpoint.pt"  # everything needed to resume; dropped when the run finishes
-FINAL_MODEL = "model.pt"  # the final weights (model only) of a finished run
+FINAL_MODEL = "model.npz"  # the final weights of a finished run, without inactive zeros (dstbench.weights)
+LEGACY_FINAL_MODEL = "model.pt"  # the same as a dense torch state dict, in run folders of earlier versions
 SUMMARY = "summary.json"
 MASKS = "masks"
 PROBES = "probes"
@@ -130,6 +131,10 @@ GROUP_FILE = "group.json"  # in a run folder trained by a run group: which group
 GROUPS = "groups"  # <out>/groups/<group_id>/: a run group's checkpoint
 RESULTS_TABLE = "results.parquet"
 METRICS_TABLE = "metrics.parquet"
+
+# Live trackers a run can log to while it trains (`dstbench.trackers`; RunConfig.track).
+TRACKERS = ("tensorboard", "wandb", "mlflow")
+TRACKERS_FILE = "trackers.json"  # in a run folder: the trackers' own ids of the run, so that a resumed run goes on
 
 # ---------------------------------------------------------------------------------------------- status
 

@@ -13,6 +13,7 @@ from dstbench import store
 from dstbench.config import RunConfig
 from dstbench.train.recipes import resolve_config
 from dstbench.train.setup import load_data
+from dstbench.weights import read_final_weights
 
 BASE = dict(dataset="digits", epochs=2, batch_size=32, lr=0.05, num_threads=1, progress=False, device="cpu")
 
@@ -53,7 +54,7 @@ def without_time(rows):
 
 
 def model_state(folder: Path) -> dict[str, torch.Tensor]:
-    return torch.load(Path(folder) / store.FINAL_MODEL, weights_only=True)
+    return read_final_weights(folder)
 
 
 def same_masks(a: store.RunDir, b: store.RunDir) -> None:

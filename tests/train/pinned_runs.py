@@ -57,12 +57,27 @@ def _arrays(named: dict[str, np.ndarray]) -> list[Any]:
     return [x for name in sorted(named) for x in (name, np.ascontiguousarray(named[name]).tobytes())]
 
 
+def _final_weights(run: store.RunDir) -> dict[str, torch.Tensor]:
+    """The run's final weights with every zero a positive zero: a dense model.pt (0b7bb13, where the values were
+    recorded) keeps the -0.0 that masking a negative weight leaves, the sparse model.npz stores no inactive
+    value at all; the two are equal as numbers, and this compares them as numbers."""
+    dense = run.path / "model.pt"
+    if dense.exists():
+        weights = torch.load(dense, weights_only=True)
+    else:
+        from dstbench.weights import read_final_weights
+
+        weights = read_final_weights(run.path)
+    return {k: torch.where(v == 0, torch.zeros_like(v), v) if v.is_floating_point() else v
+            for k, v in weights.items()}
+
+
 def fingerprint(folder: Path) -> dict[str, Any]:
     """The run's metrics (without timings), its update history, masks, probes and final weights: the rows'
     losses and accuracies as numbers, everything else as short sha256 digests."""
     run = store.RunDir(folder)
     rows = [{k: v for k, v in r.items() if k != "seconds"} for r in run.metrics()]
-    weights = torch.load(run.file(store.FINAL_MODEL), weights_only=True)
+    weights = _final_weights(run)
     probes = []
     for step in run.probe_steps():
         for (criterion, fraction), masks in sorted(store.load_probe(run.probe_path(step)).items()):

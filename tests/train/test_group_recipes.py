@@ -7,6 +7,7 @@ import torch
 from dstbench import store
 from dstbench.train.group import run_group
 from dstbench.train.loop import run
+from dstbench.weights import read_final_weights
 
 from .group_helpers import assert_member_is_solo, member_configs
 
@@ -49,7 +50,7 @@ def test_members_equal_their_solo_runs_from_pretrained_weights(tmp_path):
     pretrained = tmp_path / "pretrained.pt"
     source = member_configs("small_mlp", FEATURES[:1], snapshots=False, epochs=1)[0]
     run(source, tmp_path / "source")
-    torch.save(torch.load(tmp_path / "source" / store.FINAL_MODEL, weights_only=True), pretrained)
+    torch.save(read_final_weights(tmp_path / "source"), pretrained)
     members = [{**m, "init_mask": "magnitude"} if m["density"] < 1 else m for m in FEATURES[1:]]
     configs = member_configs("small_mlp", members, init_from=str(pretrained))
     _group_and_solo(tmp_path / "from", configs)

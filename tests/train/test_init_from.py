@@ -78,13 +78,13 @@ def test_an_unreadable_init_file_is_described_and_never_to_be_deleted(tmp_path, 
     err = capsys.readouterr().err
     assert code == 2 and cause in err and "Traceback" not in err
     assert "delete" not in err.lower() and "Errno" not in err
-    assert "--init-from needs a finished run's model.pt or a state dict" in err
+    assert "--init-from needs a finished run's model.npz or a state dict" in err
 
 
 def test_a_folder_without_weights_is_named(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     code = main([*TRAIN, "--model", "small_mlp", "--init-from", str(tmp_path / "empty"), "--out", str(tmp_path / "r")])
-    assert code == 2 and "is a folder without model.pt" in capsys.readouterr().err
+    assert code == 2 and "is a folder without model.npz" in capsys.readouterr().err
 
 
 def test_an_unreadable_resume_checkpoint_is_described_with_advice_for_it(tmp_path, capsys):

@@ -13,6 +13,7 @@ from dstbench.sparsity.masks import prune_count
 from dstbench.train import resolve_config
 from dstbench.train.loop import ConfigMismatchError, run
 from dstbench.train.trainer import Trainer
+from dstbench.weights import read_final_weights
 
 FAST = dict(model="small_mlp", dataset="digits", epochs=2, batch_size=64, lr=0.05, progress=False)
 
@@ -95,8 +96,8 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, monkeypatch):
     a = store.RunDir(tmp_path / "straight").masks("final")
     b = store.RunDir(tmp_path / "broken").masks("final")
     assert all((a[n] == b[n]).all() for n in a)
-    wa = torch.load(tmp_path / "straight" / store.FINAL_MODEL, weights_only=True)
-    wb = torch.load(tmp_path / "broken" / store.FINAL_MODEL, weights_only=True)
+    wa = read_final_weights(tmp_path / "straight")
+    wb = read_final_weights(tmp_path / "broken")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert store.RunDir(tmp_path / "broken").history() == store.RunDir(tmp_path / "straight").history()
 
@@ -123,8 +124,8 @@ def test_a_solo_checkpoint_of_the_trainer_before_groups_joined_it_resumes(tmp_pa
     torch.save(old, path)
     assert run(config, tmp_path / "old")["status"] == "done"
     assert metrics_without_time(tmp_path / "old") == metrics_without_time(tmp_path / "straight")
-    wa = torch.load(tmp_path / "straight" / store.FINAL_MODEL, weights_only=True)
-    wb = torch.load(tmp_path / "old" / store.FINAL_MODEL, weights_only=True)
+    wa = read_final_weights(tmp_path / "straight")
+    wb = read_final_weights(tmp_path / "old")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
@@ -238,7 +239,7 @@ def test_amp_run_trains_in_bfloat16_autocast(tmp_path, monkeypatch):
     assert amp["final_test_acc"] > 0.5 and abs(amp["final_test_acc"] - full["final_test_acc"]) < 0.1
     # weights and masks stay float32 and exact under autocast
     assert abs(amp["final_density"] - 0.2) < 0.01
-    weights = torch.load(tmp_path / "amp" / store.FINAL_MODEL, weights_only=True)
+    weights = read_final_weights(tmp_path / "amp")
     assert all(w.dtype == torch.float32 for w in weights.values())
 
 

@@ -23,6 +23,7 @@ from dstbench.experiments.worker import write_failed
 from dstbench.train import resolve_config
 from dstbench.train.loop import DamagedRunError, run
 from dstbench.train.trainer import Trainer
+from dstbench.weights import read_final_weights
 
 FAST = dict(model="small_mlp", dataset="digits", epochs=2, batch_size=64, lr=0.05, progress=False, density=0.3,
             update_period=5)
@@ -137,7 +138,7 @@ def test_a_finished_run_keeps_its_model_and_masks_and_drops_its_checkpoint(tmp_p
     folder = store.RunDir(tmp_path / "r")
     run(cfg(), folder.path)
     assert not folder.file(store.CHECKPOINT).exists()
-    weights = torch.load(folder.file(store.FINAL_MODEL), weights_only=True)
+    weights = read_final_weights(folder.path)
     assert set(weights) == {k for k in weights if "." in k} and all(torch.is_tensor(v) for v in weights.values())
     assert folder.mask_tags() == ["final", "init"]
     masks = folder.masks("final")

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dstbench import vocab
 from dstbench.claims import STALE_AFTER, unreadable_claims
 from dstbench.errors import UserError
 from dstbench.experiments.executors import EXECUTORS
@@ -54,6 +55,8 @@ def _sweep(args: argparse.Namespace) -> int:
                                    ("num_threads", args.num_threads)) if v is not None}
     if args.keep_checkpoints:
         execution["keep_checkpoints"] = True
+    if args.track:
+        execution["track"] = args.track
     settings = dict(workers=args.workers, executor=args.executor, executor_options=options, wait=not args.no_wait,
                     trainer=args.trainer, hooks=args.hook, stale_after=args.stale_after, group_size=args.group_size,
                     execution=execution)
@@ -133,7 +136,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--device", help="cpu, cuda, cuda:1, ... (execution only)")
     sweep.add_argument("--num-threads", type=int, help="torch threads per run (execution only)")
     sweep.add_argument("--keep-checkpoints", action="store_true",
-                       help="finished runs keep checkpoint.pt (optimizer state included) beside model.pt")
+                       help="finished runs keep checkpoint.pt (optimizer state included) beside model.npz")
+    sweep.add_argument("--track", metavar="A,B", type=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
+                       help=f"log every run live to these trackers: {', '.join(vocab.TRACKERS)} (execution only; "
+                            "see dstbench.trackers for where each writes)")
     sweep.add_argument("--trainer", default=DEFAULT_TRAINER, metavar="MODULE:FUNCTION",
                        help=f"the training function (default {DEFAULT_TRAINER})")
     sweep.add_argument("--hook", action="append", default=[], metavar="MODULE:FUNCTION",

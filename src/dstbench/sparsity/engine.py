@@ -228,10 +228,13 @@ class DST:
         """
         if not self.optimizer_state.exact_gradient_masking:
             return None
-        return self.optimizer.register_step_pre_hook(self._mask_gradients)
+        return self.optimizer.register_step_pre_hook(self.mask_gradients)
 
     @torch.no_grad()
-    def _mask_gradients(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    def mask_gradients(self, *_hook_args: Any) -> None:
+        """Zero the inactive weights' gradients, unless the next step updates the topology (it reads them dense):
+        the optimizer pre-step hook above, and what a driven engine's driver calls once the gradients are final
+        (`dstbench.integrations`: after a framework's backward, reduction and unscaling)."""
         if self._update_next:
             return
         grads, masks = [], []

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,8 @@ from torch import nn
 from dstbench import store
 from dstbench.errors import UserError
 from dstbench.models.efficientnet import EfficientNet
+from dstbench.vocab import FINAL_MODEL
+from dstbench.weights import final_weights_path, read_weights, unreadable_cause
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +23,6 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
     store.atomic_write_bytes(path, buf.getvalue())
-
-
-def save_model(path: Path, model: nn.Module) -> None:
-    """The model's weights alone (a plain state dict that `--init-from` reads), written atomically.
-
-    A tensor that is a view into a larger storage (a run group member's share of the fused weights) is copied
-    first: `torch.save` writes a view's whole storage, which would put every member's weights in each file.
-    """
-    state = {name: value.clone() if value.untyped_storage().nbytes() > value.numel() * value.element_size()
-             else value for name, value in model.state_dict().items()}
-    save_checkpoint(path, state)
 
 
 def load_checkpoint(path: Path, *, advice: str | None = None) -> dict[str, Any]:
@@ -46,34 +35,14 @@ def load_checkpoint(path: Path, *, advice: str | None = None) -> dict[str, Any]:
         raise UserError(f"cannot read checkpoint {path}: {unreadable_cause(Path(path), exc)}; {advice}") from exc
 
 
-def unreadable_cause(path: Path, exc: BaseException) -> str:
-    """Why torch could not load `path`, from the file's first bytes rather than torch's internal message."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-        size = path.stat().st_size
-    except IsADirectoryError:
-        return "it is a folder, not a file"
-    except OSError as error:
-        return error.strerror or str(error)
-    if size == 0:
-        return "the file is empty"
-    if head == b"PK\x03\x04":  # the zip container torch.save writes
-        if not zipfile.is_zipfile(path):
-            return f"the file is truncated ({size} bytes: its end is missing; a copy or a write cut short)"
-        return f"the file is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
-    if isinstance(exc, pickle.UnpicklingError) and head[:1] == b"\x80":
-        return "it holds Python objects other than tensors, which are not loaded (weights_only, for safety)"
-    return "not a checkpoint (not a file torch.save wrote)"
-
-
 def _shown(names: list[str], limit: int = 6) -> str:
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def load_pretrained(model: nn.Module, path: str | Path, data_root: str | Path | None = None, *,
                     partial: bool = False) -> list[str]:
-    """Load weights from a local checkpoint (ours, a finished run's folder, or a plain state dict), safely.
+    """Load weights from a local file (a run's final weights, our checkpoint, a plain state dict) or a finished
+    run's folder, safely.
 
     The file must fit the model: every tensor of the model, no other, each of the model's shape. With `partial`
     (``init_partial``: a new classifier for another number of classes, as in the paper's fine-tuning study,
@@ -89,12 +58,13 @@ def load_pretrained(model: nn.Module, path: str | Path, data_root: str | Path | 
         where = f" (nor under the data root {data_root})" if data_root is not None else ""
         raise FileNotFoundError(f"--init-from {path}: no such file{where}")
     if path.is_dir():  # a finished run's folder: its final weights
-        if not (path / store.FINAL_MODEL).is_file():
-            raise UserError(f"--init-from {path} is a folder without {store.FINAL_MODEL}; give a finished run's "
-                            f"folder, its {store.FINAL_MODEL}, or a file of a state dict")
-        path = path / store.FINAL_MODEL
-    state = load_checkpoint(path, advice=f"--init-from needs a finished run's {store.FINAL_MODEL} or a state dict "
-                                         "saved with torch.save; check the path")
+        final = final_weights_path(path)
+        if not final.is_file():
+            raise UserError(f"--init-from {path} is a folder without {FINAL_MODEL}; give a finished run's folder, "
+                            f"its {FINAL_MODEL}, or a file of a state dict")
+        path = final
+    state = read_weights(path, advice=f"--init-from needs a finished run's {FINAL_MODEL} or a state dict saved "
+                                      "with torch.save; check the path")
     if "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     elif "state_dict" in state and isinstance(state["state_dict"], dict):

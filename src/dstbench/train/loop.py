@@ -4,7 +4,7 @@ It owns the run folder while it trains (the claim a sweep worker
 takes: a second process on the folder is refused) and checks that it still does before every write. It is
 resumable: a checkpoint is written atomically after every epoch, and a run started again in the same folder
 continues from it and ends bit-identical (on CPU) to a run that was never interrupted. A finished run returns
-its summary at once; it keeps its final weights (model.pt) and masks, and drops the checkpoint unless
+its summary at once; it keeps its final weights (model.npz) and masks, and drops the checkpoint unless
 `keep_checkpoints`.
 """
 

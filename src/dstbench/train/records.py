@@ -1,7 +1,7 @@
 """What a run writes into its folder, and when: one class for solo runs and for the members of a run group.
 
 Order, which resuming relies on: the initial masks, then per epoch its metrics row and its topology-update rows,
-then the checkpoint (the trainer's), and at the end the final masks, model.pt and summary.json last. Every write
+then the checkpoint (the trainer's), and at the end the final masks, model.npz and summary.json last. Every write
 first checks that this process still owns the run (its claim).
 """
 
@@ -23,7 +23,8 @@ from dstbench.claims import Claim
 from dstbench.config import RunConfig
 from dstbench.errors import UserError
 from dstbench.sparsity import DST
-from dstbench.train.checkpoint import save_model
+from dstbench.trackers import Trackers
+from dstbench.weights import save_weights
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class RunRecords:
 
     def __init__(self, config: RunConfig, folder: store.RunDir, claim: Claim | None = None):
         self.config, self.folder, self.claim = config, folder, claim
+        self.trackers = Trackers(config.track, folder.path, config.run_id())  # live logging (none by default)
 
     def own(self, what: str) -> None:
         """Stop before writing `what` if another process took this run over."""
@@ -121,6 +123,7 @@ class RunRecords:
                 store.truncate_jsonl(self.folder.file(name), 0)
         if self.config.mode != vocab.DENSE:
             store.save_masks(self.folder.mask_path("init"), masks_numpy(masks))
+        self.trackers.start(self.config.model_dump(mode="json"))
 
     def restore_init_masks(self, masks: Mapping[str, Tensor]) -> None:
         """Before a resuming run loads its checkpoint: write masks/init.npz again if it is gone (deleted, say).
@@ -141,18 +144,21 @@ class RunRecords:
         self.own("resuming")
         store.truncate_jsonl(self.folder.file(store.METRICS), epoch)
         store.truncate_jsonl(self.folder.file(store.HISTORY), history_rows)
-        steps = int(self.folder.metrics()[epoch - 1].get("step") or 0) if epoch else 0
+        metrics = self.folder.metrics()
+        steps = int(metrics[epoch - 1].get("step") or 0) if epoch else 0
         lost = [self.folder.mask_path(f"step_{s:07d}") for s in sorted(self.config.mask_snapshot_steps)
                 if s <= steps and not self.folder.mask_path(f"step_{s:07d}").exists()]
         if lost:
             log.warning("%s: %d mask snapshots of steps before the checkpoint are gone and cannot be rebuilt from "
                         "it: %s; delete %s to train the run again from the start and record them", self.folder.path,
                         len(lost), ", ".join(p.name for p in lost), self.folder.file(store.CHECKPOINT))
+        self.trackers.start(self.config.model_dump(mode="json"), resumed_step=steps)
 
     def epoch(self, row: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> None:
         self.own(f"epoch {row['epoch']}'s metrics")
         store.append_jsonl(self.folder.file(store.METRICS), [row])
         store.append_jsonl(self.folder.file(store.HISTORY), history)
+        self.trackers.epoch(row, history)
 
     def snapshot(self, step: int, masks: Mapping[str, Tensor]) -> None:
         store.save_masks(self.folder.mask_path(f"step_{step:07d}"), masks_numpy(masks))
@@ -165,8 +171,11 @@ class RunRecords:
             self.check(epoch, history_rows)  # never done with epochs missing from the records
             if self.config.mode != vocab.DENSE:
                 store.save_masks(self.folder.mask_path("final"), masks_numpy(masks))
-            save_model(self.folder.file(store.FINAL_MODEL), model)
+            # sparse weights without their inactive zeros: a finished study's folder is mostly final weights
+            sparse = masks if self.config.mode != vocab.DENSE else None
+            save_weights(self.folder.file(store.FINAL_MODEL), model.state_dict(), sparse)
         store.atomic_write_json(self.folder.file(store.SUMMARY), summary)
+        self.trackers.finish(summary)
 
     def check(self, epoch: int, history_rows: int) -> None:
         """Refuse to resume when metrics.jsonl or history.jsonl lack rows the checkpoint has trained."""
