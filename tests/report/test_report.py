@@ -163,14 +163,31 @@ def test_schedules_table_gives_the_best_update_period(tmp_path):
 
 
 
-def test_sections_drawn_in_parallel_processes_equal_those_drawn_here(results_folder, tmp_path, monkeypatch):
+def test_sections_drawn_in_parallel_processes_equal_those_drawn_here(results_folder, tmp_path, monkeypatch,
+                                                                    caplog):
+    import os
+
     from dstbench.report import build
 
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # both builds stamp the same time, even a minute apart
+    drawn_by, draw = tmp_path / "drawn_by", build.build_section
+    drawn_by.mkdir()
+
+    def recorded(results, name, out):
+        (drawn_by / f"{out.name}-{name}-{os.getpid()}").touch()  # forked children inherit this patch
+        return draw(results, name, out)
+
+    monkeypatch.setattr(build, "build_section", recorded)
     monkeypatch.setenv(build.PROCESSES_ENV, "1")
     serial = build_report(results_folder, tmp_path / "serial")
     monkeypatch.setenv(build.PROCESSES_ENV, "3")
     assert build.report_processes(5) == 3 and build.report_processes(2) == 2
     parallel = build_report(results_folder, tmp_path / "parallel")
+    assert "in parallel failed" not in caplog.text
+    pids = {out: {int(p.name.rsplit("-", 1)[1]) for p in drawn_by.glob(f"{out}-*")} for out in ("serial", "parallel")}
+    assert pids["serial"] == {os.getpid()}
+    assert pids["parallel"] and os.getpid() not in pids["parallel"]  # every section drawn by a child, none here
+    assert "generated 2023-11-14 22:13 UTC" in parallel.read_text()
     assert parallel.read_text() == serial.read_text()
     assert (tmp_path / "parallel" / "summary.txt").read_text() == (tmp_path / "serial" / "summary.txt").read_text()
 

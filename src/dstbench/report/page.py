@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +36,7 @@ nav a { margin-right: 1rem; }
 
 def render(root: Path, out: Path, sections: Sequence[Section], summary: str) -> str:
     """The whole page. `out` is the report folder: file links are relative to it."""
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    now = generated_at().strftime("%Y-%m-%d %H:%M UTC")
     nav = "".join(f'<a href="#{_anchor(s.experiment)}">{html.escape(s.experiment)}</a>' for s in sections)
     body = "\n".join(_section(s, out) for s in sections)
     return f"""<!DOCTYPE html>
@@ -53,6 +54,13 @@ def render(root: Path, out: Path, sections: Sequence[Section], summary: str) -> 
 {body}
 </body></html>
 """
+
+
+def generated_at() -> datetime:
+    """Now, or the reproducible-builds convention's fixed time when SOURCE_DATE_EPOCH is set (byte-identical
+    pages from two builds, e.g. in tests)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return datetime.fromtimestamp(int(epoch), UTC) if epoch and epoch.isdigit() else datetime.now(UTC)
 
 
 def _section(section: Section, out: Path) -> str:
