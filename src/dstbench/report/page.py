@@ -29,7 +29,8 @@ span.n { color: #888; font-size: .75rem; }
 .note { background: #fff6e0; border-left: 4px solid #e6a700; padding: .4rem .7rem; margin: .5rem 0; }
 .status { background: #f2f5fa; padding: .5rem .8rem; }
 .files a { font-size: .8rem; margin-right: .8rem; }
-pre.summary { background: #f7f7f7; padding: .8rem; overflow-x: auto; font-size: .85rem; }
+pre.summary { background: #f7f7f7; padding: .8rem; white-space: pre-wrap; overflow-wrap: anywhere; font-size: .85rem; }
+p.about { margin: .4rem 0 .6rem; }
 nav a { margin-right: 1rem; }
 """
 
@@ -67,6 +68,8 @@ def _section(section: Section, out: Path) -> str:
     kinds = ", ".join(section.kinds) or "none"
     origin = "inferred from what varies" if section.inferred else "from the spec"
     parts = [f'<section id="{_anchor(section.experiment)}"><h2>{html.escape(section.experiment)}</h2>',
+             f'<p class="about">{"<br>".join(html.escape(line) for line in section.about)}</p>' if section.about
+             else "",
              f'<div class="status">{_status(section)}<br>Analyses ({origin}): {html.escape(kinds)}</div>']
     for item in section.items:
         if isinstance(item, FigureItem):

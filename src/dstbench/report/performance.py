@@ -35,7 +35,16 @@ from dstbench.report.context import (
     method_order,
     panel_groups,
 )
-from dstbench.report.plots import Line, Panel, Point, Stat, line_figure, loss_gap_figure, scatter_figure
+from dstbench.report.plots import (
+    Line,
+    Panel,
+    Point,
+    Stat,
+    collapsed,
+    line_figure,
+    loss_gap_figure,
+    scatter_figure,
+)
 from dstbench.report.style import (
     axis_label,
     colour,
@@ -76,9 +85,28 @@ def metric_vs(ctx: Context, kind: str, x: str, metric: str, title: str, *, basel
         items.append(ctx.table(f"{kind}_{i + 1}", table, note=level_text))
     paths = line_figure(panels, ctx.stem(kind))
     against = f"at {value_label(x, dst[x].iloc[0])}" if single else f"against {axis_label(x).lower()}"
-    caption = (f"{metric_label(metric)} {against}: mean ± std over seeds ({counts_caption(counts)}); "
-               f"dashed: baselines. {note}").strip()
+    baseline_text = "; dashed: " + " and ".join(shown_baselines(panels)) if shown_baselines(panels) else ""
+    caption = (f"{metric_label(metric)} {against}: mean ± std over seeds ({counts_caption(counts)}){baseline_text}. "
+               f"{collapsed_caption(panels, x)}{note}").strip()
     return [FigureItem(title, caption, tuple(paths)), *items]
+
+
+def shown_baselines(panels: list[Panel]) -> list[str]:
+    """The baselines drawn dashed in any panel (static, dense...), in the order first drawn."""
+    names = [line.label for p in panels for line in p.lines if line.dashed] + [lv.label for p in panels
+                                                                                  for lv in p.levels]
+    return list(dict.fromkeys(names))
+
+
+def collapsed_caption(panels: list[Panel], x: str) -> str:
+    """What the figure leaves below its cut axes (`plots.collapsed`), or ""."""
+    low = [(p.title, c) for p in panels for c in collapsed(p)]
+    if not low:
+        return ""
+    shown = "; ".join(f"{c.label} in {title or 'the panel'} at {value_label(x, c.x)}: {c.mean:.1f}"
+                      for title, c in low)
+    return (f"▼: a mean far below the others (collapsed), drawn at the bottom of a cut axis so that the other lines "
+            f"stay apart ({shown}). ")
 
 
 def _metric_panel(group: pd.DataFrame, key: PanelKey, metric: str, x: str, baselines: bool,
@@ -107,7 +135,7 @@ def _metric_panel(group: pd.DataFrame, key: PanelKey, metric: str, x: str, basel
     summary = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(
         columns=["method", x, "mean", "std", "n"])
     panel = Panel(panel_title(key), axis_label(x), metric_label(metric), tuple(lines), tuple(levels),
-                  log_x=x in LOG_FIELDS)
+                  log_x=x in LOG_FIELDS, cut_collapsed=True)
     return panel, summary
 
 

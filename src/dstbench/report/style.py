@@ -7,14 +7,22 @@ state is involved: reports build the same on a headless server and in parallel.
 from __future__ import annotations
 
 import hashlib
+import logging
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from dstbench.analysis.aggregate import parse_rule
+
+log = logging.getLogger(__name__)
 
 # Okabe-Ito and Tol colours: distinguishable with colour-blindness and in grey print.
 PALETTE: dict[str, str] = {
@@ -63,6 +71,11 @@ STYLE = {
     "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
     "grid.alpha": 0.3, "svg.fonttype": "none", "savefig.bbox": "tight", "font.family": "DejaVu Sans",
 }
+
+
+# The widest figure (inches). Shown 1000 px wide (a laptop) a figure this wide at 150 dpi keeps 8 pt text at some 8
+# CSS pixels; wider grids get narrower panels, not smaller text.
+MAX_WIDTH = 10.5
 
 
 def colour(name: str) -> str:
@@ -117,6 +130,13 @@ def panel_title(key: tuple[tuple[str, object], ...]) -> str:
     return ", ".join([head, *rest] if head else rest)
 
 
+def split_common(keys: list[tuple[tuple[str, object], ...]]) -> tuple[tuple[tuple[str, object], ...],
+                                                                       list[tuple[tuple[str, object], ...]]]:
+    """The (field, value) pairs all `keys` share, and each key without them: say the shared part once."""
+    common = tuple(pair for pair in keys[0] if all(pair in key for key in keys[1:])) if len(keys) > 1 else ()
+    return common, [tuple(pair for pair in key if pair not in common) for key in keys]
+
+
 def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
@@ -141,6 +161,7 @@ def new_figure(n_panels: int, *, ncols: int = 3, width: float = 3.4, height: flo
     """A figure with one axes per panel in a grid of at most `ncols` columns (paper column-sized panels)."""
     cols = max(1, min(ncols, n_panels))
     rows = max(1, -(-n_panels // cols))
+    width = min(width, MAX_WIDTH / cols)
     fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
     for ax in axes[n_panels:]:
@@ -149,13 +170,113 @@ def new_figure(n_panels: int, *, ncols: int = 3, width: float = 3.4, height: flo
 
 
 def save(fig: Figure, stem: Path) -> list[Path]:
-    """Write `stem`.png (150 dpi) and `stem`.svg; return both paths."""
+    """Write `stem`.png (150 dpi) and `stem`.svg; return both paths. Text that overlaps other text is logged as a
+    warning (a layout this module failed to fit, e.g. for very long names)."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     fig.savefig(paths[0], dpi=150)
+    for problem in overlapping_text(fig):
+        log.warning("figure %s: %s", paths[0].name, problem)
     fig.savefig(paths[1])
     return paths
+
+
+def wrap(text: str, width_inches: float, fontsize: float = 9.0) -> str:
+    """`text` broken into lines that fit `width_inches` at `fontsize` (an average character is 0.6 em wide)."""
+    chars = max(12, int(width_inches * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.wrap(text, chars, break_on_hyphens=False)) if len(text) > chars else text
+
+
+def axes_width(ax: Axes) -> float:
+    """The width in inches a title of `ax` may take: 90% of its grid column(s), leaving room between titles."""
+    spec = ax.get_subplotspec()
+    share = len(spec.colspan) / spec.get_gridspec().ncols if spec is not None else ax.get_position().width
+    return 0.9 * float(ax.get_figure().get_figwidth()) * share
+
+
+def overlapping_text(fig: Figure) -> list[str]:
+    """Drawn text (titles, labels, tick labels, legend entries, annotations) that overlaps other text or another
+    panel's plot area (a neighbour, a colour bar): "'a' overlaps 'b'". Rotated text is compared as the rotated box
+    it is; touching edges (a pixel) do not count."""
+    fig.draw_without_rendering()  # lay out at the figure's own dpi, which the extents below are measured in
+    boxes = [(repr(t.get_text()), owner, _corners(t)) for t, owner in _drawn_texts(fig)]
+    areas = [(ax, _box_corners(ax.get_window_extent())) for ax in fig.axes if ax.get_visible() and ax.axison]
+    problems = []
+    for i, (a, _, box_a) in enumerate(boxes):
+        problems += [f"{a} overlaps {b}" for b, _, box_b in boxes[i + 1:] if _polygons_overlap(box_a, box_b)]
+    for text, owner, box in boxes:
+        problems += [f"{text} overlaps the plot area of {_name(ax)}" for ax, area in areas
+                     if ax is not owner and _polygons_overlap(box, area)]
+    return problems
+
+
+def _name(ax: Axes) -> str:
+    return repr(ax.get_title()) if ax.get_title() else repr(ax.get_label() or "a panel")
+
+
+def _box_corners(box: object) -> np.ndarray:
+    return np.array([[box.x0 + 1, box.y0 + 1], [box.x1 - 1, box.y0 + 1], [box.x1 - 1, box.y1 - 1],
+                     [box.x0 + 1, box.y1 - 1]])
+
+
+def _drawn_texts(fig: Figure) -> list[tuple[Text, Axes | None]]:
+    """Every drawn text with the panel it belongs to (None: the figure's, e.g. the shared legend)."""
+    texts: list[tuple[Text, Axes | None]] = [(t, None) for t in fig.texts]
+    texts += [(t, None) for legend in fig.legends for t in legend.get_texts()]
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        own = [ax.title, *ax.texts]
+        if ax.axison:
+            own += [ax.xaxis.label, ax.yaxis.label, *_tick_labels(ax.xaxis), *_tick_labels(ax.yaxis)]
+        if ax.get_legend() is not None:
+            own += ax.get_legend().get_texts()
+        texts += [(t, ax) for t in own]
+    return [(t, ax) for t, ax in texts if t.get_visible() and t.get_text().strip()]
+
+
+def _corners(text: Text) -> np.ndarray:
+    """The four corners (pixels) of `text`'s box, turned by its rotation about the centre, shrunk by a pixel."""
+    box = text.get_window_extent()
+    centre = np.array([box.x0 + box.width / 2, box.y0 + box.height / 2])
+    rotation = float(text.get_rotation())
+    if rotation % 90 == 0:  # upright or on its side: the box is exact
+        width, height, angle = box.width, box.height, 0.0
+    else:
+        text.set_rotation(0)  # the unturned size; a turned box keeps its centre
+        flat = text.get_window_extent()
+        text.set_rotation(rotation)
+        width, height, angle = flat.width, flat.height, np.radians(rotation)
+    half = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [max(width - 2, 0) / 2, max(height - 2, 0) / 2]
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return half @ turn.T + centre
+
+
+def _polygons_overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Separating-axis test of two convex quadrilaterals: they overlap unless some edge normal separates them."""
+    for poly in (a, b):
+        for k in range(4):
+            edge = poly[(k + 1) % 4] - poly[k]
+            normal = np.array([-edge[1], edge[0]])
+            if not normal.any():
+                return False  # a degenerate (empty) box overlaps nothing
+            pa, pb = a @ normal, b @ normal
+            if pa.max() <= pb.min() or pb.max() <= pa.min():
+                return False
+    return True
+
+
+def _tick_labels(axis: Axis) -> list[Text]:
+    """The tick labels drawn: those of ticks inside the view (matplotlib keeps labels of ticks outside it)."""
+    low, high = sorted(axis.get_view_interval())
+    span = high - low
+    labels = []
+    for minor in (False, True):
+        for loc, label in zip(axis.get_ticklocs(minor=minor), axis.get_ticklabels(minor=minor), strict=False):
+            if low - 1e-9 * span <= loc <= high + 1e-9 * span:
+                labels.append(label)
+    return labels
 
 
 def _number(value: object) -> str:
