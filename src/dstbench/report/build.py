@@ -166,7 +166,8 @@ def _lowest_density(results: Results, sections: Sequence[Section]) -> str:
         dense = summarize(group[(group["mode"] == "dense") & (group["dropout"].fillna(0) == 0)], "best_val_test_acc",
                           [])
         head = panel_title((("model", model), ("dataset", dataset), ("density", density)))
-        lines.append(f"  {head}: best DST ({label}) {_number(best)}\n    static {_first(static)}; dense {_first(dense)}")
+        lines += [f"  {head}:", f"    best DST {_number(best)}: {label}",
+                  f"    static {_first(static)}; dense {_first(dense)}"]
     return "\n".join(lines)
 
 

@@ -19,7 +19,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2r
        padding: 0 1rem; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6rem; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2rem; margin-top: 2.5rem; }
 h3 { font-size: 1.05rem; margin-bottom: .3rem; }
-figure { margin: 1rem 0 1.6rem; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figure { margin: 1rem 0 1.6rem; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; box-sizing: border-box; }
 figcaption { font-size: .9rem; color: #444; }
 table.results { border-collapse: collapse; font-size: .85rem; margin: .5rem 0; }
 table.results th, table.results td { border-bottom: 1px solid #ddd; padding: .25rem .6rem; text-align: right; }

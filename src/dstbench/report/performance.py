@@ -49,6 +49,7 @@ from dstbench.report.style import (
     axis_label,
     colour,
     criterion_label,
+    lower_first,
     metric_label,
     panel_title,
     scale,
@@ -84,7 +85,7 @@ def metric_vs(ctx: Context, kind: str, x: str, metric: str, title: str, *, basel
             row_order=method_order(summary["method"].unique()))
         items.append(ctx.table(f"{kind}_{i + 1}", table, note=level_text))
     paths = line_figure(panels, ctx.stem(kind))
-    against = f"at {value_label(x, dst[x].iloc[0])}" if single else f"against {axis_label(x).lower()}"
+    against = f"at {value_label(x, dst[x].iloc[0])}" if single else f"against {lower_first(axis_label(x))}"
     baseline_text = "; dashed: " + " and ".join(shown_baselines(panels)) if shown_baselines(panels) else ""
     caption = (f"{metric_label(metric)} {against}: mean ± std over seeds ({counts_caption(counts)}){baseline_text}. "
                f"{collapsed_caption(panels, x)}{note}").strip()
@@ -191,7 +192,7 @@ def schedules(ctx: Context) -> list[Item]:
     best = best.assign(setting=[panel_title(tuple((f, row[f]) for f in fields)) or "all"
                                 for _, row in best.iterrows()])
     table = tables.from_summary(best.assign(mean=best["update_period"], std=np.nan), "prune", "setting",
-                                title=f"Update period Δt with the best {metric_label(metric).lower()}", marked=False,
+                                title=f"Update period Δt with the best {lower_first(metric_label(metric))}", marked=False,
                                 row_label=criterion_label, row_order=sort_criteria(best["prune"].unique()),
                                 digits=0)
     return items + [ctx.table("best_update_period", table)]
@@ -220,7 +221,7 @@ def loss_gap_kind(ctx: Context) -> list[Item]:
         panel = Panel(panel_title(key) or "Loss gap", "Epoch", metric_label("loss_gap"), tuple(lines))
         paths = loss_gap_figure(panel, bars, metric_label(metric), ctx.stem(f"loss_gap_{i + 1}"))
         caption = (f"Left: validation minus training loss, mean ± std over seeds "
-                   f"({counts_caption([ln.n for ln in lines])}). Right: {metric_label(metric).lower()}.")
+                   f"({counts_caption([ln.n for ln in lines])}). Right: {lower_first(metric_label(metric))}.")
         items.append(FigureItem(f"Loss gap: {panel_title(key) or ctx.experiment}", caption, tuple(paths)))
     return items or [Note("Loss gap: the experiment has no finished DST runs")]
 
@@ -343,5 +344,5 @@ def sensitivity_vs_reciprocal(ctx: Context) -> list[Item]:
                             tuple(_curve_lines(metrics, chosen, "val_acc")) if not metrics.empty else ()))
     paths = line_figure(panels, ctx.stem("sensitivity_vs_reciprocal"), ncols=2)
     return [FigureItem("Sensitivity vs reciprocal sensitivity",
-                       f"Left: {metric_label(metric).lower()} against density (dotted: the density on the right). "
+                       f"Left: {lower_first(metric_label(metric))} against density (dotted: the density on the right). "
                        "Right: validation accuracy during training. Mean ± std over seeds.", tuple(paths))]

@@ -15,10 +15,11 @@ from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
 from dstbench.report.style import axes_width, new_figure, save, styled, wrap
 
 # A mean is "collapsed" (e.g. a criterion at chance while the others train) when it lies below the median of the
-# other lines at its x by more than this many times their spread, and by more than COLLAPSE_SHARE of the panel's
-# range: drawn to scale, it would squeeze the other lines into one.
+# other lines at its x by more than COLLAPSE_FACTOR times their spread there, and below the lowest of the other
+# means by more than COLLAPSE_SPAN times their whole range: drawn to scale, it would squeeze the other lines into
+# a third of the axis or less.
 COLLAPSE_FACTOR = 3.0
-COLLAPSE_SHARE = 0.25
+COLLAPSE_SPAN = 2.0
 
 
 @dataclass(frozen=True)
@@ -90,18 +91,20 @@ def collapsed(panel: Panel) -> list[Collapsed]:
         for x, mean in zip(line.x, line.mean, strict=True):
             if np.isfinite(mean):
                 at.setdefault(float(x), []).append((i, float(mean)))
-    means = [m for values in at.values() for _, m in values] + [lv.mean for lv in panel.levels]
-    span = max(means) - min(means) if means else 0.0
-    out = []
+    candidates = []
     for x, values in sorted(at.items()):
         for i, mean in values:
             others = np.array([m for j, m in values if j != i])
-            if len(others) < 2:
-                continue
-            gap = float(np.median(others)) - mean
-            if gap > COLLAPSE_FACTOR * float(np.ptp(others)) and gap > COLLAPSE_SHARE * span:
-                out.append(Collapsed(panel.lines[i].label, panel.lines[i].colour, x, mean))
-    return out
+            if len(others) >= 2 and float(np.median(others)) - mean > COLLAPSE_FACTOR * float(np.ptp(others)):
+                candidates.append((i, x, mean))
+    low = {(i, x) for i, x, _ in candidates}
+    healthy = [m for x, values in at.items() for i, m in values if (i, x) not in low]
+    healthy += [lv.mean for lv in panel.levels]
+    if not candidates or not healthy:
+        return []
+    floor, span = min(healthy), max(healthy) - min(healthy)
+    return [Collapsed(panel.lines[i].label, panel.lines[i].colour, x, mean) for i, x, mean in candidates
+            if floor - mean > COLLAPSE_SPAN * span]
 
 
 def line_figure(panels: Sequence[Panel], stem: Path, *, ncols: int = 3) -> list[Path]:

@@ -141,6 +141,11 @@ def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
 
+def lower_first(text: str) -> str:
+    """'Test accuracy (%)' -> 'test accuracy (%)' mid-sentence; 'ITOP ratio' and 'Δt' keep their capitals."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
 def axis_label(field: str) -> str:
     label = FIELD_LABELS.get(field, field)
     return label[:1].upper() + label[1:]
