@@ -247,3 +247,11 @@ REPORT_KINDS = (
 # sections as the paper does.
 REPORT_OPTIONS = ("metric", "baselines", "alpha", "density_splits", "curves", "curve_density", "probe_step",
                   "fraction", "field", "paper")
+
+
+# ------------------------------------------------------------------------------------------ display names
+
+# What figures and tables call a criterion registered with a display name (``register_criterion(name,
+# label="...")``, e.g. in a plugin, which every process loads); the built-in criteria's names are in
+# dstbench.report.style. Written by registration, read by the report.
+CRITERION_DISPLAY_NAMES: dict[str, str] = {}

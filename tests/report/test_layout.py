@@ -133,3 +133,9 @@ def test_one_note_for_the_probe_runs_with_end_masks_of_one_criterion(study_like_
 @pytest.mark.parametrize("text, width, lines", [("short", 3.0, 1), (" ".join(["ab"] * 30), 1.0, 8)])
 def test_wrap_breaks_at_the_width_in_inches(text, width, lines):
     assert len(wrap(text, width).splitlines()) == lines
+
+
+def test_jaccard_tables_keep_both_criteria_in_their_csv(study_like_report):
+    table = pd.read_csv(study_like_report[0].parent / "tables/study-fig6/first_update_jaccard_1.csv")
+    assert list(table.columns[:2]) == ["criterion", "against"] and len(table) == 25  # 5 x 5 criteria
+    assert table.loc[(table["criterion"] == "SNIP") & (table["against"] == "SNIP"), "mean"].item() == 1.0

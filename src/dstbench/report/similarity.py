@@ -148,5 +148,5 @@ def _pick_fraction(matrices: dict[float, JaccardMatrix], wanted: object) -> floa
 def _matrix_table(title: str, matrix: JaccardMatrix) -> tables.Table:
     labels = tuple(criterion_label(name) for name in matrix.labels)
     reference = "" if np.isnan(matrix.reference) else f"; {matrix.reference_name} = {matrix.reference:.3f}"
-    return tables.Table(f"Jaccard index, {title}{reference}", "criterion", "criterion", labels, labels,
+    return tables.Table(f"Jaccard index, {title}{reference}", "criterion", "against", labels, labels,
                         matrix.mean, matrix.std, matrix.count, marked=False, digits=3)

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from dstbench.analysis.aggregate import parse_rule
+from dstbench.vocab import CRITERION_DISPLAY_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +89,12 @@ def colour(name: str) -> str:
 
 def criterion_label(name: str) -> str:
     """"reciprocal_sensitivity" -> "RSensitivity", "mest:lam=0.5" -> "MEST (λ=0.5)", "mest:lam=1.0" -> "MEST (λ=1)";
-    unknown names as given."""
+    a criterion registered with a label by that label; other names as given."""
     try:
         base, params = parse_rule(name)
     except ValueError:
         return name
-    label = CRITERION_LABELS.get(base, base)
+    label = CRITERION_DISPLAY_NAMES.get(base) or CRITERION_LABELS.get(base, base)
     if not params:
         return label
     shown = (f"{PARAMETER_LABELS.get(k, k)}={v:g}" if isinstance(v, float) else f"{PARAMETER_LABELS.get(k, k)}={v}"
