@@ -17,6 +17,7 @@ import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
@@ -74,6 +75,8 @@ STYLE = {
 }
 
 
+# PNG resolution; figures are made at it, so that their text is measured as saved.
+DPI = 150
 # The widest figure (inches). Shown 1000 px wide (a laptop) a figure this wide at 150 dpi keeps 8 pt text at some 8
 # CSS pixels; wider grids get narrower panels, not smaller text.
 MAX_WIDTH = 10.5
@@ -168,7 +171,8 @@ def new_figure(n_panels: int, *, ncols: int = 3, width: float = 3.4, height: flo
     cols = max(1, min(ncols, n_panels))
     rows = max(1, -(-n_panels // cols))
     width = min(width, MAX_WIDTH / cols)
-    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained", dpi=DPI)
+    FigureCanvasAgg(fig)  # a canvas of its own (no pyplot): its renderer measures text for `overlapping_text`
     axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
     for ax in axes[n_panels:]:
         ax.set_visible(False)
@@ -176,13 +180,13 @@ def new_figure(n_panels: int, *, ncols: int = 3, width: float = 3.4, height: flo
 
 
 def save(fig: Figure, stem: Path) -> list[Path]:
-    """Write `stem`.png (150 dpi) and `stem`.svg; return both paths. Text that overlaps other text is logged as a
+    """Write `stem`.png (DPI) and `stem`.svg; return both paths. Text that overlaps other text is logged as a
     warning (a layout this module failed to fit, e.g. for very long names)."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=150)
-    for problem in overlapping_text(fig):
+    fig.savefig(paths[0], dpi=DPI)
+    for problem in overlapping_text(fig, laid_out=True):
         log.warning("figure %s: %s", paths[0].name, problem)
     fig.savefig(paths[1])
     return paths
@@ -201,20 +205,38 @@ def axes_width(ax: Axes) -> float:
     return 0.9 * float(ax.get_figure().get_figwidth()) * share
 
 
-def overlapping_text(fig: Figure) -> list[str]:
+def overlapping_text(fig: Figure, *, laid_out: bool = False) -> list[str]:
     """Drawn text (titles, labels, tick labels, legend entries, annotations) that overlaps other text or another
     panel's plot area (a neighbour, a colour bar): "'a' overlaps 'b'". Rotated text is compared as the rotated box
-    it is; touching edges (a pixel) do not count."""
-    fig.draw_without_rendering()  # lay out at the figure's own dpi, which the extents below are measured in
-    boxes = [(repr(t.get_text()), owner, _corners(t)) for t, owner in _drawn_texts(fig)]
-    areas = [(ax, _box_corners(ax.get_window_extent())) for ax in fig.axes if ax.get_visible() and ax.axison]
+    it is; touching edges (a pixel) do not count. `laid_out`: just saved at its own dpi, so no layout pass needed."""
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    renderer = canvas.get_renderer()  # one, cached: a renderer made per text costs more than the drawing
+    if not laid_out:
+        fig.draw_without_rendering()  # the layout, at the figure's own dpi, which the extents are measured in
+    boxes = [(repr(t.get_text()), owner, _corners(t, renderer)) for t, owner in _drawn_texts(fig)]
+    areas = [(ax, _box_corners(ax.get_window_extent(renderer))) for ax in fig.axes
+             if ax.get_visible() and ax.axison]
     problems = []
-    for i, (a, _, box_a) in enumerate(boxes):
-        problems += [f"{a} overlaps {b}" for b, _, box_b in boxes[i + 1:] if _polygons_overlap(box_a, box_b)]
-    for text, owner, box in boxes:
-        problems += [f"{text} overlaps the plot area of {_name(ax)}" for ax, area in areas
-                     if ax is not owner and _polygons_overlap(box, area)]
+    for i, j in _candidates([box for _, _, box in boxes], [box for _, _, box in boxes], same=True):
+        if _polygons_overlap(boxes[i][2], boxes[j][2]):
+            problems.append(f"{boxes[i][0]} overlaps {boxes[j][0]}")
+    for i, j in _candidates([box for _, _, box in boxes], [area for _, area in areas]):
+        if boxes[i][1] is not areas[j][0] and _polygons_overlap(boxes[i][2], areas[j][1]):
+            problems.append(f"{boxes[i][0]} overlaps the plot area of {_name(areas[j][0])}")
     return problems
+
+
+def _candidates(first: list[np.ndarray], second: list[np.ndarray], *, same: bool = False) -> list[tuple[int, int]]:
+    """Index pairs whose upright bounding boxes overlap (all pairs at once; the exact test then runs on these only).
+    With `same`, each unordered pair of one list once."""
+    if not first or not second:
+        return []
+    low_a, high_a = np.array([p.min(axis=0) for p in first]), np.array([p.max(axis=0) for p in first])
+    low_b, high_b = np.array([p.min(axis=0) for p in second]), np.array([p.max(axis=0) for p in second])
+    hit = ((low_a[:, None, :] < high_b[None, :, :]) & (low_b[None, :, :] < high_a[:, None, :])).all(axis=2)
+    if same:
+        hit = np.triu(hit, k=1)
+    return [(int(i), int(j)) for i, j in zip(*np.nonzero(hit), strict=True)]
 
 
 def _name(ax: Axes) -> str:
@@ -242,16 +264,16 @@ def _drawn_texts(fig: Figure) -> list[tuple[Text, Axes | None]]:
     return [(t, ax) for t, ax in texts if t.get_visible() and t.get_text().strip()]
 
 
-def _corners(text: Text) -> np.ndarray:
+def _corners(text: Text, renderer: RendererAgg) -> np.ndarray:
     """The four corners (pixels) of `text`'s box, turned by its rotation about the centre, shrunk by a pixel."""
-    box = text.get_window_extent()
+    box = text.get_window_extent(renderer)
     centre = np.array([box.x0 + box.width / 2, box.y0 + box.height / 2])
     rotation = float(text.get_rotation())
     if rotation % 90 == 0:  # upright or on its side: the box is exact
         width, height, angle = box.width, box.height, 0.0
     else:
         text.set_rotation(0)  # the unturned size; a turned box keeps its centre
-        flat = text.get_window_extent()
+        flat = text.get_window_extent(renderer)
         text.set_rotation(rotation)
         width, height, angle = flat.width, flat.height, np.radians(rotation)
     half = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [max(width - 2, 0) / 2, max(height - 2, 0) / 2]
