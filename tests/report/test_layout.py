@@ -139,3 +139,16 @@ def test_jaccard_tables_keep_both_criteria_in_their_csv(study_like_report):
     table = pd.read_csv(study_like_report[0].parent / "tables/study-fig6/first_update_jaccard_1.csv")
     assert list(table.columns[:2]) == ["criterion", "against"] and len(table) == 25  # 5 x 5 criteria
     assert table.loc[(table["criterion"] == "SNIP") & (table["against"] == "SNIP"), "mean"].item() == 1.0
+
+
+def test_paper_order_by_first_figure_then_tables_then_the_rest_as_given():
+    from pathlib import Path
+
+    from dstbench.analysis.results import Results
+    from dstbench.report.about import paper_order
+
+    papers = {"full-layers": "no figure; checks the paper's code", "fig6": "figure 6 (a, b) and figures 17, 19",
+              "table5": "Table 5", "fig11": "figures 11 and 5", "fig1": "figures 1 and 3", "mine": ""}
+    results = Results(Path("."), pd.DataFrame(), pd.DataFrame(),
+                      {name: {"report": {"paper": paper}} for name, paper in papers.items()})
+    assert paper_order(results, list(papers)) == ["fig1", "fig6", "fig11", "table5", "full-layers", "mine"]
