@@ -308,5 +308,15 @@ REPORT_KINDS = (
 )
 # The options a spec's [report] table may set, section-wide or in a table named after a kind
 # (``[report.critical_difference]``); anything else is rejected at spec load, since nothing would read it.
+# "paper" names the paper's figures or tables a spec reproduces: said at the top of its section, and it orders the
+# sections as the paper does.
 REPORT_OPTIONS = ("metric", "baselines", "alpha", "density_splits", "curves", "curve_density", "probe_step",
-                  "fraction", "field")
+                  "fraction", "field", "paper")
+
+
+# ------------------------------------------------------------------------------------------ display names
+
+# What figures and tables call a criterion registered with a display name (``register_criterion(name,
+# label="...")``, e.g. in a plugin, which every process loads); the built-in criteria's names are in
+# dstbench.report.style. Written by registration, read by the report.
+CRITERION_DISPLAY_NAMES: dict[str, str] = {}

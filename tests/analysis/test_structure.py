@@ -105,3 +105,15 @@ def test_end_masks_of_a_single_criterion_are_not_a_matrix(tmp_path):
     results = load_results(tmp_path)
     study = end_mask_study(results.done("one"), results.run_dir)
     assert study.panels == {} and study.notes == ["all runs: only magnitude has end masks; nothing to compare"]
+
+
+def test_settings_with_end_masks_of_a_single_criterion_share_one_note(tmp_path):
+    # as the study's probe runs: magnitude only, at two densities and for two models (four settings)
+    run_ids = [synthetic.write_run(tmp_path, synthetic.config(model=m, density=d, seed=0), masks=True)
+               for m in ("small_mlp", "small_cnn") for d in (0.2, 1.0)]
+    synthetic.write_sweep(tmp_path, "probes", [(r, "grid") for r in run_ids])
+    results = load_results(tmp_path)
+    study = end_mask_study(results.done("probes"), results.run_dir)
+    assert study.panels == {} and len(study.notes) == 1
+    assert study.notes[0].startswith("only magnitude has end masks in 4 settings, so they have nothing to compare: ")
+    assert study.notes[0].count("model=") == 4

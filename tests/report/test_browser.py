@@ -60,3 +60,60 @@ def test_report_loads_in_chromium_with_every_image_and_no_errors(built_report, t
     artifacts = REPO / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     shutil.copy(shot, artifacts / "report-screenshot.png")
+
+
+# After `load`: what a reader would see cut or overlapping at this window width, written into the DOM.
+LAYOUT_PROBE = """<script>
+window.addEventListener("load", () => {
+  document.querySelectorAll("details").forEach(d => { d.open = true; });  // folded tables must fit too
+  const problems = [];
+  const name = el => `${el.tagName.toLowerCase()} "${(el.alt || el.textContent).trim().slice(0, 50)}"`;
+  const root = document.documentElement;
+  if (root.scrollWidth > window.innerWidth) problems.push(`page ${root.scrollWidth}px wide`);
+  for (const el of document.querySelectorAll("h1, h2, h3, p, pre, figcaption, caption, th, td, summary, nav")) {
+    if (el.scrollWidth > el.clientWidth + 1) problems.push(`clipped: ${name(el)}`);
+  }
+  for (const img of document.images) {
+    const box = img.getBoundingClientRect(), parent = img.parentElement.getBoundingClientRect();
+    if (box.right > parent.right + 1) problems.push(`wider than its box: ${name(img)}`);
+    // 8 pt figure text at 150 dpi is 16.7 px: shown at under half size it is too small to read
+    if (box.width < 0.5 * img.naturalWidth) problems.push(`shown at ${(box.width / img.naturalWidth).toFixed(2)}: ${name(img)}`);
+  }
+  const blocks = Array.from(document.querySelectorAll(
+    "h1, h2, h3, p, pre, img, figcaption, table, summary, nav, div.status")).filter(el => el.getClientRects().length);
+  for (let i = 0; i < blocks.length; i++) {
+    for (let j = i + 1; j < blocks.length; j++) {
+      const a = blocks[i], b = blocks[j];
+      if (a.contains(b) || b.contains(a)) continue;
+      const r = a.getBoundingClientRect(), s = b.getBoundingClientRect();
+      if (r.left < s.right - 1 && s.left < r.right - 1 && r.top < s.bottom - 1 && s.top < r.bottom - 1) {
+        problems.push(`${name(a)} overlaps ${name(b)}`);
+      }
+    }
+  }
+  const out = document.createElement("pre");
+  out.id = "__layout";
+  out.textContent = JSON.stringify({width: window.innerWidth, blocks: blocks.length, problems: problems});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium); CI installs it")
+@pytest.mark.parametrize("width", [1400, 1000])  # a desktop window and a laptop screen
+def test_study_shaped_report_has_nothing_cut_or_overlapping_at_desktop_and_laptop_width(study_like_report, tmp_path,
+                                                                                      width):
+    report = study_like_report[0]
+    probe = report.with_name(f"layout-{width}.html")
+    probe.write_text(report.read_text(encoding="utf-8").replace("<head>", "<head>" + LAYOUT_PROBE, 1),
+                     encoding="utf-8")
+    try:
+        result = chromium(tmp_path / "profile", f"--window-size={width},1200", "--virtual-time-budget=10000",
+                          "--dump-dom", probe.as_uri())
+    finally:
+        probe.unlink()
+    found = re.search(r'<pre id="__layout">(.*?)</pre>', result.stdout, re.S)
+    assert found, f"no probe output; chromium exit {result.returncode}: {result.stderr[-2000:]}"
+    state = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert state["width"] == width and state["blocks"] > 50
+    assert state["problems"] == []

@@ -103,7 +103,7 @@ def test_a_group_that_differs_on_its_own_is_named_when_the_whole_does_not():
                         "accuracy changes by -0.10 points on average (20 pairs, Wilcoxon signed-rank p = 0.3), "
                         "though it does for small-CNN / CIFAR-10 on its own (Holm-corrected).")
     itop = verdict(PairedTest(3, 0.05, 0.01, 3, 0, SIGN, 3.0, 0.25), "global_pruning", "final_itop", 0.05)
-    assert itop == ("At α = 0.05, global_pruning does not matter: with global_pruning = true, itop ratio changes "
+    assert itop == ("At α = 0.05, global_pruning does not matter: with global_pruning = true, ITOP ratio changes "
                     "by +0.05 on average (3 pairs, sign test p = 0.25).")
 
 

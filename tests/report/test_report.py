@@ -62,7 +62,8 @@ def test_summary_lists_ranks_baselines_and_jaccard(results_folder, built_report)
     assert text.index("1. Magnitude") < text.index("2. SET") < text.index("3. SNIP")
     static = [synthetic.accuracy(synthetic.config(density=0.05, update_period=0, seed=s)) for s in (0, 1)]
     expected = f"static {100 * sum(static) / 2:.2f} ± {100 * abs(static[0] - static[1]) / 2 ** 0.5:.2f} (2)"
-    assert "at the lowest density" in text and "D=0.05: best DST (Magnitude" in text and expected in text
+    assert "at the lowest density" in text and re.search(r"D=0\.05:\n    best DST [\d.]+ ± [\d.]+ \(2\): Magnitude",
+                                                         text) and expected in text
     assert "First-update Jaccard index (structure, ρ = 0.5)" in text and "J_r (chance level)" in text
     assert text.splitlines()[0] in built_report.read_text()
     assert (built_report.parent / "summary.txt").read_text() == text + "\n"
@@ -163,14 +164,31 @@ def test_schedules_table_gives_the_best_update_period(tmp_path):
 
 
 
-def test_sections_drawn_in_parallel_processes_equal_those_drawn_here(results_folder, tmp_path, monkeypatch):
+def test_sections_drawn_in_parallel_processes_equal_those_drawn_here(results_folder, tmp_path, monkeypatch,
+                                                                    caplog):
+    import os
+
     from dstbench.report import build
 
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # both builds stamp the same time, even a minute apart
+    drawn_by, draw = tmp_path / "drawn_by", build.build_section
+    drawn_by.mkdir()
+
+    def recorded(results, name, out):
+        (drawn_by / f"{out.name}-{name}-{os.getpid()}").touch()  # forked children inherit this patch
+        return draw(results, name, out)
+
+    monkeypatch.setattr(build, "build_section", recorded)
     monkeypatch.setenv(build.PROCESSES_ENV, "1")
     serial = build_report(results_folder, tmp_path / "serial")
     monkeypatch.setenv(build.PROCESSES_ENV, "3")
     assert build.report_processes(5) == 3 and build.report_processes(2) == 2
     parallel = build_report(results_folder, tmp_path / "parallel")
+    assert "in parallel failed" not in caplog.text
+    pids = {out: {int(p.name.rsplit("-", 1)[1]) for p in drawn_by.glob(f"{out}-*")} for out in ("serial", "parallel")}
+    assert pids["serial"] == {os.getpid()}
+    assert pids["parallel"] and os.getpid() not in pids["parallel"]  # every section drawn by a child, none here
+    assert "generated 2023-11-14 22:13 UTC" in parallel.read_text()
     assert parallel.read_text() == serial.read_text()
     assert (tmp_path / "parallel" / "summary.txt").read_text() == (tmp_path / "serial" / "summary.txt").read_text()
 

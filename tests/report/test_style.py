@@ -32,3 +32,15 @@ def test_panel_titles_join_model_and_dataset():
     assert panel_title(()) == ""
     assert value_label("update_period", 800) == "Δt=800"
     assert value_label("global_pruning", True) == "global pruning"
+
+
+def test_a_criterion_registered_with_a_label_is_shown_by_it():
+    from dstbench.sparsity import register_criterion
+
+    @register_criterion("test_labelled_rule", overwrite=True, label="Labelled")
+    def labelled(weight, grad, active, *, generator, lam: float = 1.0):
+        return weight.abs()
+
+    assert criterion_label("test_labelled_rule") == "Labelled"
+    assert criterion_label("test_labelled_rule:lam=0.5") == "Labelled (λ=0.5)"
+    assert criterion_label("test_unlabelled_rule") == "test_unlabelled_rule"

@@ -24,6 +24,17 @@ def test_lower_is_better_and_unmarked_tables():
     assert set(tables.marks(table([[1.0], [2.0]], marked=False)).ravel()) == {""}
 
 
+def test_values_that_print_alike_tie_and_a_column_of_ties_has_no_winner():
+    # the ITOP table of the study: five criteria at 0.8912...0.8948, all printed 0.89
+    itop = table([[0.8912], [0.8948], [0.8931], [0.8920], [0.8940]])
+    assert set(tables.marks(itop).ravel()) == {""}
+    # 0.894 and 0.8949 both print 0.89: they share "best"; 0.88 is second
+    assert tables.marks(table([[0.894], [0.88], [0.8949]])).ravel().tolist() == ["best", "second", "best"]
+    # in percent with two digits, 0.73801 and 0.73804 both print 73.80
+    assert tables.marks(table([[0.73801], [0.73804], [0.7]], scale=100.0)).ravel().tolist() == [
+        "best", "best", "second"]
+
+
 def test_a_single_value_gets_no_mark():
     assert tables.marks(table([[0.5], [np.nan]])).tolist() == [[""], [""]]
 

@@ -107,6 +107,7 @@ def end_mask_study(df: pd.DataFrame, run_dir: Callable[[str], RunDir]) -> Study:
     per seed (fig. 19).
     """
     study = Study()
+    alone: dict[str, list[str]] = {}  # criterion -> panels where only it has end masks: one note for them all
     for key, runs in panels_of(df, ignore={"prune"}):
         per_seed: dict[object, dict[str, LayerSets]] = {}
         lacking = []
@@ -129,7 +130,7 @@ def end_mask_study(df: pd.DataFrame, run_dir: Callable[[str], RunDir]) -> Study:
         criteria = sort_criteria({c for s in per_seed.values() for c in s if c != "init"})
         if len(criteria) < 2:
             if criteria:
-                study.notes.append(f"{_describe(key)}: only {criteria[0]} has end masks; nothing to compare")
+                alone.setdefault(criteria[0], []).append(_describe(key))
             continue
         names = [*criteria, "init"]
         samples = list(per_seed.values())
@@ -138,6 +139,12 @@ def end_mask_study(df: pd.DataFrame, run_dir: Callable[[str], RunDir]) -> Study:
         shares = [retained_removed_by_all([s[c] for c in names[:-1] if c in s])
                   for s in samples if sum(c in s for c in names[:-1]) >= 2]
         study.panels[key] = EndMasks(matrix, np.array([r for r, _ in shares]), np.array([r for _, r in shares]))
+    for criterion, panels in alone.items():
+        if len(panels) == 1:
+            study.notes.append(f"{panels[0]}: only {criterion} has end masks; nothing to compare")
+        else:
+            study.notes.append(f"only {criterion} has end masks in {len(panels)} settings, so they have nothing to "
+                               f"compare: {'; '.join(panels)}")
     return study
 
 

@@ -20,6 +20,7 @@ from dstbench.analysis.ranks import average_ranks, block_scores
 from dstbench.analysis.results import Results, load_results
 from dstbench.errors import UserError
 from dstbench.report import paired
+from dstbench.report.about import paper_order
 from dstbench.report.context import Context
 from dstbench.report.page import render
 from dstbench.report.sections import Section, build_section, kinds_for
@@ -54,7 +55,7 @@ def build_report(results_dir: Path | str, out_dir: Path | str | None = None) -> 
             f"(or `dstbench study --out {results.root}`), then run `dstbench report {results.root}`")
     out = Path(out_dir) if out_dir is not None else results.root / "report"
     out.mkdir(parents=True, exist_ok=True)
-    sections = build_sections(results, results.experiments(), out)
+    sections = build_sections(results, paper_order(results, results.experiments()), out)
     summary = summarize_results(results, sections)
     atomic_write_bytes(out / SUMMARY_FILE, (summary + "\n").encode())
     path = out / REPORT_FILE
@@ -103,7 +104,8 @@ def report_processes(experiments: int) -> int:
 def summary_text(results_dir: Path | str) -> str:
     """Criteria by average rank, DST vs static vs dense at the lowest density, and the first-update Jaccard."""
     results = load_results(results_dir)
-    sections = [Section(name, kinds_for(results, name)[0], False, 0, pd.DataFrame()) for name in results.experiments()]
+    sections = [Section(name, kinds_for(results, name)[0], False, 0, pd.DataFrame())
+                for name in paper_order(results, results.experiments())]
     return summarize_results(results, sections)
 
 
@@ -164,7 +166,8 @@ def _lowest_density(results: Results, sections: Sequence[Section]) -> str:
         dense = summarize(group[(group["mode"] == "dense") & (group["dropout"].fillna(0) == 0)], "best_val_test_acc",
                           [])
         head = panel_title((("model", model), ("dataset", dataset), ("density", density)))
-        lines.append(f"  {head}: best DST ({label}) {_number(best)}; static {_first(static)}; dense {_first(dense)}")
+        lines += [f"  {head}:", f"    best DST {_number(best)}: {label}",
+                  f"    static {_first(static)}; dense {_first(dense)}"]
     return "\n".join(lines)
 
 
@@ -222,7 +225,8 @@ def _matrix_text(matrix: JaccardMatrix) -> str:
     for label, row in zip(labels, matrix.mean, strict=True):
         lines.append(f"{label:<{width}}" + "".join(f"{v:>13.3f}" if np.isfinite(v) else f"{'-':>13}" for v in row))
     if np.isfinite(matrix.reference):
-        lines.append(f"{matrix.reference_name} (chance level) = {matrix.reference:.3f}")
+        lines.append(f"{matrix.reference_name} (chance level) = {matrix.reference:.3f}: the index between random "
+                     "pruning's sets of different seeds")
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from dstbench.analysis.jaccard import JaccardMatrix
-from dstbench.report.style import criterion_label, new_figure, save, styled
+from dstbench.report.style import axes_width, criterion_label, new_figure, save, styled, wrap
 
 RETAINED_COLOUR = "#4C72B0"  # the paper's blue for "retained by all"
 REMOVED_COLOUR = "#E78AC3"  # and pink for "removed by all"
@@ -34,13 +34,13 @@ def heatmap_figure(matrices: Sequence[tuple[str, JaccardMatrix]], stem: Path, *,
     with styled():
         size = max(len(m.labels) for _, m in matrices)
         side = 1.0 + 0.55 * size
-        fig, axes = new_figure(len(matrices), ncols=3, width=side + 0.8, height=side)
+        fig, axes = new_figure(len(matrices), ncols=2, width=side + 0.8, height=side + 0.3)
         for ax, (title, matrix) in zip(axes, matrices, strict=True):
-            _heatmap(ax, title, matrix, std)
+            _heatmap(ax, title, matrix, std, side)
         return save(fig, stem)
 
 
-def _heatmap(ax: Axes, title: str, matrix: JaccardMatrix, std: bool) -> None:
+def _heatmap(ax: Axes, title: str, matrix: JaccardMatrix, std: bool, side: float) -> None:
     values = matrix.std if std else matrix.mean
     top = 1.0 if not std else max(0.05, float(np.nanmax(values)) if np.isfinite(values).any() else 0.05)
     image = ax.imshow(np.ma.masked_invalid(values), cmap="Blues" if not std else "Oranges", vmin=0.0, vmax=top)
@@ -55,14 +55,15 @@ def _heatmap(ax: Axes, title: str, matrix: JaccardMatrix, std: bool) -> None:
         dark = np.isfinite(value) and value > 0.6 * top
         ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
     reference = "" if np.isnan(matrix.reference) else f"  ({matrix.reference_name} = {matrix.reference:.2f})"
-    ax.set_title(f"{title}{reference}")
+    ax.set_title(wrap(f"{title}{reference}", side))  # over the matrix only: the colour bar is beside it
     ax.figure.colorbar(image, ax=ax, shrink=0.8, label="std of Jaccard index" if std else "Jaccard index")
 
 
 def retained_figure(entries: Sequence[tuple[str, np.ndarray, np.ndarray]], stem: Path) -> list[Path]:
     """Per panel: share of kept weights kept by all criteria, and of removed weights removed by all (mean +- std)."""
     with styled():
-        fig, (ax,) = new_figure(1, width=max(3.4, 1.6 * len(entries) + 1.0), height=2.9)
+        per_entry = 1.8
+        fig, (ax,) = new_figure(1, width=max(3.4, per_entry * len(entries) + 1.0), height=2.9)
         positions = np.arange(len(entries))
         for offset, index, colour, name in ((-0.2, 1, RETAINED_COLOUR, "retained by all"),
                                             (0.2, 2, REMOVED_COLOUR, "removed by all")):
@@ -72,7 +73,7 @@ def retained_figure(entries: Sequence[tuple[str, np.ndarray, np.ndarray]], stem:
             for x, m in zip(positions + offset, means, strict=True):
                 if np.isfinite(m):
                     ax.text(x, 100 * m + 1, f"{100 * m:.0f}%", ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(positions, [f"{e[0]}\n(n={len(e[1])} seeds)" for e in entries])
+        ax.set_xticks(positions, [f"{wrap(e[0], 0.9 * per_entry, 8)}\n(n={len(e[1])} seeds)" for e in entries])
         ax.set(ylabel="Share of weights (%)", ylim=(0, 110))
         ax.legend(frameon=False, loc="upper right")
         ax.grid(axis="x", visible=False)
@@ -116,4 +117,5 @@ def _cd_panel(ax: Axes, panel: CDPanel) -> None:
     for g, group in enumerate(panel.groups):
         y = 0.12 + 0.07 * g
         ax.hlines(y, ranks[list(group)].min() - 0.03, ranks[list(group)].max() + 0.03, color="black", linewidth=3)
-    ax.set_title(f"{panel.title} (N = {panel.n_blocks} settings): average rank, lower is better", fontsize=9)
+    ax.set_title(wrap(f"{panel.title} (N = {panel.n_blocks} settings): average rank, lower is better",
+                      axes_width(ax)), fontsize=9)

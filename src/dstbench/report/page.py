@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2r
        padding: 0 1rem; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6rem; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2rem; margin-top: 2.5rem; }
 h3 { font-size: 1.05rem; margin-bottom: .3rem; }
-figure { margin: 1rem 0 1.6rem; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figure { margin: 1rem 0 1.6rem; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; box-sizing: border-box; }
 figcaption { font-size: .9rem; color: #444; }
 table.results { border-collapse: collapse; font-size: .85rem; margin: .5rem 0; }
 table.results th, table.results td { border-bottom: 1px solid #ddd; padding: .25rem .6rem; text-align: right; }
@@ -29,14 +30,15 @@ span.n { color: #888; font-size: .75rem; }
 .note { background: #fff6e0; border-left: 4px solid #e6a700; padding: .4rem .7rem; margin: .5rem 0; }
 .status { background: #f2f5fa; padding: .5rem .8rem; }
 .files a { font-size: .8rem; margin-right: .8rem; }
-pre.summary { background: #f7f7f7; padding: .8rem; overflow-x: auto; font-size: .85rem; }
+pre.summary { background: #f7f7f7; padding: .8rem; white-space: pre-wrap; overflow-wrap: anywhere; font-size: .85rem; }
+p.about { margin: .4rem 0 .6rem; }
 nav a { margin-right: 1rem; }
 """
 
 
 def render(root: Path, out: Path, sections: Sequence[Section], summary: str) -> str:
     """The whole page. `out` is the report folder: file links are relative to it."""
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    now = generated_at().strftime("%Y-%m-%d %H:%M UTC")
     nav = "".join(f'<a href="#{_anchor(s.experiment)}">{html.escape(s.experiment)}</a>' for s in sections)
     body = "\n".join(_section(s, out) for s in sections)
     return f"""<!DOCTYPE html>
@@ -56,10 +58,19 @@ def render(root: Path, out: Path, sections: Sequence[Section], summary: str) -> 
 """
 
 
+def generated_at() -> datetime:
+    """Now, or the reproducible-builds convention's fixed time when SOURCE_DATE_EPOCH is set (byte-identical
+    pages from two builds, e.g. in tests)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return datetime.fromtimestamp(int(epoch), UTC) if epoch and epoch.isdigit() else datetime.now(UTC)
+
+
 def _section(section: Section, out: Path) -> str:
     kinds = ", ".join(section.kinds) or "none"
     origin = "inferred from what varies" if section.inferred else "from the spec"
     parts = [f'<section id="{_anchor(section.experiment)}"><h2>{html.escape(section.experiment)}</h2>',
+             f'<p class="about">{"<br>".join(html.escape(line) for line in section.about)}</p>' if section.about
+             else "",
              f'<div class="status">{_status(section)}<br>Analyses ({origin}): {html.escape(kinds)}</div>']
     for item in section.items:
         if isinstance(item, FigureItem):

@@ -16,7 +16,7 @@ from dstbench.analysis.paired import MIN_WILCOXON, NO_TEST, PairedTest, pair_run
 from dstbench.analysis.ranks import holm
 from dstbench.report import tables
 from dstbench.report.context import Context, Item, Note
-from dstbench.report.style import metric_label, panel_title, scale
+from dstbench.report.style import lower_first, metric_label, panel_title, scale
 
 KIND = "paired_difference"
 ALL = "all"
@@ -93,7 +93,7 @@ def verdict(test: PairedTest, field: str, metric: str, alpha: float,
     matters = bool(np.isfinite(test.pvalue) and test.pvalue < alpha)
     factor = scale(metric)
     unit = " points" if factor == 100.0 else ""
-    what = metric_label(metric).split(" (")[0].lower()
+    what = lower_first(metric_label(metric).split(" (")[0])
     sentence = (f"At α = {alpha:g}, {field} {'matters' if matters else 'does not matter'}: with {field} = true, "
                 f"{what} changes by {test.mean * factor:+.2f}{unit} on average ({test.n} pairs, {p_text(test)})")
     if significant_groups and not matters:

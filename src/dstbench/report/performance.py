@@ -35,11 +35,21 @@ from dstbench.report.context import (
     method_order,
     panel_groups,
 )
-from dstbench.report.plots import Line, Panel, Point, Stat, line_figure, loss_gap_figure, scatter_figure
+from dstbench.report.plots import (
+    Line,
+    Panel,
+    Point,
+    Stat,
+    collapsed,
+    line_figure,
+    loss_gap_figure,
+    scatter_figure,
+)
 from dstbench.report.style import (
     axis_label,
     colour,
     criterion_label,
+    lower_first,
     metric_label,
     panel_title,
     scale,
@@ -75,10 +85,29 @@ def metric_vs(ctx: Context, kind: str, x: str, metric: str, title: str, *, basel
             row_order=method_order(summary["method"].unique()))
         items.append(ctx.table(f"{kind}_{i + 1}", table, note=level_text))
     paths = line_figure(panels, ctx.stem(kind))
-    against = f"at {value_label(x, dst[x].iloc[0])}" if single else f"against {axis_label(x).lower()}"
-    caption = (f"{metric_label(metric)} {against}: mean ± std over seeds ({counts_caption(counts)}); "
-               f"dashed: baselines. {note}").strip()
+    against = f"at {value_label(x, dst[x].iloc[0])}" if single else f"against {lower_first(axis_label(x))}"
+    baseline_text = "; dashed: " + " and ".join(shown_baselines(panels)) if shown_baselines(panels) else ""
+    caption = (f"{metric_label(metric)} {against}: mean ± std over seeds ({counts_caption(counts)}){baseline_text}. "
+               f"{collapsed_caption(panels, x)}{note}").strip()
     return [FigureItem(title, caption, tuple(paths)), *items]
+
+
+def shown_baselines(panels: list[Panel]) -> list[str]:
+    """The baselines drawn dashed in any panel (static, dense...), in the order first drawn."""
+    names = [line.label for p in panels for line in p.lines if line.dashed] + [lv.label for p in panels
+                                                                                  for lv in p.levels]
+    return list(dict.fromkeys(names))
+
+
+def collapsed_caption(panels: list[Panel], x: str) -> str:
+    """What the figure leaves below its cut axes (`plots.collapsed`), or ""."""
+    low = [(p.title, c) for p in panels for c in collapsed(p)]
+    if not low:
+        return ""
+    shown = "; ".join(f"{c.label} in {title or 'the panel'} at {value_label(x, c.x)}: {c.mean:.1f}"
+                      for title, c in low)
+    return (f"▼: a mean far below the others (collapsed), drawn at the bottom of a cut axis so that the other lines "
+            f"stay apart ({shown}). ")
 
 
 def _metric_panel(group: pd.DataFrame, key: PanelKey, metric: str, x: str, baselines: bool,
@@ -107,7 +136,7 @@ def _metric_panel(group: pd.DataFrame, key: PanelKey, metric: str, x: str, basel
     summary = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(
         columns=["method", x, "mean", "std", "n"])
     panel = Panel(panel_title(key), axis_label(x), metric_label(metric), tuple(lines), tuple(levels),
-                  log_x=x in LOG_FIELDS)
+                  log_x=x in LOG_FIELDS, cut_collapsed=True)
     return panel, summary
 
 
@@ -163,7 +192,7 @@ def schedules(ctx: Context) -> list[Item]:
     best = best.assign(setting=[panel_title(tuple((f, row[f]) for f in fields)) or "all"
                                 for _, row in best.iterrows()])
     table = tables.from_summary(best.assign(mean=best["update_period"], std=np.nan), "prune", "setting",
-                                title=f"Update period Δt with the best {metric_label(metric).lower()}", marked=False,
+                                title=f"Update period Δt with the best {lower_first(metric_label(metric))}", marked=False,
                                 row_label=criterion_label, row_order=sort_criteria(best["prune"].unique()),
                                 digits=0)
     return items + [ctx.table("best_update_period", table)]
@@ -192,7 +221,7 @@ def loss_gap_kind(ctx: Context) -> list[Item]:
         panel = Panel(panel_title(key) or "Loss gap", "Epoch", metric_label("loss_gap"), tuple(lines))
         paths = loss_gap_figure(panel, bars, metric_label(metric), ctx.stem(f"loss_gap_{i + 1}"))
         caption = (f"Left: validation minus training loss, mean ± std over seeds "
-                   f"({counts_caption([ln.n for ln in lines])}). Right: {metric_label(metric).lower()}.")
+                   f"({counts_caption([ln.n for ln in lines])}). Right: {lower_first(metric_label(metric))}.")
         items.append(FigureItem(f"Loss gap: {panel_title(key) or ctx.experiment}", caption, tuple(paths)))
     return items or [Note("Loss gap: the experiment has no finished DST runs")]
 
@@ -315,5 +344,5 @@ def sensitivity_vs_reciprocal(ctx: Context) -> list[Item]:
                             tuple(_curve_lines(metrics, chosen, "val_acc")) if not metrics.empty else ()))
     paths = line_figure(panels, ctx.stem("sensitivity_vs_reciprocal"), ncols=2)
     return [FigureItem("Sensitivity vs reciprocal sensitivity",
-                       f"Left: {metric_label(metric).lower()} against density (dotted: the density on the right). "
+                       f"Left: {lower_first(metric_label(metric))} against density (dotted: the density on the right). "
                        "Right: validation accuracy during training. Mean ± std over seeds.", tuple(paths))]

@@ -12,7 +12,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
 
-from dstbench.report.style import new_figure, save, styled
+from dstbench.report.style import axes_width, new_figure, save, styled, wrap
+
+# A mean is "collapsed" (e.g. a criterion at chance while the others train) when it lies below the median of the
+# other lines at its x by more than COLLAPSE_FACTOR times their spread there, and below the lowest of the other
+# means by more than COLLAPSE_SPAN times their whole range: drawn to scale, it would squeeze the other lines into
+# a third of the axis or less.
+COLLAPSE_FACTOR = 3.0
+COLLAPSE_SPAN = 2.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class Panel:
     log_x: bool = False
     vlines: tuple[float, ...] = ()
     as_bars: bool = False  # one x value only: each line's value as a bar, levels as dashed lines across
+    cut_collapsed: bool = False  # leave collapsed means below the axis (`collapsed`); for a few x values only
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,41 @@ class Point:
     y: float
     xerr: float
     yerr: float
+
+
+@dataclass(frozen=True)
+class Collapsed:
+    """A mean drawn below the cut axis, marked ▼ at the axis' bottom with its value."""
+
+    label: str
+    colour: str
+    x: float
+    mean: float
+
+
+def collapsed(panel: Panel) -> list[Collapsed]:
+    """The means of `panel` left below its axis, so that the axis fits the other lines (see COLLAPSE_FACTOR)."""
+    if not panel.cut_collapsed or panel.as_bars or len(panel.lines) < 3:
+        return []
+    at: dict[float, list[tuple[int, float]]] = {}
+    for i, line in enumerate(panel.lines):
+        for x, mean in zip(line.x, line.mean, strict=True):
+            if np.isfinite(mean):
+                at.setdefault(float(x), []).append((i, float(mean)))
+    candidates = []
+    for x, values in sorted(at.items()):
+        for i, mean in values:
+            others = np.array([m for j, m in values if j != i])
+            if len(others) >= 2 and float(np.median(others)) - mean > COLLAPSE_FACTOR * float(np.ptp(others)):
+                candidates.append((i, x, mean))
+    low = {(i, x) for i, x, _ in candidates}
+    healthy = [m for x, values in at.items() for i, m in values if (i, x) not in low]
+    healthy += [lv.mean for lv in panel.levels]
+    if not candidates or not healthy:
+        return []
+    floor, span = min(healthy), max(healthy) - min(healthy)
+    return [Collapsed(panel.lines[i].label, panel.lines[i].colour, x, mean) for i, x, mean in candidates
+            if floor - mean > COLLAPSE_SPAN * span]
 
 
 def line_figure(panels: Sequence[Panel], stem: Path, *, ncols: int = 3) -> list[Path]:
@@ -96,7 +139,8 @@ def scatter_figure(points: Sequence[Point], *, title: str, xlabel: str, ylabel: 
         pad = 0.05 * (high - low or 1.0)
         ax.plot([low - pad, high + pad], [low - pad, high + pad], linestyle="--", color="0.6", linewidth=1,
                 label="y = x")
-        ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xlim=(low - pad, high + pad), ylim=(low - pad, high + pad))
+        ax.set(title=wrap(title, axes_width(ax)), xlabel=xlabel, ylabel=ylabel, xlim=(low - pad, high + pad),
+               ylim=(low - pad, high + pad))
         ax.set_aspect("equal")
         ax.legend(loc="upper left", frameon=False)
         return save(fig, stem)
@@ -129,7 +173,29 @@ def _draw_panel(ax: Axes, panel: Panel) -> None:
         _tick_at_data(ax, panel.lines)
     elif all(float(v).is_integer() for line in panel.lines for v in line.x):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and steps
-    ax.set(title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel)
+    _cut_below(ax, panel, collapsed(panel))
+    ax.set(title=wrap(panel.title, axes_width(ax)), xlabel=panel.xlabel, ylabel=panel.ylabel)
+
+
+def _cut_below(ax: Axes, panel: Panel, low: Sequence[Collapsed]) -> None:
+    """Fit the y axis to the lines that did not collapse; mark each collapsed mean ▼ at the bottom, with its value."""
+    if not low:
+        return
+    cut = {(c.label, c.x) for c in low}
+    ys = [v for line in panel.lines for x, m, s in zip(line.x, line.mean, line.std, strict=True)
+          if (line.label, float(x)) not in cut and np.isfinite(m)
+          for v in ((m - s, m + s) if np.isfinite(s) else (m,))]
+    ys += [lv.mean for lv in panel.levels]
+    bottom, top = min(ys), max(ys)
+    pad = 0.08 * (top - bottom or 1.0)
+    ax.set_ylim(bottom - 2.5 * pad, top + pad)  # room at the bottom for the marks
+    for c in low:
+        stacked = [d for d in low if d.x == c.x].index(c)
+        ax.plot([c.x], [bottom - 2.5 * pad], marker="v", color=c.colour, markersize=6, clip_on=False, zorder=5)
+        right = ax.transAxes.inverted().transform(ax.transData.transform((c.x, bottom)))[0] > 0.5
+        ax.annotate(f"{c.label} {c.mean:.1f}", (c.x, bottom - 2.5 * pad), xytext=(-5 if right else 5, 3 + 9 * stacked),
+                    textcoords="offset points", ha="right" if right else "left", va="bottom", fontsize=7,
+                    color=c.colour)
 
 
 def _tick_at_data(ax: Axes, lines: Sequence[Line]) -> None:
@@ -149,7 +215,7 @@ def _draw_bars(ax: Axes, bars: Sequence[Stat], ylabel: str, title: str) -> None:
     if len(means):
         spread = float(means.max() - means.min()) or abs(float(means.max())) * 0.05 or 1.0
         ax.set_ylim(float(means.min()) - 1.5 * spread, float(means.max()) + spread)
-    ax.set(ylabel=ylabel, title=title)
+    ax.set(ylabel=ylabel, title=wrap(title, axes_width(ax)))
     ax.grid(axis="x", visible=False)
 
 

@@ -22,6 +22,7 @@ from dstbench.analysis.aggregate import (
 )
 from dstbench.analysis.results import Results
 from dstbench.report import paired, performance, ranking, similarity, tables
+from dstbench.report.about import describe
 from dstbench.report.context import Context, Item, Note, TableItem, method_label, method_order, with_methods
 from dstbench.report.style import metric_label, scale, value_label
 
@@ -54,6 +55,7 @@ class Section:
     done: int
     missing: pd.DataFrame  # run_id, group, status, reason
     items: list[Item] = field(default_factory=list)
+    about: list[str] = field(default_factory=list)  # what the section shows (models, data, settings, paper)
     cache: dict[str, Any] = field(default_factory=dict)
 
 
@@ -102,7 +104,8 @@ def build_section(results: Results, experiment: str, out: Path) -> Section:
     """Every figure and table of one experiment; a kind that fails becomes a note, the others still render."""
     kinds, inferred = kinds_for(results, experiment)
     runs = results.done(experiment)
-    section = Section(experiment, kinds, inferred, len(runs), results.not_done(experiment))
+    section = Section(experiment, kinds, inferred, len(runs), results.not_done(experiment),
+                      about=describe(results, experiment, runs))
     if runs.empty:
         section.items.append(Note("No finished run: nothing to plot yet."))
         return section
@@ -148,13 +151,15 @@ def overview(ctx: Context, runs: pd.DataFrame) -> TableItem:
     fields = setting_fields(runs, exclude={"prune"})
     rows = runs.groupby(["method", *fields], dropna=False, sort=False).ngroup()
     runs = runs.assign(condition=rows)
-    labels = {}
+    labels, keys = {}, {}
+    methods = method_order(runs["method"].unique())
     for _, row in runs.drop_duplicates("condition").iterrows():
-        parts = [value_label(f, row[f]) for f in fields if not _irrelevant(row, f)]
-        labels[row["condition"]] = ", ".join([method_label(row["method"]), *parts])
+        shown = [f for f in fields if not _irrelevant(row, f)]
+        labels[row["condition"]] = ", ".join([method_label(row["method"]), *(value_label(f, row[f]) for f in shown)])
+        # numbers sort as numbers (update period 5, 10, 20, 40, 80; not 10, 20, 40, 5, 80)
+        keys[row["condition"]] = (methods.index(row["method"]), *(_sort_key(row[f]) for f in fields))
     metrics = [m for m in OVERVIEW_METRICS if m in runs]
-    order = sorted(labels, key=lambda c: (method_order(runs["method"].unique()).index(
-        runs.loc[runs["condition"] == c, "method"].iloc[0]), labels[c]))
+    order = sorted(labels, key=lambda c: keys[c])
     shape = (len(order), len(metrics))
     mean, std, n = np.full(shape, np.nan), np.full(shape, np.nan), np.zeros(shape, dtype=int)
     for j, metric in enumerate(metrics):
@@ -167,6 +172,15 @@ def overview(ctx: Context, runs: pd.DataFrame) -> TableItem:
                          "metric", tuple(labels[c] for c in order), tuple(metric_label(m) for m in metrics),
                          mean, std, n, marked=False)
     return ctx.table("overview", table, collapsed=True)
+
+
+def _sort_key(value: object) -> tuple[int, float, str]:
+    """Missing values last, numbers (and booleans) by value, anything else by its text."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return (2, 0.0, "")
+    if isinstance(value, bool | int | float | np.number):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
 
 
 def _irrelevant(row: pd.Series, field_name: str) -> bool:

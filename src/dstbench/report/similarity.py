@@ -14,7 +14,14 @@ from dstbench.report import tables
 from dstbench.report.context import Context, FigureItem, Item, Note
 from dstbench.report.diagrams import heatmap_figure, retained_figure
 from dstbench.report.plots import Line, Panel, line_figure
-from dstbench.report.style import colour, criterion_label, panel_title
+from dstbench.report.style import colour, criterion_label, panel_title, split_common
+
+# What J_r is measured over, and why it moves with the density (a reader sees 0.06 at D 0.2 and 0.34 at D 1).
+J_R_TEXT = ("J_r, in each title, is the chance level: the Jaccard index between the sets that random pruning removes "
+            "(the same share ρ of each layer's active weights) in runs of different seeds, averaged over seed pairs "
+            "and layers. Two independent random choices of a share p of a layer's weights overlap by p / (2 − p), "
+            "and here p = ρ × the layer's density: J_r is about 0.33 at D 1 and ρ 0.5, and about 0.05 at D 0.2 "
+            "(ERK's uneven layer densities move it a little).")
 
 
 def _dst(ctx: Context) -> pd.DataFrame:
@@ -53,9 +60,8 @@ def first_update_jaccard(ctx: Context) -> list[Item]:
     seeds = int(max(m.count.max() for _, m in every))
     items: list[Item] = [FigureItem(
         "Jaccard index of the sets chosen for removal at the first update",
-        f"Mean over {seeds} seeds per layer, then over layers (appendix K). J_r: mean pairwise index of random "
-        "prune sets from different initialisations (chance level).", tuple(heatmap_figure(main, ctx.stem(
-            "first_update_jaccard"))))]
+        f"Mean over {seeds} seeds per layer, then over layers (appendix K). {J_R_TEXT}",
+        tuple(heatmap_figure(main, ctx.stem("first_update_jaccard"))))]
     if len(every) > len(main):
         items.append(FigureItem("First-update Jaccard for each prune fraction ρ", "As above, for every probed ρ.",
                                 tuple(heatmap_figure(every, ctx.stem("first_update_jaccard_fractions")))))
@@ -89,14 +95,17 @@ def end_mask_jaccard(ctx: Context) -> list[Item]:
 
 def retained_by_all(ctx: Context) -> list[Item]:
     study = end_mask_study_of(ctx)
-    entries = [(panel_title(key) or ctx.experiment, r.retained_by_all, r.removed_by_all)
-               for key, r in study.panels.items() if isinstance(r, EndMasks) and len(r.retained_by_all)]
-    if not entries:
+    shown = [(key, r) for key, r in study.panels.items() if isinstance(r, EndMasks) and len(r.retained_by_all)]
+    if not shown:
         return [Note("Retained by all: needs end masks of at least two criteria from the same seed"),
                 *[Note(f"Retained by all: {n}") for n in study.notes]]
+    common, keys = split_common([key for key, _ in shown])  # e.g. one density and growth: said once, below
+    entries = [(panel_title(key) or ctx.experiment, r.retained_by_all, r.removed_by_all)
+               for key, (_, r) in zip(keys, shown, strict=True)]
     paths = retained_figure(entries, ctx.stem("retained_by_all"))
+    where = f"All bars: {panel_title(common)}. " if common else ""
     return [FigureItem("Weights retained and removed by all criteria",
-                       "Blue: weights kept by every criterion / weights kept; pink: weights removed by every "
+                       f"{where}Blue: weights kept by every criterion / weights kept; pink: weights removed by every "
                        "criterion / weights removed. Mean ± std over seeds; layers kept dense are left out.",
                        tuple(paths))]
 
@@ -139,5 +148,5 @@ def _pick_fraction(matrices: dict[float, JaccardMatrix], wanted: object) -> floa
 def _matrix_table(title: str, matrix: JaccardMatrix) -> tables.Table:
     labels = tuple(criterion_label(name) for name in matrix.labels)
     reference = "" if np.isnan(matrix.reference) else f"; {matrix.reference_name} = {matrix.reference:.3f}"
-    return tables.Table(f"Jaccard index, {title}{reference}", "criterion", "criterion", labels, labels,
+    return tables.Table(f"Jaccard index, {title}{reference}", "criterion", "against", labels, labels,
                         matrix.mean, matrix.std, matrix.count, marked=False, digits=3)

@@ -49,19 +49,28 @@ def from_summary(summary: pd.DataFrame, row: str, column: str, *, title: str, sc
 
 
 def marks(table: Table) -> np.ndarray:
-    """Per cell "best", "second" or "": per column, ties share a mark; columns with one value get no mark."""
+    """Per cell "best", "second" or "": per column, compared as shown (rounded to the table's digits), so values
+    that print alike tie; ties share a mark, and a column whose values all tie, or that has one value, gets none."""
     out = np.full(table.mean.shape, "", dtype=object)
     if not table.marked:
         return out
     sign = 1.0 if table.higher_is_better else -1.0
     for j in range(table.mean.shape[1]):
-        column = sign * table.mean[:, j]
-        if np.count_nonzero(np.isfinite(column)) < 2:
+        column = sign * _shown(table, table.mean[:, j])
+        distinct = sorted({float(v) for v in column if np.isfinite(v)}, reverse=True)
+        if len(distinct) < 2:
             continue
-        distinct = sorted({round(float(v), 12) for v in column if np.isfinite(v)}, reverse=True)
         for rank, value in zip(("best", "second"), distinct, strict=False):
-            out[np.isclose(column, value, rtol=0, atol=1e-12), j] = rank
+            out[column == value, j] = rank
     return out
+
+
+def _shown(table: Table, values: np.ndarray) -> np.ndarray:
+    """Values as `cell_text` prints them (in the table's scale and digits)."""
+    scaled = values * table.scale
+    digits = np.where(np.abs(scaled) < 1000, table.digits, 0)
+    return np.array([round(float(v), int(d)) if np.isfinite(v) else np.nan for v, d in zip(scaled, digits,
+                                                                                            strict=True)])
 
 
 def cell_text(table: Table, i: int, j: int) -> str:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from dstbench.sparsity.registry import Range, Registry, needs
+from dstbench.vocab import CRITERION_DISPLAY_NAMES
 
 CRITERIA = Registry("pruning criterion")
 
@@ -24,8 +25,11 @@ EPS = 1e-8
 
 
 def register_criterion(name: str, fn=None, *, needs_grad: bool = False, needs_momentum: bool = False,
-                       overwrite: bool = False):
-    """Register a pruning criterion (decorator). See the module docstring for the signature."""
+                       overwrite: bool = False, label: str | None = None):
+    """Register a pruning criterion (decorator). See the module docstring for the signature. `label` is its name in
+    the report's figures and tables (default: `name`)."""
+    if label:
+        CRITERION_DISPLAY_NAMES[name] = label
     return CRITERIA.register(name, fn, needs=needs(grad=needs_grad, momentum=needs_momentum), overwrite=overwrite)
 
 
