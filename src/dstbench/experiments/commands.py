@@ -54,12 +54,26 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.keep_checkpoints:
         execution["keep_checkpoints"] = True
     if args.dry_run:
+        from dstbench.estimate import RATES_NOTE, cost_lines, data_lines
+
+        configs = {}
         for plan in plan_sweeps(specs, args.out, only=only, retry_failed=args.retry_failed):
             groups: dict[str, int] = {}
             for run in plan.selected:
                 groups[run.group] = groups.get(run.group, 0) + 1
             print(f"{plan.spec.name}: {len(plan.selected)} runs selected of {len(plan.runs)} "
                   f"({', '.join(f'{g}: {n}' for g, n in groups.items())}); {len(plan.retry)} failed to retry")
+            for line in cost_lines([run.config for run in plan.selected], args.workers):
+                print(f"  {line}")
+            configs.update({run.run_id: run.config for run in plan.selected})
+        if len(specs) > 1:  # a run shared by several specs trains once
+            print(f"together, {len(configs)} distinct runs:")
+            for line in cost_lines(configs.values(), args.workers):
+                print(f"  {line}")
+        print(f"({RATES_NOTE})")
+        print("data:")
+        for line in data_lines(configs.values(), args.data_root):
+            print(f"  {line}")
         return 0
     try:
         result = run_sweep(
