@@ -61,3 +61,13 @@ def test_a_dry_run_says_steps_costs_rates_and_missing_data(tmp_path, capsys):
     assert "benchmarks/measured/run_groups-cpu.json" in out and "benchmarks/measured/gpu_check-h200.json" in out
     assert "  cifar10: MISSING: " in out and "  digits: found, embedded" in out
     assert not (tmp_path / "out").exists()
+
+
+def test_list_filters_by_pattern_and_shows_specs_with_run_counts_and_descriptions(capsys):
+    assert main(["list", "models", "*mlp*"]) == 0
+    assert capsys.readouterr().out.split() == ["large_mlp", "small_mlp"]
+    assert main(["list", "specs", "study-small-fig5"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.split()[:3] == ["study-small-fig5", "16", "runs"] and "Update period sweep" in line
+    assert main(["list", "criteria", "nothing*"]) == 2
+    assert "no criteria match 'nothing*'" in capsys.readouterr().err

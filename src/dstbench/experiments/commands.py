@@ -105,7 +105,10 @@ def _collect(args: argparse.Namespace) -> int:
     from dstbench.experiments.tables import METRICS_TABLE, RESULTS, write_collected
 
     results, metrics = write_collected(args.dir, include_incomplete=args.include_incomplete)
-    print(f"{Path(args.dir) / RESULTS}: {len(results)} rows; {Path(args.dir) / METRICS_TABLE}: {len(metrics)} rows")
+    runs = results["run_id"].nunique() if len(results) else 0
+    shared = f"; a run in several specs has a row for each: {runs} runs" if runs != len(results) else ""
+    print(f"{Path(args.dir) / RESULTS}: {len(results)} rows{shared}; "
+          f"{Path(args.dir) / METRICS_TABLE}: {len(metrics)} rows")
     return 0
 
 
