@@ -64,3 +64,32 @@ def test_recorded_runs_keep_their_ids_when_fields_are_added():
                        epochs=4, batch_size=32, lr=0.05)
     assert resolve_config(config).run_id() == "9e6a48935aadd4a8"
     assert resolve_config(config.replace(init_mask="magnitude")).run_id() != "9e6a48935aadd4a8"
+
+
+def test_the_foreach_optimizers_step_exactly_as_the_single_tensor_ones():
+    import copy
+
+    import torch
+
+    from dstbench.train.setup import make_optimizer
+
+    for optimizer, extra in (("sgd", {}), ("adam", {"adam_betas": (0.9, 0.98)}), ("adamw", {"adam_eps": 1e-6})):
+        config = RunConfig(model="small_cnn", dataset="digits", optimizer=optimizer, lr=0.05, momentum=0.9,
+                           nesterov=optimizer == "sgd", weight_decay=5e-4, **extra)
+        torch.manual_seed(0)
+        ours = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.Flatten(), torch.nn.Linear(288, 10))
+        reference = copy.deepcopy(ours)
+        fast = make_optimizer(ours, config)
+        assert fast.defaults["foreach"] is True
+        slow = copy.deepcopy(fast)  # the same optimizer over the copy's parameters, one tensor at a time
+        slow.param_groups[0]["params"] = list(reference.parameters())
+        slow.param_groups[0]["foreach"] = False
+        g = torch.Generator().manual_seed(1)
+        for _ in range(20):
+            for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
+                a.grad = torch.randn(a.shape, generator=g)
+                b.grad = a.grad.clone()
+            fast.step()
+            slow.step()
+        for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
+            assert torch.equal(a, b), optimizer
