@@ -164,13 +164,34 @@ def test_schedules_table_gives_the_best_update_period(tmp_path):
 
 
 def test_sections_drawn_in_parallel_processes_equal_those_drawn_here(results_folder, tmp_path, monkeypatch):
-    from dstbench.report import build
+    import datetime
+    import os
 
+    from dstbench.report import build, page
+
+    class Frozen(datetime.datetime):  # one time for both builds: they may straddle a minute
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime(2026, 1, 2, 3, 4, tzinfo=tz)
+
+    monkeypatch.setattr(page, "datetime", Frozen)
+    drawers, draw = tmp_path / "drawers", build.build_section
+
+    def noting_the_process(*args):
+        with open(drawers, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return draw(*args)
+
+    monkeypatch.setattr(build, "build_section", noting_the_process)
     monkeypatch.setenv(build.PROCESSES_ENV, "1")
     serial = build_report(results_folder, tmp_path / "serial")
+    assert set(drawers.read_text().split()) == {str(os.getpid())}
+    drawers.unlink()
     monkeypatch.setenv(build.PROCESSES_ENV, "3")
     assert build.report_processes(5) == 3 and build.report_processes(2) == 2
     parallel = build_report(results_folder, tmp_path / "parallel")
+    assert str(os.getpid()) not in drawers.read_text().split()  # every section was drawn in another process
+    assert "2026-01-02 03:04 UTC" in parallel.read_text()
     assert parallel.read_text() == serial.read_text()
     assert (tmp_path / "parallel" / "summary.txt").read_text() == (tmp_path / "serial" / "summary.txt").read_text()
 
