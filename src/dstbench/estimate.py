@@ -77,7 +77,7 @@ def _work(config: RunConfig, model: str) -> float:
 
     ratio = config.batch_size / MEASURED_BATCH.get(model, 128)
     shape, measured = dstbench.data.info(config.dataset).input_shape, dstbench.models.info(model).input_shape
-    if len(shape) == 3 and len(measured) == 3:
+    if measured is not None and len(shape) == 3 and len(measured) == 3:
         ratio *= (shape[1] * shape[2]) / (measured[1] * measured[2])
     return ratio
 
@@ -89,7 +89,7 @@ def run_cost(config: RunConfig) -> Cost:
     per_epoch = steps_per_epoch(config)
     _, val, test = dstbench.data.info(config.dataset).split_sizes
     step_equivalents = config.epochs * (per_epoch + EVAL_SHARE * (val + test) / config.batch_size)
-    work = _work(config, config.model)
+    work = _work(config, config.model) if config.model in CPU_STEP_MS or config.model in GPU_STEP_MS else 1.0
     cpu = gpu = 0.0
     if config.model in CPU_STEP_MS:
         measured = CPU_STEP_MS[config.model]
@@ -138,7 +138,7 @@ def cost_lines(configs: Iterable[RunConfig], workers: int | None = None) -> list
         key = (config.model, config.dataset)
         cost = run_cost(config)
         parts[key] = parts[key] + cost if key in parts else cost
-    lines = [f"{model} / {dataset}, {cost.runs} runs: {cost_line(cost, workers)}"
+    lines = [f"{model} / {dataset}, {cost.runs} run{'s' * (cost.runs != 1)}: {cost_line(cost, workers)}"
              for (model, dataset), cost in parts.items()]
     if len(parts) > 1:
         lines.append(f"all {sum(c.runs for c in parts.values())} runs: "
