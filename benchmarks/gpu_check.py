@@ -229,6 +229,8 @@ def part_run_groups(mode: Mode, out: Path) -> dict[str, Any]:
     cmd = [sys.executable, str(script), "--device", mode.device, "--out", str(out / "run_groups.json")]
     if mode.name != "full":
         cmd.append("--quick")
+    if mode.name == "cpu-smoke":  # every code path (fused linear and conv layers, both kernels), not every model
+        cmd += ["--models", "small_mlp,small_cnn", "--ks", "1,2"]
     timeout = 240 if mode.name != "full" else 480
     try:
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)

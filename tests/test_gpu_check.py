@@ -28,7 +28,11 @@ def test_the_gpu_check_runs_every_part_on_the_cpu(tmp_path):
         assert row["update_ms"] > 0 and row["dst_step_ms"] > 0 and 0 < row["input_share"]
     assert {row["amp"]["batch_size"] for row in [models["resnet56"]]} == {4}
     assert models["resnet56"]["amp_large_batch"]["batch_size"] == 8
-    assert set(result["targets"]) and result["run_groups"]["status"] in ("absent", "ok")
+    assert set(result["targets"]) and result["run_groups"]["status"] == "ok"
+    # the run groups' smoke: fused linear and conv layers, both kernels, K = 1 and 2 (a minute, not three)
+    rows = result["run_groups"]["result"]["rows"]
+    assert {(r["model"], r["kernels"], r["k"]) for r in rows} == {
+        (m, kernels, k) for m in ("small_mlp", "small_cnn") for kernels in ("exact", "batched") for k in (1, 2)}
     table = (tmp_path / "gpu_check.md").read_text()
     assert "| small_cnn | cifar10 | 4 |" in table and "bf16 speed-up" in table
     assert "[tests] exit 0" in done.stdout and "[models] resnet56" in done.stdout

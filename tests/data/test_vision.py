@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import dstbench.data as data
-from dstbench.data import vision
+from dstbench.data import checksums, vision
 from dstbench.data.errors import ChecksumMismatchWarning, DataFormatError, DataNotFoundError
 
 from .formats import cifar_images, write_cifar10, write_cifar100, write_fashion
@@ -107,6 +107,18 @@ def test_cifar10_local_copy_warns_with_both_sums(tmp_path):
         data.load("cifar10", root=tmp_path)
 
 
+def test_an_unofficial_cifar10_folder_warns_once_per_process_naming_one_file_and_counting_the_rest(tmp_path):
+    write_cifar10(tmp_path, as_tar=False)  # seven files, none official
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data.load("cifar10", root=tmp_path)
+        data.load("cifar10", root=tmp_path)  # every run a worker trains loads it again
+    messages = [str(w.message) for w in caught if issubclass(w.category, ChecksumMismatchWarning)]
+    assert len(messages) == 1, messages
+    assert "batches.meta: md5 " in messages[0] and "(and 6 more of its files)" in messages[0]
+    assert "dstbench data download cifar10" in messages[0]
+
+
 def test_cifar10_is_parsed_once_then_read_from_the_cache(tmp_path, monkeypatch):
     write_cifar10(tmp_path, as_tar=True)
     first = data.load("cifar10", root=tmp_path)
@@ -116,6 +128,7 @@ def test_cifar10_is_parsed_once_then_read_from_the_cache(tmp_path, monkeypatch):
         raise AssertionError("parsed again despite the cache")
 
     monkeypatch.setattr(vision, "_parse_cifar", no_parsing)
+    monkeypatch.setattr(checksums, "_WARNED", set())  # forget the first load's warning: a new process
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         again = data.load("cifar10", root=tmp_path)

@@ -54,10 +54,22 @@ def test_a_claim_is_exclusive_until_released(tmp_path):
     third.claim.release()
 
 
-def test_the_heartbeat_refreshes_the_claim_file(tmp_path):
+def test_the_heartbeat_refreshes_the_claim_file(tmp_path, monkeypatch):
+    # Wait for the heartbeat thread's beats themselves, not for a fixed time: a loaded machine may not run the
+    # thread for a while, or may run it several times before this thread reads the file.
+    beats, written = threading.Semaphore(0), []
+    real_beat = claims.Claim.beat
+
+    def counted_beat(self):
+        real_beat(self)
+        written.append(self.content["heartbeat"])
+        beats.release()
+
+    monkeypatch.setattr(claims.Claim, "beat", counted_beat)
     result = try_claim(tmp_path, "r", Owner.current("a"), heartbeat_s=0.02, on_lost=no_interrupt)
     before = read_claim(claim_path(tmp_path, "r"))["heartbeat"]
-    time.sleep(0.15)
+    while not (written and written[-1] > before):  # a beat after `before` was read
+        assert beats.acquire(timeout=60), "the heartbeat thread stopped beating"
     after = read_claim(claim_path(tmp_path, "r"))["heartbeat"]
     result.claim.release()
     assert after > before

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +17,8 @@ from dstbench.experiments import load_spec
 from .group_helpers import model_state, same_masks, without_time
 
 pytestmark = pytest.mark.slow
+
+PAUSE = Path(__file__).resolve().parents[1] / "pause_at_checkpoint.py"
 
 SPEC = """
 name = "grouped-kill"
@@ -68,13 +71,16 @@ def test_a_grouped_sweep_killed_with_kill_9_resumes_its_group_bit_identically(tm
     ids = _run_ids(spec)
     reference = tmp_path / "reference"
     _finish(_sweep(spec, reference, "--group-size", "8", "--workers", "1", "--num-threads", "1"))
-    out = tmp_path / "out"
-    proc = _sweep(spec, out, "--group-size", "8", "--workers", "1", "--num-threads", "1")
+    out, paused = tmp_path / "out", tmp_path / "paused"
+    # The sweep trains in its own process (--workers 0) and stops for good right after the group's first
+    # checkpoint (epoch 1 of 6), saying so: killed there, never after the group has finished.
+    proc = subprocess.Popen([sys.executable, str(PAUSE), str(paused), "sweep", str(spec), "--out", str(out),
+                             "--no-progress", "--group-size", "8", "--workers", "0", "--num-threads", "1"],
+                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
-    while not list((out / vocab.GROUPS).glob("*/checkpoint.pt")) and time.time() < deadline:
+    while not paused.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its worker
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert list((out / vocab.GROUPS).glob("*/checkpoint.pt")), "no group checkpoint before the deadline"
     assert not all(store.RunDir(out / store.RUNS / i).summary() for i in ids), "killed before the end"
@@ -94,7 +100,14 @@ def test_a_grouped_sweep_killed_with_kill_9_resumes_its_group_bit_identically(tm
 
 def test_two_grouped_sweeps_on_one_folder_train_every_run_once(tmp_path):
     out = tmp_path / "out"
-    procs = [_sweep("study-small-fig1", out, "--group-size", "8", "--workers", "1", "--num-threads", "1") for _ in range(2)]
+    args = ("--group-size", "8", "--workers", "1", "--num-threads", "1")
+    first = _sweep("study-small-fig1", out, *args)
+    # The second starts once the first holds its first group (8 claims): that group is trained as a group whatever
+    # the two do next, which depends on how the machine schedules them.
+    deadline = time.time() + 300
+    while len(list((out / vocab.CLAIMS).glob("*.json"))) < 8 and first.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    procs = [first, _sweep("study-small-fig1", out, *args)]
     for proc in procs:
         _finish(proc)
     runs = load_spec("study-small-fig1").expand()
@@ -108,6 +121,6 @@ def test_two_grouped_sweeps_on_one_folder_train_every_run_once(tmp_path):
         keys = [(h["step"], h["layer"]) for h in folder.history()]
         assert len(keys) == len(set(keys)), run.run_id  # no update recorded twice
         grouped += summary["group"] is not None
-    assert grouped >= len(runs) // 2  # most runs trained in groups
+    assert grouped >= 8  # at least the first sweep's first group
     assert not list((out / vocab.GROUPS).glob("*/checkpoint.pt"))
 

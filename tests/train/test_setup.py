@@ -122,7 +122,7 @@ def test_recorded_runs_keep_their_ids_when_fields_are_added():
     (dict(model="small_mlp", dataset="digits", density=0.2, prune="mest:lam=0.5", grow="gradient", update_period=7,
           end_step=50, seed=3, global_pruning=True, dense_layers=("classifier",), regrow_just_pruned=False,
           grow_init="fresh", erk_power=0.5, schedule="linear:every=100", distribution="er", prune_fraction=0.3,
-          update_full_layers=True, init_mask="magnitude"), "8e42b806d1cde5ca"),
+          update_full_layers=True, init_mask="magnitude", batch_size=128, lr=0.01), "8e42b806d1cde5ca"),
     (dict(model="lenet5_caffe", dataset="fashionmnist", density=0.05, grow="momentum", optimizer="adam", lr=0.001),
      "e3051be06ec3d6b2"),
     (dict(model="small_cnn", dataset="cifar10", density=1.0), "f5851dbbd1ecca8e"),
@@ -132,3 +132,32 @@ def test_run_ids_of_every_engine_option_are_those_recorded_before_the_options_we
     from dstbench.train.recipes import resolve_config
 
     assert resolve_config(RunConfig(**fields)).run_id() == run_id
+
+
+def test_the_foreach_optimizers_step_exactly_as_the_single_tensor_ones():
+    import copy
+
+    import torch
+
+    from dstbench.train.setup import make_optimizer
+
+    for optimizer, extra in (("sgd", {}), ("adam", {"adam_betas": (0.9, 0.98)}), ("adamw", {"adam_eps": 1e-6})):
+        config = RunConfig(model="small_cnn", dataset="digits", optimizer=optimizer, lr=0.05, momentum=0.9,
+                           nesterov=optimizer == "sgd", weight_decay=5e-4, **extra)
+        torch.manual_seed(0)
+        ours = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.Flatten(), torch.nn.Linear(288, 10))
+        reference = copy.deepcopy(ours)
+        fast = make_optimizer(ours, config)
+        assert fast.defaults["foreach"] is True
+        slow = copy.deepcopy(fast)  # the same optimizer over the copy's parameters, one tensor at a time
+        slow.param_groups[0]["params"] = list(reference.parameters())
+        slow.param_groups[0]["foreach"] = False
+        g = torch.Generator().manual_seed(1)
+        for _ in range(20):
+            for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
+                a.grad = torch.randn(a.shape, generator=g)
+                b.grad = a.grad.clone()
+            fast.step()
+            slow.step()
+        for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
+            assert torch.equal(a, b), optimizer

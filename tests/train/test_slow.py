@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,8 @@ from dstbench import store
 from .test_loop import metrics_without_time
 
 pytestmark = pytest.mark.slow
+
+PAUSE = Path(__file__).resolve().parents[1] / "pause_at_checkpoint.py"
 
 TRAIN = ["train", "--model", "small_cnn", "--dataset", "digits", "--batch-size", "64", "--lr", "0.05",
          "--density", "0.2", "--prune", "snip", "--grow", "gradient", "--update-period", "5", "--no-progress"]
@@ -44,13 +47,14 @@ def test_sigkill_mid_run_then_restart_equals_uninterrupted(tmp_path):
     args = [*TRAIN, "--epochs", "4"]
     subprocess.run([sys.executable, "-m", "dstbench", *args, "--out", str(tmp_path / "straight")], check=True,
                    env=_env(), timeout=300, capture_output=True)
-    broken = tmp_path / "broken"
-    proc = subprocess.Popen([sys.executable, "-m", "dstbench", *args, "--out", str(broken)], env=_env(),
+    broken, paused = tmp_path / "broken", tmp_path / "paused"
+    # It stops for good right after its first checkpoint (epoch 1 of 4) and says so: killed there, never too late.
+    proc = subprocess.Popen([sys.executable, str(PAUSE), str(paused), *args, "--out", str(broken)], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (broken / store.CHECKPOINT).exists() and time.time() < deadline:
+    deadline = time.time() + 300
+    while not paused.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    time.sleep(0.05)
+    assert paused.exists(), "no checkpoint written"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert store.RunDir(broken).summary() is None, "killed before the end"

@@ -16,7 +16,7 @@ from dstbench.data.augment import Augmentation
 from dstbench.data.batches import Batches
 from dstbench.data.download import download
 from dstbench.data.errors import ChecksumError, ChecksumMismatchWarning, DataFormatError, DataNotFoundError
-from dstbench.data.registry import DatasetInfo, info, load
+from dstbench.data.registry import DatasetInfo, info, load, locate
 from dstbench.data.registry import list_datasets as list  # the documented name (cf. models.list)
 from dstbench.data.splits import ArraySplit, DataSplits
 from dstbench.data.streaming import ImageFolderSplit, StreamingBatches
@@ -24,5 +24,5 @@ from dstbench.data.streaming import ImageFolderSplit, StreamingBatches
 __all__ = [
     "ArraySplit", "Augmentation", "Batches", "ChecksumError", "ChecksumMismatchWarning", "DataFormatError",
     "DataNotFoundError", "DataSplits", "DatasetInfo", "ImageFolderSplit", "StreamingBatches", "download", "info",
-    "list", "load",
+    "list", "load", "locate",
 ]

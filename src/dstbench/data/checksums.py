@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from dstbench.data.errors import ChecksumMismatchWarning
@@ -29,19 +30,35 @@ def bytes_digest(data: bytes, algorithm: str = "sha256") -> str:
     return hashlib.new(algorithm, data).hexdigest()
 
 
-def warn_if_unofficial(what: str, algorithm: str, actual: str, expected: str | tuple[str, ...]) -> bool:
-    """Warn when `actual` is none of the official sums; return whether it matched.
+# The local copies this process has already warned about: a data set loaded again (by every run a worker trains)
+# warns once per process, not once per load and file.
+_WARNED: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
 
-    `what` names the file for the message; `expected` may list several accepted sums (e.g. the published md5 of a
-    .gz and the one of its decompressed content).
+
+def warn_if_unofficial(dataset: str, algorithm: str,
+                       files: Sequence[tuple[str, str, str | tuple[str, ...]]]) -> bool:
+    """Warn when a file's sum is none of its official ones; return whether all matched.
+
+    `files` holds (what, actual, expected) per file of `dataset`: `what` names the file for the message and
+    `expected` may list several accepted sums (e.g. the published md5 of a .gz and the one of its decompressed
+    content). One warning names the first unofficial file and counts the others; the same copy warns once per
+    process.
     """
-    accepted = (expected,) if isinstance(expected, str) else expected
-    if actual in accepted:
+    unofficial = [(what, actual, (expected,) if isinstance(expected, str) else tuple(expected))
+                  for what, actual, expected in files
+                  if actual not in ((expected,) if isinstance(expected, str) else expected)]
+    if not unofficial:
         return True
+    key = (dataset, tuple((what, actual) for what, actual, _ in unofficial))
+    if key in _WARNED:
+        return False
+    _WARNED.add(key)
+    what, actual, accepted = unofficial[0]
+    others = f" (and {len(unofficial) - 1} more of its files)" if len(unofficial) > 1 else ""
     warnings.warn(
-        f"{what}: {algorithm} {actual} does not match the official {algorithm} {' or '.join(accepted)}; "
-        "loading it anyway as a local copy (results may differ from published numbers). "
-        "Download the official files with `dstbench data download NAME --root DIR` if this is unexpected.",
+        f"{what}: {algorithm} {actual} does not match the official {algorithm} {' or '.join(accepted)}{others}; "
+        f"loading this {dataset} anyway as a local copy (results may differ from published numbers). "
+        f"Download the official files with `dstbench data download {dataset} --root DIR` if this is unexpected.",
         ChecksumMismatchWarning,
         stacklevel=3,
     )

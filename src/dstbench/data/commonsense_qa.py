@@ -120,20 +120,27 @@ def encode(questions: list[Question], tokenizer, max_length: int) -> tuple[np.nd
     return ids.reshape(len(questions), len(LABELS), length), labels
 
 
+def questions_folder(root: Path) -> Path:
+    """The folder with CommonsenseQA's two JSONL files under `root`."""
+    folder = root / COMMONSENSE_QA_DIR
+    missing = [name for name in (TRAIN_FILE, DEV_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise not_found("commonsense_qa", root, [f"{COMMONSENSE_QA_DIR}/{m}" for m in missing])
+    return folder
+
+
 def load_commonsense_qa(root: Path, *, tokenizer: str | None = None, max_length: int | None = None,
                         cache: bool = True) -> DataSplits:
     """CommonsenseQA under ``root/commonsense_qa/``, tokenised with the tokenizer in folder `tokenizer`."""
     if tokenizer is None or max_length is None:
         raise UserError("commonsense_qa is text: it needs a model's tokenizer and max_length (train a RoBERTa model "
                         "on it, e.g. --model roberta_large, whose recipe sets max_length 512)")
-    folder = root / COMMONSENSE_QA_DIR
-    missing = [name for name in (TRAIN_FILE, DEV_FILE) if not (folder / name).is_file()]
-    if missing:
-        raise not_found("commonsense_qa", root, [f"{COMMONSENSE_QA_DIR}/{m}" for m in missing])
+    folder = questions_folder(root)
     digests = {}
     for name in (TRAIN_FILE, DEV_FILE):
         digests[name] = file_digest(folder / name)
-        warn_if_unofficial(f"{folder / name}", "sha256", digests[name], COMMONSENSE_QA_FILES[name])
+    warn_if_unofficial("commonsense_qa", "sha256", [(f"{folder / name}", digests[name], COMMONSENSE_QA_FILES[name])
+                                                    for name in (TRAIN_FILE, DEV_FILE)])
     tok = _load_tokenizer(tokenizer)
     key_text = "|".join([digests[TRAIN_FILE], digests[DEV_FILE], tokenizer_digest(tok), str(max_length)])
     key = "commonsense_qa-" + hashlib.sha256(key_text.encode()).hexdigest()[:20]

@@ -34,7 +34,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _tiny_folder(root: Path) -> Path:
+def tiny_folder(root: Path) -> Path:
     for folder in (root / TINY_IMAGENET_DIR, root):
         if (folder / "train").is_dir() and (folder / "val" / "val_annotations.txt").is_file():
             return folder
@@ -83,7 +83,7 @@ def load_tinyimagenet(root: Path, *, cache: bool = True, workers: int = os.cpu_c
                       preprocessing: str = "paper") -> DataSplits:
     """Tiny-ImageNet decoded into (N, 3, 64, 64) uint8 arrays (cached as .npy after the first load)."""
     check_preprocessing(preprocessing)
-    folder = _tiny_folder(root)
+    folder = tiny_folder(root)
     classes, train_paths, train_labels, val_paths, val_labels = _tiny_listing(folder)
     if not train_paths:
         raise not_found("tinyimagenet", root, [f"{TINY_IMAGENET_DIR}/train/<wnid>/images/*.JPEG"])
@@ -123,12 +123,18 @@ def _class_folders(folder: Path) -> tuple[list[str], list[Path], list[int]]:
     return classes, paths, labels
 
 
-def load_imagenet(root: Path, *, image_size: int = 224, resize: int = 256) -> DataSplits:
-    """ImageNet as lists of files, decoded and augmented by DataLoader workers while training."""
+def imagenet_folder(root: Path) -> Path:
+    """The folder with ImageNet's train/ and val/ under `root`."""
     folder = next((f for f in (root / "imagenet", root) if (f / "train").is_dir() and (f / "val").is_dir()), None)
     if folder is None:
         raise not_found("imagenet", root, ["imagenet/train/<wnid>/*.JPEG", "imagenet/val/<wnid>/*.JPEG"],
                         hint="ImageNet needs an account; see `dstbench data download imagenet` for the steps")
+    return folder
+
+
+def load_imagenet(root: Path, *, image_size: int = 224, resize: int = 256) -> DataSplits:
+    """ImageNet as lists of files, decoded and augmented by DataLoader workers while training."""
+    folder = imagenet_folder(root)
     classes, train_paths, train_labels = _class_folders(folder / "train")
     val_classes, val_paths, val_labels = _class_folders(folder / "val")
     if val_classes != classes:

@@ -31,7 +31,7 @@ VAL_FRACTION = TEST_FRACTION = 0.15
 _PATTERNS = ("*.parquet", "*.pq", "*.arff", "*.csv")
 
 
-def _find_file(root: Path) -> Path:
+def find_file(root: Path) -> Path:
     for folder in (root / HIGGS_DIR, root):
         for pattern in _PATTERNS:
             found = sorted(folder.glob(pattern)) if folder.is_dir() else []
@@ -81,10 +81,10 @@ def paper_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def load_higgs(root: Path, *, target: str | None = None, cache: bool = True) -> DataSplits:
     """Higgs from an OpenML export under `root`; parsed once and cached as .npy."""
-    path = _find_file(root)
+    path = find_file(root)
     description = read_description(path.parent)
     if path.suffix == ".arff" and description.get("md5_checksum"):
-        warn_if_unofficial(str(path), "md5", file_digest(path, "md5"), description["md5_checksum"])
+        warn_if_unofficial("higgs", "md5", [(str(path), file_digest(path, "md5"), description["md5_checksum"])])
     key = f"higgs-{file_digest(path)[:16]}-{target or 'default'}"
     arrays, meta = cached(key, path.parent, lambda: _parse(path, target, description), enabled=cache)
     x, y = arrays["x"], arrays["y"]

@@ -119,6 +119,36 @@ def load(
     return splits
 
 
+# name -> where its files are under a root (raising DataNotFoundError, with how to get them, when they are not);
+# the embedded data sets have no files.
+def _fashion_folder(root: Path, system_fallback: bool = False) -> Path:
+    return next(iter(vision.fashion_files(root, system_fallback).values())).parent
+
+
+_FINDERS: dict[str, Callable[[Path], Path]] = {
+    "higgs": higgs.find_file,
+    "fashionmnist": _fashion_folder,
+    "cifar10": lambda root: vision.cifar_source(root, vision.CIFAR10),
+    "cifar100": lambda root: vision.cifar_source(root, vision.CIFAR100),
+    "tinyimagenet": folders.tiny_folder,
+    "imagenet": folders.imagenet_folder,
+    "commonsense_qa": commonsense_qa.questions_folder,
+}
+
+
+def locate(name: str, root: str | os.PathLike[str] | None = None) -> str:
+    """Where `load(name, root)` would read the data from, without reading it: a path, or "embedded (...)" for the
+    data sets that need no files. Raises `DataNotFoundError` (saying how to get them) when they are missing."""
+    data_info = info(name)
+    finder = _FINDERS.get(data_info.name)
+    if finder is None:
+        return f"embedded ({data_info.source})"
+    resolved = resolve_root(root)
+    if data_info.name == "fashionmnist" and root is None:  # `load` falls back to Debian's package, so we do too
+        return str(_fashion_folder(resolved, system_fallback=True))
+    return str(finder(resolved))
+
+
 def data_root(root: str | os.PathLike[str] | None) -> Path:
     """The root `load` would use for `root` (for messages and the download command)."""
     return resolve_root(root)

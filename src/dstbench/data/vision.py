@@ -34,7 +34,7 @@ VAL_FRACTION = 0.1
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 
 
-def _fashion_folder(root: Path, system_fallback: bool) -> dict[str, Path]:
+def fashion_files(root: Path, system_fallback: bool) -> dict[str, Path]:
     folders = [root, root / sources.FASHION_MNIST_DIR, root / "FashionMNIST" / "raw", root / "fashionmnist"]
     if system_fallback:
         folders.append(SYSTEM_FASHION_MNIST)
@@ -55,11 +55,10 @@ def _fashion_folder(root: Path, system_fallback: bool) -> dict[str, Path]:
     raise not_found("fashionmnist", root, wanted)
 
 
-def _read_fashion_file(path: Path, name: str) -> np.ndarray:
+def _read_fashion_file(path: Path) -> tuple[np.ndarray, str]:
+    """The file's array and the sha256 of its decompressed content."""
     content = read_maybe_gzip(path)
-    official = sources.FASHION_MNIST_FILES[name][1]
-    warn_if_unofficial(f"{path} (decompressed)", "sha256", bytes_digest(content), official)
-    return parse_idx(content, str(path))
+    return parse_idx(content, str(path)), bytes_digest(content)
 
 
 def load_fashionmnist(root: Path, *, system_fallback: bool = False, preprocessing: str = "paper") -> DataSplits:
@@ -67,8 +66,12 @@ def load_fashionmnist(root: Path, *, system_fallback: bool = False, preprocessin
 
     `preprocessing`: "paper" (mean and std 0.5) or "exact" (the training split's own mean/std)."""
     check_preprocessing(preprocessing)
-    paths = _fashion_folder(root, system_fallback)
-    arrays = {name: _read_fashion_file(path, name) for name, path in paths.items()}
+    paths = fashion_files(root, system_fallback)
+    read = {name: _read_fashion_file(path) for name, path in paths.items()}
+    warn_if_unofficial("fashionmnist", "sha256", [(f"{paths[name]} (decompressed)", digest,
+                                                  sources.FASHION_MNIST_FILES[name][1])
+                                                 for name, (_, digest) in read.items()])
+    arrays = {name: array for name, (array, _) in read.items()}
     train_x, train_y = arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"]
     test_x, test_y = arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"]
     for images, labels, what in ((train_x, train_y, "train"), (test_x, test_y, "t10k")):
@@ -130,7 +133,7 @@ CIFAR100 = CifarLayout(
 )
 
 
-def _cifar_source(root: Path, layout: CifarLayout) -> Path:
+def cifar_source(root: Path, layout: CifarLayout) -> Path:
     """The extracted folder if it is complete, else the archive."""
     wanted = [*layout.train, layout.test, layout.meta]
     for folder in (root / layout.folder, root):
@@ -193,12 +196,13 @@ def load_cifar(root: Path, *, layout: CifarLayout, cache: bool = True, preproces
     `preprocessing`: "paper" (the paper's code's constants and padding, see the module) or "exact" (the 45,000
     training images' own per-channel mean/std, zero padding)."""
     check_preprocessing(preprocessing)
-    source = _cifar_source(root, layout)
+    source = cifar_source(root, layout)
     arrays, meta = cached(f"{layout.name}-{_source_key(source, layout)[:16]}", source.parent,
                           lambda: _parse_cifar(source, layout), enabled=cache)
-    for name, digest in meta["md5"].items():
-        expected = layout.archive_md5 if name == layout.archive else layout.file_md5[name]
-        warn_if_unofficial(str(source / name if source.is_dir() else source), "md5", digest, expected)
+    warn_if_unofficial(layout.name, "md5", [
+        (str(source / name if source.is_dir() else source), digest,
+         layout.archive_md5 if name == layout.archive else layout.file_md5[name])
+        for name, digest in sorted(meta["md5"].items())])
     train_x, train_y = arrays["train_x"], arrays["train_y"]
     n_val = last_fraction(len(train_x), VAL_FRACTION)
     if preprocessing == "paper":

@@ -61,13 +61,27 @@ def _sweep(args: argparse.Namespace) -> int:
                     trainer=args.trainer, hooks=args.hook, stale_after=args.stale_after, group_size=args.group_size,
                     execution=execution)
     if args.dry_run:  # checks what the real run checks, then plans without building unselected runs' configs
+        from dstbench.estimate import RATES_NOTE, cost_lines, data_lines
+
         sweep_settings(specs, **settings)
+        configs = {}
         for plan in plan_sweeps(specs, args.out, only=only, retry_failed=args.retry_failed, listing=False):
             arms: dict[str, int] = {}
             for run in plan.selected:
                 arms[run.arm] = arms.get(run.arm, 0) + 1
             print(f"{plan.spec.name}: {len(plan.selected)} runs selected of {plan.spec.size()} grid points "
                   f"({', '.join(f'{a}: {n}' for a, n in arms.items())}); {len(plan.retry)} failed to retry")
+            for line in cost_lines([run.config for run in plan.selected], args.workers):
+                print(f"  {line}")
+            configs.update({run.run_id: run.config for run in plan.selected})
+        if len(specs) > 1:  # a run shared by several specs trains once
+            print(f"together, {len(configs)} distinct runs:")
+            for line in cost_lines(configs.values(), args.workers):
+                print(f"  {line}")
+        print(f"({RATES_NOTE})")
+        print("data:")
+        for line in data_lines(configs.values(), args.data_root):
+            print(f"  {line}")
         return 0
     try:
         result = run_sweep(specs, args.out, retry_failed=args.retry_failed, only=only,
@@ -108,7 +122,9 @@ def _collect(args: argparse.Namespace) -> int:
         raise UserError(f"cannot write the tables into {args.dir} ({exc.strerror}: {exc.filename}); give "
                         "`dstbench collect --out FOLDER` to write them elsewhere (`dstbench report` reads such a "
                         "folder without writing to it)") from None
-    print(f"{Path(to) / RESULTS}: {len(results)} rows; {Path(to) / METRICS_TABLE}: {len(metrics)} rows")
+    runs = results["run_id"].nunique() if len(results) else 0
+    shared = f"; a run in several specs has a row for each: {runs} runs" if runs != len(results) else ""
+    print(f"{Path(to) / RESULTS}: {len(results)} rows{shared}; {Path(to) / METRICS_TABLE}: {len(metrics)} rows")
     return 0
 
 

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dstbench.models.common import conv_output_size, require_positive
+from dstbench.models.pooling import max_pool2x2
 from dstbench.models.registry import register
 
 
@@ -29,8 +30,8 @@ class LeNet5Caffe(nn.Module):
         self.classifier = nn.Linear(500, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = max_pool2x2(F.relu(self.conv1(x)))
+        x = max_pool2x2(F.relu(self.conv2(x)))
         x = F.relu(self.fc1(torch.flatten(x, 1)))
         return self.classifier(x)
 

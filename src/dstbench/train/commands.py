@@ -11,6 +11,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from dstbench import store
 from dstbench.config import RunConfig
 from dstbench.errors import UserError
 
@@ -87,6 +88,18 @@ def read_config_file(path: Path) -> dict[str, Any]:
                         "(key = value lines) or a run's config.json") from None
 
 
+def _print_plan(config: RunConfig) -> None:
+    """Where the data is, what will run, what it costs, and a warning for a run whose topology never changes.
+    A missing data set fails here, before the run folder is written."""
+    from dstbench.estimate import no_update_warning, plan_lines
+
+    for line in plan_lines(config):
+        print(line)
+    warning = no_update_warning(config)
+    if warning:
+        print(f"dstbench train: warning: {warning}", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> int:
     from dstbench.train.distributed import is_launch_main
     from dstbench.train.loop import run
@@ -96,6 +109,8 @@ def _run(args: argparse.Namespace) -> int:
     config = resolve_config(config_from_args(args))
     pick_device(config.device)  # this machine has the device asked for (a sweep's workers check their own)
     out = Path(args.out) if args.out else Path("runs") / config.run_id()
+    if is_launch_main() and (args.retry_failed or not (out / store.SUMMARY).exists()):
+        _print_plan(config)
     summary = run(config, out, retry_failed=args.retry_failed)
     if not is_launch_main():  # under torchrun only rank 0 reports
         return 0 if summary["status"] == "done" else 1

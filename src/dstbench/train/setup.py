@@ -65,14 +65,17 @@ def build_for(config: RunConfig, data: Any) -> nn.Module:
 
 
 def make_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
+    """The config's optimizer. `foreach` on every device (PyTorch picks it only on GPUs): the same elementwise
+    operations in the same order, so the same results to the bit, with less Python per step on a CPU (SGD with
+    Nesterov momentum: about a third less time per step for the small CNN's run groups)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
-                               weight_decay=config.weight_decay)
+                               weight_decay=config.weight_decay, foreach=True)
     adam = {k: v for k, v in (("betas", config.adam_betas), ("eps", config.adam_eps)) if v is not None}
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, **adam)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **adam)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True, **adam)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True, **adam)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: RunConfig, steps_per_epoch: int):
