@@ -14,7 +14,7 @@ ROOT = Path(dstbench.__file__).parent
 FLOORS = [
     {"errors", "vocab", "extras", "plugins"},
     {"sparsity", "models", "data"},
-    {"config", "recipes", "store", "weights", "claims", "trackers"},
+    {"config", "recipes", "store", "weights", "claims", "trackers", "estimate"},
     {"train"},
     {"experiments", "integrations"},
     {"analysis"},

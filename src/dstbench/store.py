@@ -85,6 +85,9 @@ def flush_appended() -> None:
             continue
         try:
             os.fsync(fd)
+        except OSError as exc:  # a full disk shows here, not at the append: name the file
+            raise_naming(exc, Path(path))
+            raise
         finally:
             os.close(fd)
 

@@ -62,7 +62,7 @@ def test_a_run_in_two_specs_gets_two_rows_and_a_run_in_none_gets_one(tmp_path):
 def test_collect_says_when_shared_runs_make_more_rows_than_runs(tmp_path, capsys):
     spec, out = make_sweep(tmp_path, densities=(0.1,), seeds=(0,))  # 2 runs: dst and dense
     other = small_spec(tmp_path, densities=(0.1,), seeds=(0, 1), name="other.toml")
-    run_sweep(other, out, workers=0, trainer=fake_trainers.steady, progress=False, only={"group": ["dst"]})
+    run_sweep(other, out, workers=0, trainer=fake_trainers.steady, progress=False, only={"arm": ["dst"]})
     # 3 runs: dst seed 0 and dense seed 0 are in both specs (2 rows each), dst seed 1 only in "other"
     assert main(["collect", str(out)]) == 0
     assert "results.parquet: 5 rows; a run in several specs has a row for each: 3 runs;" in capsys.readouterr().out
