@@ -1,4 +1,4 @@
-"""The integrations' README examples (docs/_readme/integrations.md) run as written."""
+"""The README's integration examples (its section "Integrations") run as written."""
 
 import re
 from pathlib import Path
@@ -7,7 +7,7 @@ import pytest
 
 from dstbench.cli import main
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "_readme" / "integrations.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.mark.slow  # two real fits and a training run: about 15 s on a loaded 2-core machine
@@ -20,7 +20,9 @@ def test_the_python_examples_run_in_order(tmp_path, monkeypatch, capsys):
     assert main(["train", "--model", "small_mlp", "--dataset", "digits", "--density", "0.1", "--update-period", "10",
                  "--epochs", "1", "--no-progress", "--out", "runs/demo"]) == 0
     assert main(["export", "runs/demo", "--out", "demo.npz"]) == 0
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+    text = DOC.read_text()
+    section = text[text.index("## Integrations"):text.index("\n## ", text.index("## Integrations") + 1)]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert len(blocks) == 3
     namespace: dict = {}
     for block in blocks:
