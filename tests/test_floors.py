@@ -12,7 +12,7 @@ ROOT = Path(dstbench.__file__).parent
 # Lowest first. Foundations; the engine, models and data; configs and run folders; training; experiments;
 # what reads stored results; the commands on top.
 FLOORS = [
-    {"errors", "vocab", "extras", "plugins"},
+    {"errors", "vocab", "extras", "plugins", "lazy"},
     {"sparsity", "models", "data"},
     {"config", "recipes", "store", "weights", "claims", "trackers", "estimate"},
     {"train"},

@@ -10,8 +10,7 @@ Names are imported on first use, so that worker processes and `dstbench list spe
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dstbench.lazy import lazy_exports
 
 _NAMES = {
     "PlannedRun": "spec",
@@ -34,7 +33,4 @@ _NAMES = {
 __all__ = sorted(_NAMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        return getattr(importlib.import_module(f"dstbench.experiments.{_NAMES[name]}"), name)
-    raise AttributeError(f"module 'dstbench.experiments' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _NAMES)

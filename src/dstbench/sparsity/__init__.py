@@ -6,8 +6,7 @@ option declarations (`dstbench.sparsity.config`, read by `dstbench.config`) load
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dstbench.lazy import lazy_exports
 
 _NAMES = {
     "SparsityConfig": "config",
@@ -33,7 +32,4 @@ _NAMES = {
 __all__ = sorted(_NAMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        return getattr(importlib.import_module(f"dstbench.sparsity.{_NAMES[name]}"), name)
-    raise AttributeError(f"module 'dstbench.sparsity' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _NAMES)
