@@ -190,12 +190,18 @@ def _cut_below(ax: Axes, panel: Panel, low: Sequence[Collapsed]) -> None:
     pad = 0.08 * (top - bottom or 1.0)
     ax.set_ylim(bottom - 2.5 * pad, top + pad)  # room at the bottom for the marks
     for c in low:
-        stacked = [d for d in low if d.x == c.x].index(c)
         ax.plot([c.x], [bottom - 2.5 * pad], marker="v", color=c.colour, markersize=6, clip_on=False, zorder=5)
-        right = ax.transAxes.inverted().transform(ax.transData.transform((c.x, bottom)))[0] > 0.5
-        ax.annotate(f"{c.label} {c.mean:.1f}", (c.x, bottom - 2.5 * pad), xytext=(-5 if right else 5, 3 + 9 * stacked),
+    # One label per criterion, its values in x order, each criterion on its own line: labels of neighbouring
+    # points (two densities, or two criteria at one density) would otherwise print over each other.
+    labels = list(dict.fromkeys(c.label for c in low))
+    for row, label in enumerate(labels):
+        points = sorted((c for c in low if c.label == label), key=lambda c: c.x)
+        first = points[0]
+        right = ax.transAxes.inverted().transform(ax.transData.transform((first.x, bottom)))[0] > 0.5
+        values = ", ".join(f"{c.mean:.1f}" for c in points)
+        ax.annotate(f"{label} {values}", (first.x, bottom - 2.5 * pad), xytext=(-5 if right else 5, 3 + 9 * row),
                     textcoords="offset points", ha="right" if right else "left", va="bottom", fontsize=7,
-                    color=c.colour)
+                    color=first.colour)
 
 
 def _tick_at_data(ax: Axes, lines: Sequence[Line]) -> None:
