@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from dstbench.sparsity.config import GrowInit, InitMask
 from dstbench.vocab import (
+    CAPTURE_MODES,
     DEFAULT_UPDATE_PERIOD,
     EXECUTION_FIELDS,
     TRACKERS,
@@ -145,6 +146,8 @@ class RunConfig(BaseModel):
     progress: bool = True
     keep_checkpoints: bool = False  # a finished run keeps checkpoint.pt (the optimizer state) beside model.npz
     track: tuple[str, ...] = Field((), description=f"live trackers to log to while training: {', '.join(TRACKERS)}")
+    capture: Literal[CAPTURE_MODES] = Field(  # type: ignore[valid-type]
+        "auto", description="the training step as a CUDA graph: auto (on a GPU where the run can be captured), off")
 
     @model_validator(mode="before")
     @classmethod

@@ -47,7 +47,7 @@ def run_mode(density: float, update_period: int) -> str:
 # Where or how fast a run executes, never its result: left out of the run id. `init_partial` is one too: it only
 # decides whether a run may start from weights that fit its model in part, or is refused; what it trains is the same.
 EXECUTION_FIELDS = frozenset({"data_root", "device", "num_threads", "progress", "keep_checkpoints", "model_path",
-                              "gradient_checkpointing", "init_partial", "track"})
+                              "gradient_checkpointing", "init_partial", "track", "capture"})
 # What is recorded during a run, not how it trains: two runs differing only here are repeats of one condition.
 RECORD_FIELDS = frozenset({"mask_snapshot_steps", "probe_steps", "probe_every", "probe_criteria", "probe_fractions"})
 # Fields that mean nothing for a static sparse run (no updates) or for a dense one (no mask either).
@@ -135,6 +135,10 @@ METRICS_TABLE = "metrics.parquet"
 # Live trackers a run can log to while it trains (`dstbench.trackers`; RunConfig.track).
 TRACKERS = ("tensorboard", "wandb", "mlflow")
 TRACKERS_FILE = "trackers.json"  # in a run folder: the trackers' own ids of the run, so that a resumed run goes on
+
+# How a training step runs (RunConfig.capture; `dstbench.train.capture`): auto replays it as a CUDA graph where the
+# run can be captured (on a GPU), off runs it eagerly everywhere.
+CAPTURE_MODES = ("auto", "off")
 
 # ---------------------------------------------------------------------------------------------- status
 

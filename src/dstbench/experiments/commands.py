@@ -52,7 +52,7 @@ def _sweep(args: argparse.Namespace) -> int:
     only = parse_assignments(args.only, "--only")
     options = {k: v[-1] for k, v in parse_assignments(args.executor_option, "--executor-option").items()}
     execution = {k: v for k, v in (("data_root", args.data_root), ("device", args.device),
-                                   ("num_threads", args.num_threads)) if v is not None}
+                                   ("num_threads", args.num_threads), ("capture", args.capture)) if v is not None}
     if args.keep_checkpoints:
         execution["keep_checkpoints"] = True
     if args.track:
@@ -151,6 +151,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--data-root", help="where the data sets are (execution only: run ids do not change)")
     sweep.add_argument("--device", help="cpu, cuda, cuda:1, ... (execution only)")
     sweep.add_argument("--num-threads", type=int, help="torch threads per run (execution only)")
+    sweep.add_argument("--capture", choices=vocab.CAPTURE_MODES,
+                       help="the training step as a CUDA graph: auto (the default: on a GPU where a run can be "
+                            "captured) or off (execution only)")
     sweep.add_argument("--keep-checkpoints", action="store_true",
                        help="finished runs keep checkpoint.pt (optimizer state included) beside model.npz")
     sweep.add_argument("--track", metavar="A,B", type=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
