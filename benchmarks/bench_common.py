@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import itertools
 import platform
+import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -110,6 +111,43 @@ class Timed:
         dst.apply_masks()
         sync(self.device)
         return time.perf_counter() - start
+
+
+class Stepper(Protocol):
+    """What the timers below time: `Timed`, or a run group's timer (`run_groups.TimedGroup`)."""
+
+    def steps(self, n: int) -> float: ...
+
+
+def interleaved_ratio(a: Stepper, b: Stepper, steps: int, rounds: int) -> tuple[float, float, float]:
+    """Median over rounds of time(b chunk) / time(a chunk), each b chunk right after an a chunk; also the
+    median seconds per step of each."""
+    ratios, ta, tb = [], [], []
+    for _ in range(rounds):
+        sa, sb = a.steps(steps), b.steps(steps)
+        ratios.append(sb / sa)
+        ta.append(sa / steps)
+        tb.append(sb / steps)
+    return statistics.median(ratios), statistics.median(ta), statistics.median(tb)
+
+
+def gpu_busy_share(timed: Stepper, steps: int, step_seconds: float, tag: str) -> float | None:
+    """The share of a step's wall time in which the GPU runs kernels (from the profiler's kernel times over
+    `steps` steps; the steps themselves are timed without the profiler). None, said under `tag`, where the
+    profiler failed or saw no kernel (a replayed CUDA graph whose kernels it does not trace)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    try:
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            timed.steps(steps)
+        kernel_us = sum(e.device_time_total for e in prof.key_averages() if e.device_type.name == "CUDA")
+    except Exception as exc:  # a profiler that cannot attach costs this one number, not the model's row
+        print(f"[{tag}] profiler failed ({type(exc).__name__}: {exc}); GPU busy share not measured", flush=True)
+        return None
+    if kernel_us <= 0:
+        print(f"[{tag}] the profiler saw no kernel; GPU busy share not measured", flush=True)
+        return None
+    return min(1.0, kernel_us / 1e6 / steps / step_seconds)
 
 
 # ------------------------------------------------------------------------------------------------- data

@@ -113,6 +113,9 @@ class TimedGroup:
                                kernels=kernels)
         self.device = self.trainer.device
         self.streams = [endless(m.batches) for m in self.trainer.members]
+        # `fit` plans the members' events (updates, probes, snapshots); `train_step` alone does not, and without
+        # this plan the timed steps would never update a topology
+        self.trainer._schedule()
 
     def steps(self, n: int) -> float:
         """Seconds for `n` fused steps, every member's batch included."""

@@ -127,8 +127,9 @@ def test_projection_json_marks_an_unmeasured_pair_and_leaves_the_totals_null():
     assert whole["eager_solo_total_gpu_hours"] == pytest.approx(8000 / 3600)
 
 
-def model_row(model, dataset, eager_ms, busy, captured_ms=None, captured_busy=None, batch=128):
-    row = dict(model=model, dataset=dataset, dst_step_ms=eager_ms, gpu_busy_share=busy, dst=dict(batch_size=batch))
+def model_row(model, dataset, eager_ms, busy, captured_ms=None, captured_busy=None, batch=128, update_ms=0.0):
+    row = dict(model=model, dataset=dataset, dst_step_ms=eager_ms, gpu_busy_share=busy, dst=dict(batch_size=batch),
+               update_ms=update_ms)
     if captured_ms is not None:
         row["capture"] = dict(step_mode="captured", captured_step_ms=captured_ms, gpu_busy_share=captured_busy)
     return row
@@ -141,14 +142,16 @@ def group_row(model, dataset, k, rate_, busy=None):
 def test_rates_and_targets_from_a_gpu_check_result():
     result = dict(
         models=[model_row("small_mlp", "higgs", 1.8, 0.07, captured_ms=0.2, captured_busy=0.5),
-                model_row("resnet56", "cifar10", 30.0, 0.3, captured_ms=13.0, captured_busy=0.9),
+                model_row("resnet56", "cifar10", 30.0, 0.3, captured_ms=13.0, captured_busy=0.9, update_ms=80.0),
                 dict(model="vgg16_bn", dataset="cifar100", error="skipped: budget")],
         groups=dict(rows=[group_row("small_mlp", "higgs", 256, 350_000.0, busy=0.85),
                           group_row("lenet5_caffe", "fashionmnist", 32, 40_000.0),
                           dict(model="large_mlp", dataset="cifar10", k=64, error="out of memory at K=64")]))
     rates = fc.rates_from(result)
     assert rate("small_mlp", "higgs", "captured", 1, 1e3 / 0.2) in rates
-    assert rate("resnet56", "cifar10", "eager", 1, 1e3 / 30.0) in rates
+    # resnet56's update of 80 ms, amortised over 800 steps: 0.1 ms a step, eager and captured
+    assert rate("resnet56", "cifar10", "eager", 1, 1e3 / 30.1) in rates
+    assert rate("resnet56", "cifar10", "captured", 1, 1e3 / 13.1) in rates
     assert rate("small_mlp", "higgs", "captured", 256, 350_000.0) in rates and len(rates) == 6
     cost = dict(pairs=[dict(model="small_mlp", dataset="higgs", gpu_hours=0.3),
                        dict(model="lenet5_caffe", dataset="fashionmnist", gpu_hours=0.2)], total_gpu_hours=None)
