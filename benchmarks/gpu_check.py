@@ -68,6 +68,7 @@ ROOT = HERE.parent
 UPDATE_PERIOD = 800
 DST_SETTINGS = dict(density=0.1, prune="magnitude", grow="random", update_period=UPDATE_PERIOD)
 TARGET_OVERHEAD_PCT, TARGET_AMP_SPEEDUP = 5.0, 1.5
+SKIPPED = "skipped: past the models part's time budget"
 AMP_KEYS = ("amp", "amp_large_batch", "amp_captured", "amp_captured_large_batch")
 
 
@@ -205,27 +206,26 @@ def part_model(setup: Setup, mode: Mode, device: torch.device, tmp: Path) -> dic
         # at the recipe's batch a small model's step is bound by kernel launches, where bf16 cannot help: the
         # same comparison at a batch that keeps the GPU busy says whether the bf16 path itself pays
         big = _config(setup, mode).batch_size * mode.amp_large_batch_factor
-        for capture in ("off", "auto"):
-            key = "amp" if capture == "off" else "amp_captured"
-            if capture == "off" or captured is not None:
-                row[key] = amp_speedup(setup, mode, data, tmp, dst if capture == "off" else captured, chunk,
-                                       capture=capture)
+        for capture, key, recipe_fp32 in (("off", "amp", dst), ("auto", "amp_captured", captured)):
+            if recipe_fp32 is None:  # the captured run failed above
+                continue
+            row[key] = amp_speedup(setup, mode, data, tmp, recipe_fp32, chunk, capture=capture)
             fp32 = Timed(_config(setup, mode, batch_size=big, capture=capture, **DST_SETTINGS), data,
                          tmp / f"{setup.model}-big-{capture}")
             fp32.steps(mode.warmup_steps)
             row[f"{key}_large_batch"] = amp_speedup(setup, mode, data, tmp, fp32, max(mode.min_chunk, chunk // 8),
                                                     batch_size=big, capture=capture)
     d, s = row["dense"], row["dst"]
-    amp_text = "".join(f"  bf16 {row[k]['speedup']:.2f}x at batch {row[k]['batch_size']} ({row[k]['bf16_step_mode']})"
-                       for k in AMP_KEYS if k in row)
     capture = row["capture"]
-    amp_text += (f"  captured {capture['captured_step_ms']:.3f} ms ({capture['step_mode']}, "
+    extra = (f"  captured {capture['captured_step_ms']:.3f} ms ({capture['step_mode']}, "
                  f"{capture['speedup']:.2f}x)" if "error" not in capture else "  captured: failed")
+    extra += "".join(f"  bf16 {row[k]['speedup']:.2f}x at batch {row[k]['batch_size']} ({row[k]['bf16_step_mode']})"
+                     for k in AMP_KEYS if k in row)
     busy = f"  GPU busy {100 * row['gpu_busy_share']:.0f}%" if row["gpu_busy_share"] is not None else ""
     print(f"[models] {setup.model:<15} {setup.dataset:<12} dense {d['samples_per_s']:>9,.0f}/s "
           f"{d['step_ms']:7.2f} ms  DST {s['samples_per_s']:>9,.0f}/s  mem {d['peak_gib'] or 0:5.2f}/"
           f"{s['peak_gib'] or 0:5.2f} GiB  update {row['update_ms']:7.1f} ms  DST {overhead:+5.1f}%  "
-          f"batch {100 * row['input_share']:4.1f}% of a step{busy}{amp_text}", flush=True)
+          f"batch {100 * row['input_share']:4.1f}% of a step{busy}{extra}", flush=True)
     return row
 
 
@@ -309,8 +309,10 @@ def project(result: dict[str, Any], pairs: list[fig1_cost.Pair], path: Path, out
     result["fig1_cost"], result["fig1_targets"] = fig1_cost.from_result(result, pairs)
     fig1_cost.save(result["fig1_cost"], path)
     save(result, out)
-    print(fig1_cost.markdown(result["fig1_cost"]), fig1_cost.targets_markdown(result["fig1_targets"]), sep="\n",
-          flush=True)
+    cost = result["fig1_cost"]
+    measured = [p["gpu_hours"] for p in cost["pairs"] if p["gpu_hours"] is not None]
+    print(f"[fig1] {len(measured)} of {len(cost['pairs'])} pairs measured, {sum(measured):,.2f} GPU-hours projected "
+          f"for them; {path}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -353,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
                 if time.perf_counter() - models_started > mode.models_budget_s:
                     print(f"[models] {setup.model}: skipped, past the {mode.models_budget_s:.0f} s budget",
                           flush=True)
-                    result["models"].append(dict(model=setup.model, dataset=setup.dataset, error="skipped: budget"))
+                    result["models"].append(dict(model=setup.model, dataset=setup.dataset, error=SKIPPED))
                     continue
                 try:
                     row = part_model(setup, mode, device, Path(tmp))
@@ -383,8 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out / 'gpu_check.json'} and {out / 'gpu_check.md'}"
           + (f", {fig1_out} and {fig1_out.with_suffix('.md')}" if pairs else "") + f" in {result['seconds']:.0f} s")
     tests_ok = "tests" not in result or result["tests"]["returncode"] == 0
-    models_ok = all("error" not in r or r["error"] == "skipped: budget" for r in result["models"])
-    return 0 if tests_ok and models_ok else 1
+    models_ok = all("error" not in r or r["error"] == SKIPPED for r in result["models"])
+    groups_ok = not any(note.startswith("failed") for note in result.get("groups", {}).get("notes", {}).values())
+    return 0 if tests_ok and models_ok and groups_ok else 1
 
 
 if __name__ == "__main__":
