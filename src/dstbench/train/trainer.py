@@ -31,7 +31,7 @@ import math
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,11 @@ from dstbench.data.registry import data_root
 from dstbench.models.fusion import Fusion, FusionError, fuse
 from dstbench.sparsity import DST
 from dstbench.sparsity.optimizers import OptimizerState, SliceOptimizerState
+from dstbench.train import capture
+from dstbench.train.capture import STEP_MODES, StepGraph, uncapturable
 from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint
 from dstbench.train.distributed import Distributed
+from dstbench.train.feed import Feed
 from dstbench.train.grouping import GroupError, check_compatible, group_id
 from dstbench.train.layout import Plain, correct, kernels_for, member_losses, stacked
 from dstbench.train.members import Member, one_layout
@@ -54,9 +57,11 @@ from dstbench.train.progress import Progress
 from dstbench.train.records import better, epoch_row, probe, probe_due, summary_of
 from dstbench.train.setup import (
     build_for,
+    learning_rate,
     load_data,
     make_optimizer,
     make_scheduler,
+    optimizer_kernels,
     pick_device,
     sparsity_config,
 )
@@ -70,13 +75,15 @@ class Trainer:
     in group.json and its summary); else one run, whose failed update raises. `claims[k]` is the claim of member
     k's folder (None: not held here); `writes[k]` False marks a run finished already: it is trained along (the
     group's shape stays the one checkpointed) but never written. `data` replaces the config's data set
-    (benchmarks); `kernels` are the fused model's (`kernels_for`).
+    (benchmarks); `kernels` are the fused model's (`kernels_for`). `step_mode` overrides the config's `capture`:
+    "capturable" runs the captured step eagerly (the CPU tests compare it with the eager step), "eager" or
+    "captured" (`dstbench.train.capture`).
     """
 
     def __init__(self, configs: Sequence[RunConfig], folders: Sequence[store.RunDir], checkpoint: Path, *,
                  group_dir: Path | None = None, claims: Sequence[Claim | None] | None = None,
                  writes: Sequence[bool] | None = None, dist: Distributed | None = None, data: Any = None,
-                 kernels: str = "auto", checkpoint_seconds: float = 0.0):
+                 kernels: str = "auto", checkpoint_seconds: float = 0.0, step_mode: str | None = None):
         size = len(configs)
         if size > 1:
             check_compatible(configs)
@@ -119,9 +126,6 @@ class Trainer:
         self.kernels = self.layout.kernels  # a lone member computes its loss as exactly as a solo run always did
         self.model = self.layout.model
         self.net = self.dist.wrap(self.model)
-        self.optimizer = make_optimizer(self.model, self.config)
-        state = OptimizerState(self.optimizer) if size == 1 else SliceOptimizerState(self.optimizer,
-                                                                                     self.layout.slices)
         for member, view in zip(self.members, self.layout.members, strict=True):
             member.model = view
             member.batches = self._batches(member.config.batch_size, member.config.seed)
@@ -131,12 +135,20 @@ class Trainer:
                           for split in ("val", "test")}
         self.steps_per_epoch = len(self.members[0].batches)
         self.total_steps = self.steps_per_epoch * self.config.epochs
-        self.scheduler = make_scheduler(self.optimizer, self.config, self.steps_per_epoch)
         # Exact kernels, members that share no state (no batch-norm counter): each member runs the solo forward
         # and backward on its own module, one member after the other as solo runs do (a CPU's caches then hold
         # one member's activations, not K's), and its gradients are copied into the stacked ones.
         shared = any(index is None for indices in getattr(self.layout, "indices", {}).values() for index in indices)
         self.one_by_one = size > 1 and self.kernels == "exact" and not shared
+        streams = [m.batches for m in self.members]
+        self.feed = Feed(streams, self.device) if Feed.fits(streams) else None
+        self.step_mode = self._step_mode(step_mode)
+        self.optimizer = make_optimizer(self.model, self.config)
+        self.scheduler = make_scheduler(self.optimizer, self.config, self.steps_per_epoch)
+        self._fused = self.step_mode != "eager" and capture.fused_optimizer(self.device)
+        optimizer_kernels(self.optimizer, fused=self._fused, device=self.device)
+        state = OptimizerState(self.optimizer) if size == 1 else SliceOptimizerState(self.optimizer,
+                                                                                     self.layout.slices)
         # The engines are driven: this trainer masks gradients (one multiply over all members) and steps them.
         self.shares = Shares(self.layout, self.model, self.one_by_one)
         for member in self.members:
@@ -144,6 +156,9 @@ class Trainer:
                              mask_buffers=self.shares.mask_buffers(member))
         self.shares.watch(self.members)
         self.live = torch.tensor([m.live for m in self.members], device=self.device)
+        self._loss_sum = torch.zeros(size, device=self.device)  # the epoch's, summed over samples, per member
+        self._hits = torch.zeros(size, device=self.device)
+        self._graph = StepGraph(self._captured_step, self.device) if self.step_mode == "captured" else None
         self.epoch = self.steps = 0
         self._next_event = math.inf  # the first step at which a member has work of its own
         self._live_members = size
@@ -159,6 +174,29 @@ class Trainer:
 
     def _batches(self, batch_size: int, seed: int) -> Any:
         return self.data.batches("train", batch_size, seed=seed, device=self.device, channels_last=self.channels_last)
+
+    def _step_mode(self, forced: str | None) -> str:
+        """"captured" where the config's `capture` is auto and the step can be captured (on CUDA), else "eager"
+        (with one line saying why, on CUDA); `forced` as asked, if the step can be captured."""
+        reason = uncapturable(device=self.device if forced != "capturable" else torch.device("cuda"),
+                              distributed=self.dist.enabled, fed=self.feed is not None, one_by_one=self.one_by_one,
+                              gradient_checkpointing=self.config.gradient_checkpointing)
+        if forced is not None:
+            if forced not in STEP_MODES:
+                raise ValueError(f"step_mode {forced!r} is not one of {', '.join(STEP_MODES)}")
+            if forced != "eager" and reason is not None:
+                raise GroupError(f"this trainer's step cannot be captured: {reason}")
+            return forced
+        if self.config.capture == "off" or self.device.type != "cuda":
+            return "eager"
+        if reason is not None:
+            self._eager_because(reason)
+            return "eager"
+        return "captured"
+
+    def _eager_because(self, reason: str) -> None:
+        runs = self.members[0].config.run_id() if len(self.members) == 1 else f"group {self.id}"
+        print(f"dstbench: {runs}: the training step runs eagerly, not as a CUDA graph: {reason}", file=sys.stderr)
 
     # ------------------------------------------------------------------------------------------------- run
 
@@ -191,6 +229,7 @@ class Trainer:
                                  "this group afresh")
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
+            optimizer_kernels(self.optimizer, fused=self._fused, device=self.device)  # whichever step saved it
             self.scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["torch_rng"])
             self.epoch, self.elapsed = int(state["epoch"]), float(state["elapsed"])
@@ -222,30 +261,26 @@ class Trainer:
         t0 = time.time()
         for module in (self.net, *(m.model for m in self.members)):
             module.train()
-        size, binary = len(self.members), self.data.task == "binary"
-        loss_sum = torch.zeros(size, device=self.device)
-        hits = torch.zeros(size, device=self.device)
+        self._loss_sum.zero_()
+        self._hits.zero_()
         seen = 0
         history_start = [len(m.dst.history) for m in self.members]
-        for batches in zip(*(m.batches for m in self.members), strict=True):
+        for batches in self._epoch_batches():
             if not self._live_members:  # the last one failed in this epoch: nothing left to train
                 break
-            losses, out, y = self.train_step(batches)
-            with torch.no_grad():
-                loss_sum += losses.detach() * y.shape[0]
-                hits += correct(out.detach(), y, binary=binary)
+            losses, _, y = self.train_step(batches)
             seen += y.shape[0]
             self.progress.step(losses)
         self.epoch += 1
         self._engines_to(self.steps)
         seconds = time.time() - t0
         # divided on the host, in double precision
-        train_loss = [v / seen for v in loss_sum.tolist()]
-        train_acc = [v / seen for v in hits.tolist()]
+        train_loss = [v / seen for v in self._loss_sum.tolist()]
+        train_acc = [v / seen for v in self._hits.tolist()]
         val = self._evaluate(self.eval_sets["val"])
         test = self._evaluate(self.eval_sets["test"])
         self.elapsed += seconds
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = learning_rate(self.scheduler)
         for member in self.members:
             if not member.live:
                 continue
@@ -266,22 +301,40 @@ class Trainer:
                 self._fail(member, f"training loss became {member.last_row['train_loss']} in epoch {self.epoch}: "
                                    "lower the learning rate or check the data")
 
-    def train_step(self, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
+    def _epoch_batches(self) -> Iterator[Sequence[tuple[torch.Tensor, torch.Tensor]] | None]:
+        """The rest of the epoch's steps: the members' batches, or None per step where the feed forms them."""
+        if self.feed is None:
+            yield from zip(*(m.batches for m in self.members), strict=True)
+            return
+        self.feed.ready()
+        while self.feed.index < self.feed.steps:
+            yield None
+
+    def train_step(self, batches: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One optimizer step of every member on its batch (x, y), and its engine's step. Returns the members'
-        losses (K,), the outputs (B, K, C) and the labels (B, K), on the device. Between the steps that need a
-        member's own work (`_events`: its updates, probes, snapshots) nothing here waits for the device, and no
-        Python runs per member."""
-        xs = [self.dist.shard(x) for x, _ in batches]
-        y = self.layout.labels([self.dist.shard(y) for _, y in batches])
+        """One optimizer step of every member on its batch (x, y), and its engine's step; `batches` None: the
+        members' next batches of their own streams (epoch after epoch). Returns the members' losses (K,), the
+        outputs (B, K, C) and the labels (B, K), on the device. Between the steps that need a member's own work
+        (`_events`: its updates, probes, snapshots) nothing here waits for the device, no Python runs per member,
+        and a captured step is one graph replay."""
+        if batches is None and self.feed is not None:
+            self.feed.ready()
+            if self.step_mode != "eager" and self.steps + 1 < self._next_event and self.feed.full_next:
+                outputs = self._replay()
+                if outputs is not None:
+                    return outputs
+            xs, ys = self.feed.take()
+            self.feed.taken()
+        else:
+            if batches is None:
+                batches = [next(iter(m.batches), None) or next(iter(m.batches)) for m in self.members]
+            xs, ys = [self.dist.shard(x) for x, _ in batches], [self.dist.shard(y) for _, y in batches]
+        y = self.layout.labels(ys)
         self.optimizer.zero_grad(set_to_none=True)
         if self.one_by_one:
             losses, out = self._one_by_one(xs, y)
         else:
-            with self._autocast():
-                out = self.layout.outputs(self.net(self.layout.inputs(xs)))
-                losses = self._losses(out, y)
-            self._total(losses).backward()
+            losses, out = self._forward_backward(xs, y)
         self.steps += 1
         visiting = self._events(self.steps)
         self.shares.mask_gradients([m for m in visiting if m.dst.update_due()], len(self.members))
@@ -291,7 +344,54 @@ class Trainer:
             self._engine_step(member)
         if visiting:
             self._first_event()
-        return stacked(losses), out, y
+        losses = stacked(losses)
+        self._accumulate(losses, out, y)
+        return losses, out, y
+
+    def _forward_backward(self, xs: Sequence[torch.Tensor], y: torch.Tensor
+                          ) -> tuple[list[torch.Tensor] | torch.Tensor, torch.Tensor]:
+        with self._autocast():
+            out = self.layout.outputs(self.net(self.layout.inputs(xs)))
+            losses = self._losses(out, y)
+        self._total(losses).backward()
+        return losses, out
+
+    @torch.no_grad()
+    def _accumulate(self, losses: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        """The step's losses and correct predictions into the epoch's sums (on the device)."""
+        self._loss_sum += losses.detach() * y.shape[0]
+        self._hits += correct(out.detach(), y, binary=self.data.task == "binary")
+
+    def _captured_step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The step a CUDA graph captures (`dstbench.train.capture`): the next full batches by the feed's device
+        counter, forward, backward, every member's gradients masked, the optimizer's fused step (the rate a
+        tensor), the epoch's sums. Reads and writes static tensors only; no member has work of its own here."""
+        xs, ys = self.feed.take()
+        y = self.layout.labels(ys)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses, out = self._forward_backward(xs, y)
+        self.shares.mask_gradients([], len(self.members))
+        self.optimizer.step()
+        losses = stacked(losses).detach()
+        self._accumulate(losses, out, y)
+        return losses, out.detach(), y
+
+    def _replay(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """A step without events: the captured step (replayed, or during the warm-up run eagerly; run eagerly
+        as it is on a CPU). None: the capture failed, and this and later steps run eagerly."""
+        if self._graph is None:
+            outputs = self._captured_step()
+        else:
+            try:
+                outputs = self._graph()
+            except RuntimeError as exc:  # something in the step cannot be captured: eager, said once
+                self._graph, self.step_mode = None, "eager"
+                self._eager_because(f"the capture failed ({str(exc).splitlines()[0]})")
+                return None
+        self.steps += 1
+        self.feed.taken()
+        self.scheduler.step()
+        return outputs
 
     def _total(self, losses: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         """What backward differentiates: the live members' losses summed (a lone member's loss itself)."""
@@ -403,7 +503,8 @@ class Trainer:
 
     def _autocast(self) -> torch.autocast:
         """bfloat16 autocast when the config asks for AMP: no loss scaling needed, parameters stay float32."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp,
+                              cache_enabled=self.step_mode != "captured")  # a graph must not keep cached casts
 
     def _losses(self, out: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor] | torch.Tensor:
         return member_losses(out, y, binary=self.data.task == "binary", exact=self.kernels == "exact",
@@ -437,9 +538,12 @@ class Trainer:
     def _checkpoint(self) -> None:
         self._last_checkpoint = time.time()
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        optimizer = self.optimizer.state_dict()
+        for group in optimizer["param_groups"]:  # a float rate, whichever step (eager or captured) resumes
+            group["lr"] = float(group["lr"])
         save_checkpoint(self.checkpoint_path, {
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer,
             "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "epoch": self.epoch,
