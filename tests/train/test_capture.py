@@ -67,16 +67,18 @@ def test_the_capturable_step_equals_the_eager_step_grouped(tmp_path, kernels):
         assert_member_is_solo(tmp_path / "capturable" / config.run_id(), tmp_path / "eager" / config.run_id())
 
 
-@pytest.mark.parametrize("first,then,fused", [("capturable", "eager", False), ("eager", "capturable", False),
-                                              ("capturable", "capturable", True)])
-def test_a_checkpoint_of_one_step_resumes_in_the_other(tmp_path, monkeypatch, first, then, fused):
+@pytest.mark.parametrize("first,then,fused,optimizer", [
+    ("capturable", "eager", False, "sgd"), ("eager", "capturable", False, "sgd"),
+    ("capturable", "capturable", True, "sgd"), ("capturable", "capturable", True, "adam")])
+def test_a_checkpoint_of_one_step_resumes_in_the_other(tmp_path, monkeypatch, first, then, fused, optimizer):
     """The checkpoint stores the rate as a float, and the optimizer's kernels and rate are set again after loading
     it. `fused`: the fused kernels with the rate a tensor (a CUDA graph's; here forced on the CPU), against a
     straight run with them."""
     monkeypatch.setenv(CHECKPOINT_ENV, "0")
     if fused:
         monkeypatch.setattr(capture, "fused_optimizer", lambda device: True)
-    configs = member_configs("small_mlp", MEMBERS[:3], snapshots=False, epochs=3)
+    adam = dict(optimizer="adam", lr=0.003, momentum=None, nesterov=None) if optimizer == "adam" else {}
+    configs = member_configs("small_mlp", MEMBERS[:3], snapshots=False, epochs=3, **adam)
     _train(configs, tmp_path / "straight", "capturable" if fused else "eager", "batched")
     original = Trainer._train_epoch
     saved = []

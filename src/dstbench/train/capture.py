@@ -85,7 +85,7 @@ class StepGraph:
             return outputs
         graph = torch.cuda.CUDAGraph()
         torch.cuda.synchronize(self.device)  # once: the warm-up's work done before the capture
-        with torch.cuda.graph(graph, stream=self.stream):
+        with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):  # trackers own threads
             self.outputs = self.body()
         self.graph = graph
         graph.replay()  # the capture ran nothing: this step's work

@@ -87,12 +87,25 @@ def optimizer_kernels(optimizer: torch.optim.Optimizer, *, fused: bool, device: 
 
     The rate's dtype is what each device's fused kernel reads: a CUDA kernel a float32 pointer, the CPU kernel a
     double (with a double, its results equal the foreach kernels' to the bit; a float32 rate differs once the
-    schedule gives a rate that float32 cannot hold)."""
+    schedule gives a rate that float32 cannot hold).
+
+    Adam's step counts follow the kernels: on the device for the fused ones, on the CPU for foreach ones (which
+    would otherwise read a device count back every step); and its groups are marked `capturable` on CUDA, which
+    PyTorch requires of an Adam step inside a graph capture (its warning that a capturable step also runs
+    uncaptured is silenced: the captured run's eager steps are its updates and warm-up).
+    """
     dtype = torch.float32 if device.type == "cuda" else torch.float64
     for group in optimizer.param_groups:
         lr = float(group["lr"])
         group["fused"], group["foreach"] = fused, not fused
         group["lr"] = torch.tensor(lr, dtype=dtype, device=device) if fused else lr
+        if "capturable" in group:  # Adam, AdamW
+            group["capturable"] = fused and device.type == "cuda"
+    for state in optimizer.state.values():
+        step = state.get("step")
+        if isinstance(step, torch.Tensor):
+            state["step"] = step.to(device if fused else "cpu", torch.float32)
+    optimizer._warned_capturable_if_run_uncaptured = True  # PyTorch's warn-once flag
 
 
 def learning_rate(scheduler: torch.optim.lr_scheduler.LambdaLR) -> float:
