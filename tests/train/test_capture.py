@@ -5,6 +5,7 @@ choice of step follows `capture` with a reason where it falls back."""
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from dstbench import store
 from dstbench.config import RunConfig
@@ -158,3 +159,42 @@ def test_a_step_that_cannot_be_captured_is_refused_when_forced(tmp_path):
     with pytest.raises(GroupError, match="one after the other"):
         Trainer(configs, folders, tmp_path / "c.pt", group_dir=tmp_path / "g", kernels="exact",
                 step_mode="capturable")
+
+
+# What would make a CUDA step wait for the device (a value read back, a shape that depends on the data): none of
+# these may run in the captured step, whose CPU twin records every aten operation it dispatches.
+HOST_SYNCS = {"_local_scalar_dense", "nonzero", "masked_select", "unique_dim", "_unique2", "is_nonzero", "equal",
+              "item", "masked_scatter", "repeat_interleave"}
+
+
+class _Recorder(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.ops = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.add(func._schema.name.split("::")[-1])
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("model,size,kernels,extra", [
+    ("small_mlp", 1, "auto", dict(label_smoothing=0.1)), ("small_mlp", 3, "batched", {}),
+    ("small_cnn", 2, "batched", dict(optimizer="adamw", lr=0.003, momentum=None, nesterov=None)),
+    ("resnet56", 2, "exact", dict(train_subset=64, amp=True))])
+def test_the_captured_step_reads_nothing_back_from_the_device(tmp_path, monkeypatch, model, size, kernels, extra):
+    """With the optimizer a CUDA graph captures (fused, the rate a tensor: forced here on the CPU), forward,
+    backward, masking, the optimizer step and the epoch's sums dispatch no operation that reads the device."""
+    monkeypatch.setattr(capture, "fused_optimizer", lambda device: True)
+    members = [dict(density=0.2, prune="magnitude", grow="gradient", update_period=50, seed=k) for k in range(size)]
+    configs = member_configs(model, members, snapshots=False, **extra)
+    folders = [store.RunDir(tmp_path / c.run_id()) for c in configs]
+    trainer = Trainer(configs, folders, tmp_path / "c.pt", group_dir=tmp_path / "g" if size > 1 else None,
+                      kernels=kernels, step_mode="capturable")
+    trainer._restore_or_start()
+    trainer.train_step()  # the first step creates the optimizer's state (eager in a captured run: warm-up)
+    assert trainer.steps + 1 < trainer._next_event and trainer.feed.full_next
+    with _Recorder() as recorder:
+        trainer._captured_step()
+    assert {"mm", "addmm", "bmm", "baddbmm", "convolution"} & recorder.ops
+    assert recorder.ops & {"_fused_sgd_", "_fused_adamw_"}
+    assert not recorder.ops & HOST_SYNCS, sorted(recorder.ops & HOST_SYNCS)
