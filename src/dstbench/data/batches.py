@@ -131,27 +131,48 @@ class Batches:
             self._draws = (self.epoch, order, moves)
         return self._draws[1], self._draws[2]
 
-    def _make(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def epoch_plan(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The current epoch's rows in the order its batches take them (batch i: rows [i * batch_size, ...)) and
+        their augmentation moves (None without augmentation), on the device. With `gather` and `end_epoch`, a
+        trainer forms several streams' batches at once (`dstbench.train.feed`)."""
         order, moves = self._epoch_draws()
-        start, stop = index * self.batch_size, min((index + 1) * self.batch_size, self.num_samples)
         if order is None:
-            x, y = self._source[start:stop], self.y[start:stop]
-        else:
-            rows = order[start:stop]
-            x, y = self._source.index_select(0, rows), self.y.index_select(0, rows)
+            order = torch.arange(self.num_samples, device=self.device)
+        return order, moves
+
+    def gather(self, rows: torch.Tensor, moves: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch of the data's `rows` with augmentation `moves` (a plan's slices, or several plans' slices
+        together: any number of rows), as `__iter__` forms it."""
+        x, y = self._source.index_select(0, rows), self.y.index_select(0, rows)
         if self._augment is not None:
-            x = self._augment(x, moves[start:stop])
+            x = self._augment(x, moves)
         x = self.normalize(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
+
+    def end_epoch(self) -> None:
+        """Mark the current epoch's batches handed out (formed elsewhere from its `epoch_plan`): the stream goes
+        on at the next epoch, as after iterating it."""
+        self.epoch, self.batch = self.epoch + 1, 0
+
+    def _make(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        order, moves = self._epoch_draws()
+        start, stop = index * self.batch_size, min((index + 1) * self.batch_size, self.num_samples)
+        if order is None:  # unshuffled: the rows are a slice (a view, no gather)
+            x, y = self._source[start:stop], self.y[start:stop]
+            if self._augment is not None:
+                x = self._augment(x, moves[start:stop])
+            x = self.normalize(x)
+            return (x.contiguous(memory_format=torch.channels_last) if self.channels_last else x), y
+        return self.gather(order[start:stop], None if moves is None else moves[start:stop])
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         while self.batch < self._num_batches:
             index = self.batch
             self.batch += 1  # counted as consumed once handed out: a checkpoint after the step resumes after it
             yield self._make(index)
-        self.epoch, self.batch = self.epoch + 1, 0
+        self.end_epoch()
 
 
 def _upload(draws: torch.Tensor, device: torch.device) -> torch.Tensor:

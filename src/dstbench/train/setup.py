@@ -67,7 +67,8 @@ def build_for(config: RunConfig, data: Any) -> nn.Module:
 def make_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
     """The config's optimizer. `foreach` on every device (PyTorch picks it only on GPUs): the same elementwise
     operations in the same order, so the same results to the bit, with less Python per step on a CPU (SGD with
-    Nesterov momentum: about a third less time per step for the small CNN's run groups)."""
+    Nesterov momentum: about a third less time per step for the small CNN's run groups). A captured step switches
+    to the fused kernels afterwards (`optimizer_kernels`)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
@@ -76,6 +77,44 @@ def make_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True, **adam)
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True, **adam)
+
+
+def optimizer_kernels(optimizer: torch.optim.Optimizer, *, fused: bool, device: torch.device) -> None:
+    """The fused kernels with the learning rate as a tensor on `device` (what a CUDA graph captures: one kernel
+    that reads the rate the schedule writes in place), or foreach ones with a float rate. Called once the
+    scheduler exists (its base rates stay floats, so that stepping it never reads the device) and again after
+    loading a checkpoint, whose groups carry the flags and rate of the run that saved it.
+
+    The rate's dtype is what each device's fused kernel reads: a CUDA kernel a float32 pointer, the CPU kernel a
+    double (with a double, its results equal the foreach kernels' to the bit; a float32 rate differs once the
+    schedule gives a rate that float32 cannot hold).
+
+    Adam's step counts follow the kernels: on the device for the fused ones, on the CPU for foreach ones (which
+    would otherwise read a device count back every step); and its groups are marked `capturable` on CUDA, which
+    PyTorch requires of an Adam step inside a graph capture (its warning that a capturable step also runs
+    uncaptured is silenced: the captured run's eager steps are its updates and warm-up).
+    """
+    dtype = torch.float32 if device.type == "cuda" else torch.float64
+    for group in optimizer.param_groups:
+        lr = float(group["lr"])
+        group["fused"], group["foreach"] = fused, not fused
+        group["lr"] = torch.tensor(lr, dtype=dtype, device=device) if fused else lr
+        if "capturable" in group:  # Adam, AdamW
+            group["capturable"] = fused and device.type == "cuda"
+    for state in optimizer.state.values():
+        step = state.get("step")
+        if isinstance(step, torch.Tensor):
+            state["step"] = step.to(device if fused else "cpu", torch.float32)
+    optimizer._warned_capturable_if_run_uncaptured = True  # PyTorch's warn-once flag
+
+
+def learning_rate(scheduler: torch.optim.lr_scheduler.LambdaLR) -> float:
+    """The first group's current learning rate as the schedule computed it (a double), also where the fused step
+    holds it as a float32 tensor (`optimizer_kernels`)."""
+    lr = scheduler.optimizer.param_groups[0]["lr"]
+    if not isinstance(lr, torch.Tensor):
+        return lr
+    return scheduler.base_lrs[0] * scheduler.lr_lambdas[0](scheduler.last_epoch)  # what LambdaLR wrote
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: RunConfig, steps_per_epoch: int):

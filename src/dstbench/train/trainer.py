@@ -16,7 +16,9 @@ With exact kernels (the default on a CPU) a member is bit-identical to its solo 
 run their solo forward and backward one after the other (`one_by_one`), others the fused model's exact layers;
 batched kernels (a GPU's default) differ in rounding only (`fusion`). A training step is one method over all
 members (`train_step`); per-member Python runs after it only where a member has work of its own: a topology
-update, a probe, a mask snapshot (`Member.event_after`).
+update, a probe, a mask snapshot (`Member.event_after`). The step itself is `dstbench.train.stepping` (mixed in);
+on CUDA a step without such work is one CUDA graph replay (`dstbench.train.capture`), and the members' batches are
+formed together on the device (`dstbench.train.feed`).
 
 Every member writes an ordinary run folder (`RunRecords`). The checkpoint (one file for all members) is written
 atomically after the members' records of an epoch, once `checkpoint_seconds` passed since the last one; a run
@@ -45,38 +47,46 @@ from dstbench.data.registry import data_root
 from dstbench.models.fusion import Fusion, FusionError, fuse
 from dstbench.sparsity import DST
 from dstbench.sparsity.optimizers import OptimizerState, SliceOptimizerState
+from dstbench.train import capture
+from dstbench.train.capture import StepGraph
 from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint
 from dstbench.train.distributed import Distributed
+from dstbench.train.feed import Feed
 from dstbench.train.grouping import GroupError, check_compatible, group_id
-from dstbench.train.layout import Plain, correct, kernels_for, member_losses, stacked
+from dstbench.train.layout import Plain, correct, kernels_for, stacked
 from dstbench.train.members import Member, one_layout
 from dstbench.train.progress import Progress
 from dstbench.train.records import better, epoch_row, probe, probe_due, summary_of
 from dstbench.train.setup import (
     build_for,
+    learning_rate,
     load_data,
     make_optimizer,
     make_scheduler,
+    optimizer_kernels,
     pick_device,
     sparsity_config,
 )
 from dstbench.train.shares import Shares
+from dstbench.train.stepping import Stepping
 
 
-class Trainer:
+class Trainer(Stepping):
     """Train `configs` (resolved; compatible if several) into `folders`.
 
     `checkpoint` is the checkpoint file. `group_dir` set: the runs are a run group (each member's folder names it
     in group.json and its summary); else one run, whose failed update raises. `claims[k]` is the claim of member
     k's folder (None: not held here); `writes[k]` False marks a run finished already: it is trained along (the
     group's shape stays the one checkpointed) but never written. `data` replaces the config's data set
-    (benchmarks); `kernels` are the fused model's (`kernels_for`).
+    (benchmarks); `kernels` are the fused model's (`kernels_for`). `step_mode` overrides the config's `capture`:
+    "capturable" runs the captured step eagerly (the CPU tests compare it with the eager step), "eager" or
+    "captured" (`dstbench.train.capture`).
     """
 
     def __init__(self, configs: Sequence[RunConfig], folders: Sequence[store.RunDir], checkpoint: Path, *,
                  group_dir: Path | None = None, claims: Sequence[Claim | None] | None = None,
                  writes: Sequence[bool] | None = None, dist: Distributed | None = None, data: Any = None,
-                 kernels: str = "auto", checkpoint_seconds: float = 0.0):
+                 kernels: str = "auto", checkpoint_seconds: float = 0.0, step_mode: str | None = None):
         size = len(configs)
         if size > 1:
             check_compatible(configs)
@@ -119,9 +129,6 @@ class Trainer:
         self.kernels = self.layout.kernels  # a lone member computes its loss as exactly as a solo run always did
         self.model = self.layout.model
         self.net = self.dist.wrap(self.model)
-        self.optimizer = make_optimizer(self.model, self.config)
-        state = OptimizerState(self.optimizer) if size == 1 else SliceOptimizerState(self.optimizer,
-                                                                                     self.layout.slices)
         for member, view in zip(self.members, self.layout.members, strict=True):
             member.model = view
             member.batches = self._batches(member.config.batch_size, member.config.seed)
@@ -131,12 +138,20 @@ class Trainer:
                           for split in ("val", "test")}
         self.steps_per_epoch = len(self.members[0].batches)
         self.total_steps = self.steps_per_epoch * self.config.epochs
-        self.scheduler = make_scheduler(self.optimizer, self.config, self.steps_per_epoch)
         # Exact kernels, members that share no state (no batch-norm counter): each member runs the solo forward
         # and backward on its own module, one member after the other as solo runs do (a CPU's caches then hold
         # one member's activations, not K's), and its gradients are copied into the stacked ones.
         shared = any(index is None for indices in getattr(self.layout, "indices", {}).values() for index in indices)
         self.one_by_one = size > 1 and self.kernels == "exact" and not shared
+        streams = [m.batches for m in self.members]
+        self.feed = Feed(streams, self.device) if Feed.fits(streams) else None
+        self.step_mode = self._step_mode(step_mode)
+        self.optimizer = make_optimizer(self.model, self.config)
+        self.scheduler = make_scheduler(self.optimizer, self.config, self.steps_per_epoch)
+        self._fused = self.step_mode != "eager" and capture.fused_optimizer(self.device)
+        optimizer_kernels(self.optimizer, fused=self._fused, device=self.device)
+        state = OptimizerState(self.optimizer) if size == 1 else SliceOptimizerState(self.optimizer,
+                                                                                     self.layout.slices)
         # The engines are driven: this trainer masks gradients (one multiply over all members) and steps them.
         self.shares = Shares(self.layout, self.model, self.one_by_one)
         for member in self.members:
@@ -144,6 +159,9 @@ class Trainer:
                              mask_buffers=self.shares.mask_buffers(member))
         self.shares.watch(self.members)
         self.live = torch.tensor([m.live for m in self.members], device=self.device)
+        self._loss_sum = torch.zeros(size, device=self.device)  # the epoch's, summed over samples, per member
+        self._hits = torch.zeros(size, device=self.device)
+        self._graph = StepGraph(self._captured_step, self.device) if self.step_mode == "captured" else None
         self.epoch = self.steps = 0
         self._next_event = math.inf  # the first step at which a member has work of its own
         self._live_members = size
@@ -191,6 +209,7 @@ class Trainer:
                                  "this group afresh")
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
+            optimizer_kernels(self.optimizer, fused=self._fused, device=self.device)  # whichever step saved it
             self.scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["torch_rng"])
             self.epoch, self.elapsed = int(state["epoch"]), float(state["elapsed"])
@@ -222,30 +241,26 @@ class Trainer:
         t0 = time.time()
         for module in (self.net, *(m.model for m in self.members)):
             module.train()
-        size, binary = len(self.members), self.data.task == "binary"
-        loss_sum = torch.zeros(size, device=self.device)
-        hits = torch.zeros(size, device=self.device)
+        self._loss_sum.zero_()
+        self._hits.zero_()
         seen = 0
         history_start = [len(m.dst.history) for m in self.members]
-        for batches in zip(*(m.batches for m in self.members), strict=True):
+        for batches in self._epoch_batches():
             if not self._live_members:  # the last one failed in this epoch: nothing left to train
                 break
-            losses, out, y = self.train_step(batches)
-            with torch.no_grad():
-                loss_sum += losses.detach() * y.shape[0]
-                hits += correct(out.detach(), y, binary=binary)
+            losses, _, y = self.train_step(batches)
             seen += y.shape[0]
             self.progress.step(losses)
         self.epoch += 1
         self._engines_to(self.steps)
         seconds = time.time() - t0
         # divided on the host, in double precision
-        train_loss = [v / seen for v in loss_sum.tolist()]
-        train_acc = [v / seen for v in hits.tolist()]
+        train_loss = [v / seen for v in self._loss_sum.tolist()]
+        train_acc = [v / seen for v in self._hits.tolist()]
         val = self._evaluate(self.eval_sets["val"])
         test = self._evaluate(self.eval_sets["test"])
         self.elapsed += seconds
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = learning_rate(self.scheduler)
         for member in self.members:
             if not member.live:
                 continue
@@ -265,61 +280,6 @@ class Trainer:
             if member.live and not math.isfinite(member.last_row["train_loss"]):
                 self._fail(member, f"training loss became {member.last_row['train_loss']} in epoch {self.epoch}: "
                                    "lower the learning rate or check the data")
-
-    def train_step(self, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One optimizer step of every member on its batch (x, y), and its engine's step. Returns the members'
-        losses (K,), the outputs (B, K, C) and the labels (B, K), on the device. Between the steps that need a
-        member's own work (`_events`: its updates, probes, snapshots) nothing here waits for the device, and no
-        Python runs per member."""
-        xs = [self.dist.shard(x) for x, _ in batches]
-        y = self.layout.labels([self.dist.shard(y) for _, y in batches])
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.one_by_one:
-            losses, out = self._one_by_one(xs, y)
-        else:
-            with self._autocast():
-                out = self.layout.outputs(self.net(self.layout.inputs(xs)))
-                losses = self._losses(out, y)
-            self._total(losses).backward()
-        self.steps += 1
-        visiting = self._events(self.steps)
-        self.shares.mask_gradients([m for m in visiting if m.dst.update_due()], len(self.members))
-        self.optimizer.step()
-        self.scheduler.step()
-        for member in visiting:
-            self._engine_step(member)
-        if visiting:
-            self._first_event()
-        return stacked(losses), out, y
-
-    def _total(self, losses: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
-        """What backward differentiates: the live members' losses summed (a lone member's loss itself)."""
-        if isinstance(losses, list):
-            live = [loss for loss, member in zip(losses, self.members, strict=True) if member.live]
-            return live[0] if len(live) == 1 else sum(live[1:], live[0])
-        return torch.where(self.live, losses, torch.zeros_like(losses)).sum()
-
-    def _one_by_one(self, xs: Sequence[torch.Tensor], y: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Each live member's forward and backward on its own module; then its gradients go to its shares of the
-        stacked gradients."""
-        losses, outs = [], []
-        for member, x in zip(self.members, xs, strict=True):
-            if not member.live:
-                losses.append(None)
-                outs.append(None)
-                continue
-            with self._autocast():
-                out = member.model(x)
-                loss = self._losses(out.unsqueeze(1), y[:, member.k:member.k + 1])[0]
-            loss.backward()
-            losses.append(loss.detach())
-            outs.append(out.detach())
-        self.shares.gather([m for m in self.members if m.live])
-        some = next(o for o in outs if o is not None)  # a dead member's outputs and loss: zeros, never recorded
-        zero = torch.zeros((), device=self.device)
-        return ([zero if loss is None else loss for loss in losses],
-                torch.stack([torch.zeros_like(some) if o is None else o for o in outs], dim=1))
 
     # ------------------------------------------------------------------------------------- member events
 
@@ -401,14 +361,6 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------- evaluation
 
-    def _autocast(self) -> torch.autocast:
-        """bfloat16 autocast when the config asks for AMP: no loss scaling needed, parameters stay float32."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp)
-
-    def _losses(self, out: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor] | torch.Tensor:
-        return member_losses(out, y, binary=self.data.task == "binary", exact=self.kernels == "exact",
-                             label_smoothing=self.config.label_smoothing)
-
     @torch.no_grad()
     def _evaluate(self, batches: Any) -> tuple[list[float], list[float]]:
         """Every member's mean loss and accuracy on a split, in one pass per batch."""
@@ -437,9 +389,12 @@ class Trainer:
     def _checkpoint(self) -> None:
         self._last_checkpoint = time.time()
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        optimizer = self.optimizer.state_dict()
+        for group in optimizer["param_groups"]:  # a float rate, whichever step (eager or captured) resumes
+            group["lr"] = float(group["lr"])
         save_checkpoint(self.checkpoint_path, {
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer,
             "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "epoch": self.epoch,

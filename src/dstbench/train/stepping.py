@@ -1,0 +1,179 @@
+"""The training step of the one trainer (`dstbench.train.trainer.Trainer`, which mixes this class in): forward and
+backward over all members, gradient masking, the optimizer step, the epoch's sums, and the captured step.
+
+A step is one of three kinds (`step_mode`): "eager" (each step launched from Python, today's and the CPU's), or
+"captured" (on CUDA: a step without member events is one CUDA graph replay, `dstbench.train.capture`), or
+"capturable" (the captured step's body run eagerly: what the CPU tests compare with the eager step, bit for bit).
+Steps at which a member has work of its own (an update, a probe, a snapshot) are eager in every mode.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from dstbench.train.capture import STEP_MODES, uncapturable
+from dstbench.train.grouping import GroupError
+from dstbench.train.layout import correct, member_losses, stacked
+
+
+class Stepping:
+    """The step half of `Trainer`: it reads the trainer's layout, members, feed, optimizer, scheduler and shares,
+    and calls back its member events (`_events`, `_engine_step`, `_first_event`)."""
+
+    def _step_mode(self, forced: str | None) -> str:
+        """"captured" where the config's `capture` is auto and the step can be captured (on CUDA), else "eager"
+        (with one line saying why, on CUDA); `forced` as asked, if the step can be captured."""
+        reason = uncapturable(device=self.device if forced != "capturable" else torch.device("cuda"),
+                              distributed=self.dist.enabled, fed=self.feed is not None, one_by_one=self.one_by_one,
+                              gradient_checkpointing=self.config.gradient_checkpointing)
+        if forced is not None:
+            if forced not in STEP_MODES:
+                raise ValueError(f"step_mode {forced!r} is not one of {', '.join(STEP_MODES)}")
+            if forced != "eager" and reason is not None:
+                raise GroupError(f"this trainer's step cannot be captured: {reason}")
+            return forced
+        if self.config.capture == "off" or self.device.type != "cuda":
+            return "eager"
+        if reason is not None:
+            self._eager_because(reason)
+            return "eager"
+        return "captured"
+
+    def _eager_because(self, reason: str) -> None:
+        runs = self.members[0].config.run_id() if len(self.members) == 1 else f"group {self.id}"
+        print(f"dstbench: {runs}: the training step runs eagerly, not as a CUDA graph: {reason}", file=sys.stderr)
+
+
+    def _epoch_batches(self) -> Iterator[Sequence[tuple[torch.Tensor, torch.Tensor]] | None]:
+        """The rest of the epoch's steps: the members' batches, or None per step where the feed forms them."""
+        if self.feed is None:
+            yield from zip(*(m.batches for m in self.members), strict=True)
+            return
+        self.feed.ready()
+        while self.feed.index < self.feed.steps:
+            yield None
+
+    def train_step(self, batches: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One optimizer step of every member on its batch (x, y), and its engine's step; `batches` None: the
+        members' next batches of their own streams (epoch after epoch). Returns the members' losses (K,), the
+        outputs (B, K, C) and the labels (B, K), on the device. Between the steps that need a member's own work
+        (`_events`: its updates, probes, snapshots) nothing here waits for the device, no Python runs per member,
+        and a captured step is one graph replay."""
+        if batches is None and self.feed is not None:
+            self.feed.ready()
+            if self.step_mode != "eager" and self.steps + 1 < self._next_event and self.feed.full_next:
+                outputs = self._replay()
+                if outputs is not None:
+                    return outputs
+            xs, ys = self.feed.take()
+            self.feed.taken()
+        else:
+            if batches is None:
+                batches = [next(iter(m.batches), None) or next(iter(m.batches)) for m in self.members]
+            xs, ys = [self.dist.shard(x) for x, _ in batches], [self.dist.shard(y) for _, y in batches]
+        y = self.layout.labels(ys)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.one_by_one:
+            losses, out = self._one_by_one(xs, y)
+        else:
+            losses, out = self._forward_backward(xs, y)
+        self.steps += 1
+        visiting = self._events(self.steps)
+        self.shares.mask_gradients([m for m in visiting if m.dst.update_due()], len(self.members))
+        self.optimizer.step()
+        self.scheduler.step()
+        for member in visiting:
+            self._engine_step(member)
+        if visiting:
+            self._first_event()
+        losses = stacked(losses)
+        self._accumulate(losses, out, y)
+        return losses, out, y
+
+    def _forward_backward(self, xs: Sequence[torch.Tensor], y: torch.Tensor
+                          ) -> tuple[list[torch.Tensor] | torch.Tensor, torch.Tensor]:
+        with self._autocast():
+            out = self.layout.outputs(self.net(self.layout.inputs(xs)))
+            losses = self._losses(out, y)
+        self._total(losses).backward()
+        return losses, out
+
+    @torch.no_grad()
+    def _accumulate(self, losses: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        """The step's losses and correct predictions into the epoch's sums (on the device)."""
+        self._loss_sum += losses.detach() * y.shape[0]
+        self._hits += correct(out.detach(), y, binary=self.data.task == "binary")
+
+    def _captured_step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The step a CUDA graph captures (`dstbench.train.capture`): the next full batches by the feed's device
+        counter, forward, backward, every member's gradients masked, the optimizer's fused step (the rate a
+        tensor), the epoch's sums. Reads and writes static tensors only; no member has work of its own here."""
+        xs, ys = self.feed.take()
+        y = self.layout.labels(ys)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses, out = self._forward_backward(xs, y)
+        self.shares.mask_gradients([], len(self.members))
+        self.optimizer.step()
+        losses = stacked(losses).detach()
+        self._accumulate(losses, out, y)
+        return losses, out.detach(), y
+
+    def _replay(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """A step without events: the captured step (replayed, or during the warm-up run eagerly; run eagerly
+        as it is on a CPU). None: the capture failed, and this and later steps run eagerly."""
+        if self._graph is None:
+            outputs = self._captured_step()
+        else:
+            try:
+                outputs = self._graph()
+            except RuntimeError as exc:  # something in the step cannot be captured: eager, said once
+                self._graph, self.step_mode = None, "eager"
+                self._eager_because(f"the capture failed ({str(exc).splitlines()[0]})")
+                return None
+        self.steps += 1
+        self.feed.taken()
+        self.scheduler.step()
+        return outputs
+
+    def _total(self, losses: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """What backward differentiates: the live members' losses summed (a lone member's loss itself)."""
+        if isinstance(losses, list):
+            live = [loss for loss, member in zip(losses, self.members, strict=True) if member.live]
+            return live[0] if len(live) == 1 else sum(live[1:], live[0])
+        return torch.where(self.live, losses, torch.zeros_like(losses)).sum()
+
+    def _one_by_one(self, xs: Sequence[torch.Tensor], y: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Each live member's forward and backward on its own module; then its gradients go to its shares of the
+        stacked gradients."""
+        losses, outs = [], []
+        for member, x in zip(self.members, xs, strict=True):
+            if not member.live:
+                losses.append(None)
+                outs.append(None)
+                continue
+            with self._autocast():
+                out = member.model(x)
+                loss = self._losses(out.unsqueeze(1), y[:, member.k:member.k + 1])[0]
+            loss.backward()
+            losses.append(loss.detach())
+            outs.append(out.detach())
+        self.shares.gather([m for m in self.members if m.live])
+        some = next(o for o in outs if o is not None)  # a dead member's outputs and loss: zeros, never recorded
+        zero = torch.zeros((), device=self.device)
+        return ([zero if loss is None else loss for loss in losses],
+                torch.stack([torch.zeros_like(some) if o is None else o for o in outs], dim=1))
+
+
+    def _autocast(self) -> torch.autocast:
+        """bfloat16 autocast when the config asks for AMP: no loss scaling needed, parameters stay float32."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp,
+                              cache_enabled=self.step_mode != "captured")  # a graph must not keep cached casts
+
+    def _losses(self, out: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor] | torch.Tensor:
+        return member_losses(out, y, binary=self.data.task == "binary", exact=self.kernels == "exact",
+                             label_smoothing=self.config.label_smoothing)
+
