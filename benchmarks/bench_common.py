@@ -81,14 +81,18 @@ class Timed:
     def __init__(self, config: RunConfig, data: DataSplits, folder: Path) -> None:
         self.trainer = Trainer([config], [store.RunDir(folder)], folder / store.CHECKPOINT, data=data)
         self.device = self.trainer.device
-        self.stream = endless(self.trainer.members[0].batches)
+        self.stream = endless(self.trainer.members[0].batches)  # the batcher alone (`batches`)
+        # `fit` plans the members' events (updates, probes, snapshots); `train_step` alone does not, and without
+        # this plan the timed steps would never update a topology
+        self.trainer._schedule()
 
     def steps(self, n: int) -> float:
-        """Seconds for `n` training steps, batches included."""
+        """Seconds for `n` training steps, batches included (the trainer's own: a step given no batches forms
+        them itself, and may be captured)."""
         sync(self.device)
         start = time.perf_counter()
         for _ in range(n):
-            self.trainer.train_step([next(self.stream)])
+            self.trainer.train_step()
         sync(self.device)
         return time.perf_counter() - start
 

@@ -39,8 +39,10 @@ from run_groups import DENSITY, MODELS, PROFILES, TimedGroup, _free, _is_oom
 from dstbench.config import RunConfig
 from dstbench.data import DataSplits
 from dstbench.models.fusion import estimated_group_bytes
+from dstbench.train.capture import uncapturable
 from dstbench.train.grouping import memory_budget
 from dstbench.train.setup import build_for
+from dstbench.train.trainer import Trainer
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,15 @@ class GroupPlan:
     train_samples: int | None = None
 
 
-def modes(trainer: Any) -> dict[str, Any]:
-    """The step mode a trainer chose and why an "auto" run was not captured (None: it was, or not on CUDA)."""
-    # until the captured step lands (issue #19, the lead's part) the trainer has no step_mode: its step is eager
-    return dict(step_mode=getattr(trainer, "step_mode", "eager"),
-                capture_reason=getattr(trainer, "capture_reason", "this trainer has no captured step yet"))
+def modes(trainer: Trainer) -> dict[str, Any]:
+    """The step mode a trainer chose and why an "auto" run on CUDA steps eagerly (None: it is captured, asked to
+    be eager, or not on CUDA): the trainer's own reason (`capture.uncapturable`), or a capture that failed."""
+    reason = None
+    if trainer.step_mode == "eager" and trainer.config.capture == "auto" and trainer.device.type == "cuda":
+        reason = uncapturable(device=trainer.device, distributed=trainer.dist.enabled, fed=trainer.feed is not None,
+                              one_by_one=trainer.one_by_one,
+                              gradient_checkpointing=trainer.config.gradient_checkpointing) or "the capture failed"
+    return dict(step_mode=trainer.step_mode, capture_reason=reason)
 
 
 # ------------------------------------------------------------------------------------------------ solo

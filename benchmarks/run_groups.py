@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from bench_common import Setup, Timed, config_for, endless, environment, gib, setup_for, sync, synthetic
+from bench_common import Setup, Timed, config_for, environment, gib, setup_for, sync, synthetic
 
 from dstbench import store
 from dstbench.config import RunConfig
@@ -105,24 +105,21 @@ MODES = {
 # ------------------------------------------------------------------------------------------------ timing
 
 class TimedGroup:
-    """A run group of K members, their endless batch streams, and a timer for its steps."""
+    """A run group of K members and a timer for its steps."""
 
     def __init__(self, configs: list[RunConfig], data: DataSplits, folder: Path, kernels: str) -> None:
         self.trainer = Trainer(configs, [store.RunDir(folder / f"m{k}") for k in range(len(configs))],
                                folder / "group" / store.CHECKPOINT, group_dir=folder / "group", data=data,
                                kernels=kernels)
         self.device = self.trainer.device
-        self.streams = [endless(m.batches) for m in self.trainer.members]
-        # `fit` plans the members' events (updates, probes, snapshots); `train_step` alone does not, and without
-        # this plan the timed steps would never update a topology
-        self.trainer._schedule()
+        self.trainer._schedule()  # as `Timed` does: the timed steps update topologies
 
     def steps(self, n: int) -> float:
         """Seconds for `n` fused steps, every member's batch included."""
         sync(self.device)
         start = time.perf_counter()
         for _ in range(n):
-            self.trainer.train_step([next(s) for s in self.streams])
+            self.trainer.train_step()  # every member's next batch, formed by the trainer (captured where it can be)
         sync(self.device)
         return time.perf_counter() - start
 
