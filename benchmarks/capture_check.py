@@ -7,7 +7,7 @@ against the eager one, and run groups of K = 1, 2, 4, ... members with the captu
 - Run groups: K members of mixed criteria (`run_groups.PROFILES`, seed k) with ``capture="auto"``, K doubling
   until the group's estimated memory passes the device's budget, it runs out of memory, `GroupPlan.max_k`, or the
   part's time runs out (the next K is not started when twice the last K's time would not fit). The update period
-  P of a group is chosen so that its plain steps make a chunk of about `chunk_seconds`; after one whole period of
+  P of a group is chosen so that its plain steps make a chunk of about `chunk_seconds`; after whole periods of
   warm-up (the capture, the first update), each round times P - 1 plain steps and then the update's step. A
   run-step costs a plain step plus the update's extra time over the paper's 800 steps: run-steps/s = K / (step +
   update / 800).
@@ -15,7 +15,9 @@ against the eager one, and run groups of K = 1, 2, 4, ... members with the captu
 
 from __future__ import annotations
 
+import math
 import statistics
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -39,7 +41,7 @@ from run_groups import DENSITY, MODELS, PROFILES, TimedGroup, _free, _is_oom
 from dstbench.config import RunConfig
 from dstbench.data import DataSplits
 from dstbench.models.fusion import estimated_group_bytes
-from dstbench.train.capture import uncapturable
+from dstbench.train.capture import WARMUP_STEPS, uncapturable
 from dstbench.train.grouping import memory_budget
 from dstbench.train.setup import build_for
 from dstbench.train.trainer import Trainer
@@ -122,7 +124,9 @@ def time_group(setup: Setup, plan: GroupPlan, data: DataSplits, folder: Path, si
     run-steps/s with the update amortised over `PAPER_PERIOD` steps."""
     device = data.train.x.device
     group = TimedGroup(group_configs(setup, device.type, size, period, plan.batch_size), data, folder, "auto")
-    group.steps(period)  # the first steps, the capture, the first update
+    # whole periods of warm-up (the first update, the graph's eager warm-up steps and its capture), so that every
+    # timed round starts right after an update and replays a graph that exists
+    group.steps(period * math.ceil((WARMUP_STEPS + 2) / period))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
@@ -164,11 +168,12 @@ def ladder(model: str, plan: GroupPlan, device: torch.device, tmp: Path, deadlin
         started = time.perf_counter()
         try:
             row = time_group(setup, plan, data, tmp / f"{model}-{size}", size, period)
-        except Exception as exc:
-            if not _is_oom(exc):
-                raise
+        except Exception as exc:  # the sizes timed so far keep their rows
             _free(device)
-            return rows, f"out of memory at K={size}"
+            if _is_oom(exc):
+                return rows, f"out of memory at K={size}"
+            traceback.print_exc()
+            return rows, f"failed at K={size}: {type(exc).__name__}: {exc}"
         last = time.perf_counter() - started
         rows.append(row)
         busy = f"  GPU busy {100 * row['gpu_busy_share']:.0f}%" if row["gpu_busy_share"] is not None else ""
@@ -184,8 +189,6 @@ def ladder(model: str, plan: GroupPlan, device: torch.device, tmp: Path, deadlin
 
 def part_groups(plan: GroupPlan, device: torch.device, deadline: float) -> dict[str, Any]:
     """Every model's ladder; each model gets an equal share of the time left (unused time passes on)."""
-    import tempfile
-
     result: dict[str, Any] = dict(rows=[], notes={})
     with tempfile.TemporaryDirectory() as tmp:
         for i, model in enumerate(plan.models):
