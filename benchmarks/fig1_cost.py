@@ -3,8 +3,9 @@ dstbench's own spec loader, steps as `dstbench.estimate` counts them), the faste
 or captured step, solo or run groups of K), its run-steps/s and the projected GPU-hours; the total, and the same
 total for eager solo runs. Also issue #19's targets, each met, not met or not measured.
 
-Only training steps are projected (evaluation passes are not), at the DST step's measured rate (density 0.1,
-update period 800: the dense and static runs of a pair are costed at that rate too). A pair's runs that may share a
+Only training steps are projected (evaluation passes are not), at the DST step's measured rate (density 0.1) with
+its topology update amortised over fig1's update period of 800 steps; the dense and static runs of a pair are
+costed at that rate too. A pair's runs that may share a
 group (same `vocab.group_key`, no `grouping.solo_reason`) train as full groups of K plus one last group of the
 remaining r runs, costed at the rate of the smallest measured group size >= r (a smaller group is no slower a
 step than a larger one). A rate measured on another data set of the same model and input shape stands in for a
@@ -25,8 +26,8 @@ from typing import Any
 from dstbench import vocab
 from dstbench.estimate import steps_per_epoch
 
-STEP_MODES = ("eager", "captured")
-PAPER_PERIOD = 800  # fig1's update period  # the trainer's `step_mode` values
+STEP_MODES = ("eager", "captured")  # the `Trainer.step_mode` of a run with capture "off" or "auto"
+PAPER_PERIOD = 800  # fig1's update period
 SMALL_MODELS = ("small_mlp", "lenet5_caffe", "large_mlp", "small_cnn")  # fig1's four small-model pairs
 # Issue #19's targets on one H100 or H200
 SMALL_MLP_STEP_MS, SMALL_MLP_GROUP_K, SMALL_MLP_GROUP_RATE = 0.25, 256, 300_000.0
