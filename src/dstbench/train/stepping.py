@@ -131,6 +131,8 @@ class Stepping:
             try:
                 outputs = self._graph()
             except RuntimeError as exc:  # something in the step cannot be captured: eager, said once
+                if "out of memory" in str(exc).lower():
+                    raise  # a run group splits and tries again (`dstbench.train.group`)
                 self._graph, self.step_mode = None, "eager"
                 self._eager_because(f"the capture failed ({str(exc).splitlines()[0]})")
                 return None
