@@ -183,3 +183,16 @@ def test_other_architectures_and_unknown_kernels_are_refused():
         fuse([nn.Sequential(nn.Linear(4, 4))], kernels="fast")
     with pytest.raises(FusionError, match="at least one"):
         fuse([])
+
+
+def test_a_captured_groups_memory_counts_gradients_and_activations_twice():
+    """Linear(4, 3): 15 float32 weights = 60 bytes; an output of 3 floats = 12 bytes a sample, twice for the
+    backward: 240 bytes at batch 10. Eager with one optimizer slot: 60 x 4 + 240 = 480. Captured: the graph's
+    gradients and activations beside the eager steps': 60 x 5 + 480 = 780, per member."""
+    from dstbench.models.fusion import estimated_group_bytes
+
+    model = torch.nn.Linear(4, 3)
+    example = torch.zeros(2, 4)
+    assert estimated_group_bytes(model, example, 1, 10) == 480
+    assert estimated_group_bytes(model, example, 1, 10, captured=True) == 780
+    assert estimated_group_bytes(model, example, 3, 10, captured=True) == 3 * 780

@@ -337,9 +337,12 @@ class _MixesMembers(torch.nn.Module):
         return self.fc2(h + h.sum(1, keepdim=True))
 
 
-def test_a_model_that_mixes_members_is_refused_with_a_group_error(tmp_path):
+def test_a_model_that_mixes_members_is_refused_with_a_group_error(tmp_path, monkeypatch):
     from dstbench import models
+    from dstbench.models import registry
     from dstbench.models.fusion import FusionError
+
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))  # the test's model leaves with the test
 
     @models.register("test_group_mixes", input_shape=(64,), num_classes=10, overwrite=True)
     def _build(*, in_features: int, num_classes: int) -> torch.nn.Module:

@@ -379,9 +379,11 @@ def parameter_bytes(model: nn.Module) -> int:
 
 
 def estimated_group_bytes(model: nn.Module, example: Tensor, members: int, batch_size: int,
-                          optimizer_slots: int = 1) -> int:
+                          optimizer_slots: int = 1, captured: bool = False) -> int:
     """A group's training memory for K = `members`: weights, gradients, masks and optimizer state (K times one
-    model's), plus the activations of one batch measured by a forward pass of one model on `example`.
+    model's), plus the activations of one batch measured by a forward pass of one model on `example`. A
+    `captured` step (a CUDA graph) keeps its gradients and activations in the graph's own memory, beside those of
+    the eager steps at updates (the allocator keeps both reserved): counted twice.
 
     Activations are estimated from the outputs of every leaf module (what autograd keeps for the backward),
     scaled to `batch_size` and K. An estimate, not a bound: the allocator's slack and workspaces come on top.
@@ -402,5 +404,5 @@ def estimated_group_bytes(model: nn.Module, example: Tensor, members: int, batch
         for hook in hooks:
             hook.remove()
     per_example = activation / max(1, example.shape[0])
-    per_member = weights * (3 + optimizer_slots) + math.ceil(per_example * batch_size * 2)
+    per_member = weights * (3 + optimizer_slots + captured) + math.ceil(per_example * batch_size * 2 * (1 + captured))
     return members * per_member

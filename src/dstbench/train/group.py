@@ -60,8 +60,10 @@ def run_group(configs: Sequence[RunConfig], run_dirs: Sequence[Path | str], grou
         if group_checkpoint(groups_dir, [c.run_id() for c in configs]).exists():
             chunks = [members]  # a checkpointed group keeps its shape
         else:
-            budget = budget if budget is not None else memory_budget(pick_device(configs[0].device))
-            sizes = [len(c) for c in split_for_memory(configs, data, budget)]
+            device = pick_device(configs[0].device)
+            budget = budget if budget is not None else memory_budget(device)
+            captured = device.type == "cuda" and configs[0].capture == "auto"  # a graph's memory besides eager's
+            sizes = [len(c) for c in split_for_memory(configs, data, budget, captured=captured)]
             chunks = [members[sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(len(sizes))]
             if len(chunks) > 1:
                 print(f"dstbench: {len(configs)} runs of {configs[0].model} would not fit the memory budget "

@@ -157,8 +157,10 @@ def memory_budget(device: torch.device) -> int:
         return 1 << 62  # unknown: no limit from here (an out-of-memory error still splits the group)
 
 
-def split_for_memory(configs: Sequence[RunConfig], data: Any, budget: int) -> list[list[RunConfig]]:
-    """`configs` in consecutive chunks whose estimated memory (`estimated_group_bytes`) fits `budget`."""
+def split_for_memory(configs: Sequence[RunConfig], data: Any, budget: int,
+                     captured: bool = False) -> list[list[RunConfig]]:
+    """`configs` in consecutive chunks whose estimated memory (`estimated_group_bytes`, of a `captured` step or
+    an eager one) fits `budget`."""
     import torch
 
     from dstbench.models.fusion import estimated_group_bytes
@@ -168,6 +170,7 @@ def split_for_memory(configs: Sequence[RunConfig], data: Any, budget: int) -> li
     model = build_for(config, data)
     example = torch.zeros((2, *data.input_shape))
     slots = 1 if config.optimizer == "sgd" else 2
-    per_member = estimated_group_bytes(model, example, 1, config.batch_size, optimizer_slots=slots)
+    per_member = estimated_group_bytes(model, example, 1, config.batch_size, optimizer_slots=slots,
+                                       captured=captured)
     size = max(1, min(len(configs), budget // max(1, per_member)))
     return [list(configs[i:i + size]) for i in range(0, len(configs), size)]

@@ -46,7 +46,6 @@ class Stepping:
         runs = self.members[0].config.run_id() if len(self.members) == 1 else f"group {self.id}"
         print(f"dstbench: {runs}: the training step runs eagerly, not as a CUDA graph: {reason}", file=sys.stderr)
 
-
     def _epoch_batches(self) -> Iterator[Sequence[tuple[torch.Tensor, torch.Tensor]] | None]:
         """The rest of the epoch's steps: the members' batches, or None per step where the feed forms them."""
         if self.feed is None:
@@ -131,6 +130,8 @@ class Stepping:
             try:
                 outputs = self._graph()
             except RuntimeError as exc:  # something in the step cannot be captured: eager, said once
+                if "out of memory" in str(exc).lower():
+                    raise  # a run group splits and tries again (`dstbench.train.group`)
                 self._graph, self.step_mode = None, "eager"
                 self._eager_because(f"the capture failed ({str(exc).splitlines()[0]})")
                 return None
@@ -166,7 +167,6 @@ class Stepping:
         zero = torch.zeros((), device=self.device)
         return ([zero if loss is None else loss for loss in losses],
                 torch.stack([torch.zeros_like(some) if o is None else o for o in outs], dim=1))
-
 
     def _autocast(self) -> torch.autocast:
         """bfloat16 autocast when the config asks for AMP: no loss scaling needed, parameters stay float32."""
