@@ -156,12 +156,14 @@ def ladder(model: str, plan: GroupPlan, device: torch.device, tmp: Path, deadlin
     example = torch.zeros((2, *setup.shape))
     slots = 1 if first.optimizer == "sgd" else 2
     budget = memory_budget(device)
+    captured = device.type == "cuda"  # as a sweep sizes its groups: a graph's memory beside the eager steps'
     rows: list[dict[str, Any]] = []
     period, size, last = plan.first_period, 1, 0.0
     while size <= plan.max_k:
         if rows and time.perf_counter() + 2 * last > deadline:
             return rows, f"cut after K={size // 2}: K={size} would pass the part's time budget"
-        estimate = estimated_group_bytes(one, example, size, first.batch_size, optimizer_slots=slots)
+        estimate = estimated_group_bytes(one, example, size, first.batch_size, optimizer_slots=slots,
+                                         captured=captured)
         if estimate > budget:
             return rows, f"stopped before K={size}: estimated {gib(estimate):.1f} GiB over the {gib(budget):.1f} " \
                          f"GiB memory budget"
