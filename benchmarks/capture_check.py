@@ -3,7 +3,7 @@ against the eager one, and run groups of K = 1, 2, 4, ... members with the captu
 
 - Captured against eager: a solo DST run (density 0.1, update period 800) with ``capture="auto"`` in chunks
   interleaved with the eager run's (``capture="off"``); step ms of each, the speed-up, the GPU busy share of the
-  captured step, and the step mode the trainer chose (`Trainer.step_mode`; `capture_reason` says why not).
+  captured step, and the step mode the trainer chose (`Trainer.step_mode`; where not captured, the reason).
 - Run groups: K members of mixed criteria (`run_groups.PROFILES`, seed k) with ``capture="auto"``, K doubling
   until the group's estimated memory passes the device's budget, it runs out of memory, `GroupPlan.max_k`, or the
   part's time runs out (the next K is not started when twice the last K's time would not fit). The update period
