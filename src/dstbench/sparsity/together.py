@@ -240,7 +240,7 @@ def update_together(engines: Sequence[DST], fractions: Sequence[float]) -> list[
     for u in _live(updates):
         u.pruned = _pruned(u.dst, u.jobs)
     _count_lost(_live(updates))
-    for name in dict.fromkeys(name for u in updates for name in u.layers):  # one architecture: one layer order
+    for name in dict.fromkeys(layer.name for u in updates for layer in u.dst.layers):  # one order: the model's
         growing = [u for u in _live(updates) if name in u.layers]
         grown: dict[int, Tensor | None] = {}
         jobs: list[_Job] = []
