@@ -6,11 +6,12 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.sparsity.helpers import cnn, mlp
 
 from dstbench import DST
 from dstbench.sparsity.masks import select_lowest, select_lowest_rows
 from dstbench.sparsity.together import step_together
+
+from .helpers import cnn, mlp
 
 CRITERIA = ["magnitude", "set", "mest", "snip", "sensitivity", "reciprocal_sensitivity", "random"]
 GROWTH = ["random", "gradient", "momentum"]

@@ -45,6 +45,7 @@ from dstbench.data.registry import data_root
 from dstbench.models.fusion import Fusion, FusionError, fuse
 from dstbench.sparsity import DST
 from dstbench.sparsity.optimizers import OptimizerState, SliceOptimizerState
+from dstbench.sparsity.together import step_together
 from dstbench.train.checkpoint import load_checkpoint, load_pretrained, save_checkpoint
 from dstbench.train.distributed import Distributed
 from dstbench.train.grouping import GroupError, check_compatible, group_id
@@ -287,8 +288,7 @@ class Trainer:
         self.shares.mask_gradients([m for m in visiting if m.dst.update_due()], len(self.members))
         self.optimizer.step()
         self.scheduler.step()
-        for member in visiting:
-            self._engine_step(member)
+        self._engine_steps(visiting)
         if visiting:
             self._first_event()
         return stacked(losses), out, y
@@ -349,33 +349,55 @@ class Trainer:
         self._live_members = len(live)
         self._next_event = min((m.next_event for m in live), default=math.inf)
 
-    def _engine_step(self, member: Member) -> None:
-        """Member's probes and snapshots of the step about to be taken, then its engine's step (the topology
-        update when due, on its own dense gradient). In a group, an error fails this member alone."""
-        config, dst, step = member.config, member.dst, member.dst.steps + 1
+    def _engine_steps(self, visiting: list[Member]) -> None:
+        """Each visiting member's probes and snapshots of the step about to be taken, then its engine's step (the
+        topology update when due, on its own dense gradient). Several members step together (`step_together`: the
+        updates due at this step select once per layer over all of them); a lone one steps itself, as a solo run
+        always has. In a group, an error fails its member alone."""
         try:
-            if member.update_batches is not None and dst.update_due():
-                self._gradient_on_update_batch(member)
-            if probe_due(config, step):
-                self.shares.expose(member)
-                probed = probe(config, dst, step)
-                if self.dist.is_main:
-                    store.save_probe(member.folder.probe_path(step), probed)
-            if step in member.snapshot_steps and self.dist.is_main:
-                member.records.snapshot(step, dst.masks)
-            if dst.update_due():
-                self.shares.expose(member)
-            dst.step_taken()
-            member.next_event = member.event_after(step)
+            ready = [m for m in visiting if self._guarded(m, self._before_step, m)]
+            errors = step_together([m.dst for m in ready]) if len(ready) > 1 else [None] * len(ready)
+            for member, error in zip(ready, errors, strict=True):
+                self._guarded(member, self._after_step, member, error, len(ready) > 1)
+        finally:
+            for member in visiting:
+                self.shares.expose(member, clear=True)
+
+    def _before_step(self, member: Member) -> None:
+        config, dst, step = member.config, member.dst, member.dst.steps + 1
+        if member.update_batches is not None and dst.update_due():
+            self._gradient_on_update_batch(member)
+        if probe_due(config, step):
+            self.shares.expose(member)
+            probed = probe(config, dst, step)
+            if self.dist.is_main:
+                store.save_probe(member.folder.probe_path(step), probed)
+        if step in member.snapshot_steps and self.dist.is_main:
+            member.records.snapshot(step, dst.masks)
+        if dst.update_due():
+            self.shares.expose(member)
+
+    def _after_step(self, member: Member, error: Exception | None, together: bool) -> None:
+        if error is not None:
+            raise error
+        if not together:
+            member.dst.step_taken()
+        member.next_event = member.event_after(member.dst.steps)
+
+    def _guarded(self, member: Member, work: Any, *args: Any) -> bool:
+        """`work(*args)` for member; whether it went through. In a group, an error fails member alone."""
+        try:
+            work(*args)
+            return True
         except FloatingPointError as exc:
             self._fail(member, str(exc))
         except Exception as exc:
             if self.group_dir is None:
                 raise
-            print(f"dstbench: run {config.run_id()} failed in its group:\n{traceback.format_exc()}", file=sys.stderr)
+            print(f"dstbench: run {member.config.run_id()} failed in its group:\n{traceback.format_exc()}",
+                  file=sys.stderr)
             self._fail(member, f"{type(exc).__name__}: {exc}")
-        finally:
-            self.shares.expose(member, clear=True)
+        return False
 
     def _gradient_on_update_batch(self, member: Member) -> None:
         """Appendix G: the gradient the update reads comes from one larger batch, not the training batch (a lone
