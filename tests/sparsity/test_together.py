@@ -55,11 +55,14 @@ def test_rows_equal_one_selection_each(seed, rows, n, levels, share, data):
     scores[torch.rand(rows, n, generator=g) < 0.05] = float("inf")
     scores[scores == 0] *= torch.where(torch.rand(rows, n, generator=g) < 0.5, -1.0, 1.0)[scores == 0]
     eligible = torch.rand(rows, n, generator=g) < share
-    ks = [data.draw(st.integers(0, int(e.sum()))) for e in eligible]
-    chosen = select_lowest_rows(scores, eligible, ks)
-    for r in range(rows):
-        assert torch.equal(chosen[r], select_lowest(scores[r], eligible[r], ks[r]))
-        assert torch.equal(chosen[r], stable_lowest(scores[r], eligible[r], ks[r]))
+    if data.draw(st.booleans()):  # rows of one eligible count: gathered first when few
+        eligible = eligible[:1].expand(rows, n)
+    counts = [int(e.sum()) for e in eligible]
+    ks = [data.draw(st.integers(0, c)) for c in counts]
+    for chosen in (select_lowest_rows(scores, eligible, ks), select_lowest_rows(scores, eligible, ks, counts)):
+        for r in range(rows):
+            assert torch.equal(chosen[r], select_lowest(scores[r], eligible[r], ks[r]))
+            assert torch.equal(chosen[r], stable_lowest(scores[r], eligible[r], ks[r]))
 
 
 # ------------------------------------------------------------------------------------------ the engines

@@ -53,10 +53,13 @@ class _Update:
 
 
 class _Job:
-    """One selection: the `k` lowest `scores` among `eligible`, for `owner`; selected into `chosen`."""
+    """One selection: the `k` lowest `scores` among `eligible` (`n_eligible` of them: counts are exact), for
+    `owner`; selected into `chosen`."""
 
-    def __init__(self, owner: _Update | None, key: Hashable, scores: Tensor, eligible: Tensor, k: int):
+    def __init__(self, owner: _Update | None, key: Hashable, scores: Tensor, eligible: Tensor, k: int,
+                 n_eligible: int):
         self.owner, self.key, self.scores, self.eligible, self.k = owner, key, scores, eligible, k
+        self.n_eligible = n_eligible
         self.chosen: Tensor | None = None
 
 
@@ -74,7 +77,7 @@ def _select(jobs: list[_Job]) -> None:
         dtype = functools.reduce(torch.promote_types, [job.scores.dtype for job in group])  # exact: order kept
         scores = torch.stack([job.scores.reshape(-1).to(dtype) for job in group])
         eligible = torch.stack([job.eligible.reshape(-1) for job in group])
-        chosen = select_lowest_rows(scores, eligible, [job.k for job in group])
+        chosen = select_lowest_rows(scores, eligible, [job.k for job in group], [job.n_eligible for job in group])
         for job, row in zip(group, chosen, strict=True):
             job.chosen = row.reshape(job.scores.shape)
 
@@ -103,11 +106,12 @@ def _prune_jobs(owner: _Update | None, dst: DST, rule: Any, fn: Any, fraction: f
     if use_global and len(layers) > 1:
         scores, active = dst._scores(rule, fn, layers, generator)
         k = sum(prune_count(fraction, layer.count) for layer in layers)
-        return [_Job(owner, tuple(layer.name for layer in layers), scores, active, k)]
+        return [_Job(owner, tuple(layer.name for layer in layers), scores, active, k,
+                     sum(layer.count for layer in layers))]
     jobs = []
     for layer in layers:
         scores, active = dst._scores(rule, fn, [layer], generator)
-        jobs.append(_Job(owner, layer.name, scores, active, prune_count(fraction, layer.count)))
+        jobs.append(_Job(owner, layer.name, scores, active, prune_count(fraction, layer.count), layer.count))
     return jobs
 
 
@@ -158,10 +162,11 @@ def _grow(u: _Update, layer: _Layer) -> tuple[Tensor | None, list[_Job]]:
     momentum = dst.optimizer_state.momentum(layer.param) if "momentum" in dst.grow_rule.needs else None
     # Just-pruned weights may regrow at once; or, if excluded, only a layer too dense to supply n_lost weights
     # that were inactive before this update takes the remainder from them, so the layer's count stays exact.
+    inactive = layer.param.numel() - layer.count
     if dst.config.regrow_just_pruned:
-        candidates, supply = ~(old & ~lost), n_lost
+        candidates, supply, n_candidates = ~(old & ~lost), n_lost, inactive + n_lost
     else:
-        candidates, supply = ~old, min(n_lost, layer.param.numel() - layer.count)
+        candidates, supply, n_candidates = ~old, min(n_lost, inactive), inactive
     scores = dst._grow_fn(weight, grad, candidates, generator=dst.generator, momentum=momentum)
     if scores is None:
         grown = choose_uniform(candidates, supply, dst.generator)
@@ -169,9 +174,9 @@ def _grow(u: _Update, layer: _Layer) -> tuple[Tensor | None, list[_Job]]:
             grown |= choose_uniform(lost, n_lost - supply, dst.generator)
         return grown, []
     lowest = -scores  # the highest scores (`select_highest`)
-    jobs = [_Job(u, name, lowest, candidates, supply)]
+    jobs = [_Job(u, name, lowest, candidates, supply, n_candidates)]
     if n_lost > supply:
-        jobs.append(_Job(u, name, lowest, lost, n_lost - supply))
+        jobs.append(_Job(u, name, lowest, lost, n_lost - supply, n_lost))
     return None, jobs
 
 
