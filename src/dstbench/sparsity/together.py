@@ -10,9 +10,10 @@ per engine, on its own generator, in the engine's own order: all its layers' pru
 its growth and its new weights. Global pruning, excluded regrowth (`regrow_just_pruned=False`), momentum rules and
 full layers are batched exactly like the rest: a global ranking is one row over an engine's concatenated layers.
 
-Host syncs per update step, whatever the number of engines and layers: one for the finite check, one for the
-pruned counts under global pruning, one for the history counts; besides these, a single row's `select_lowest`,
-random growth's `choose_uniform` and criteria that sync themselves (SET's ranks) sync per engine and layer.
+Host syncs per update step: one for the finite check, one for the pruned counts under global pruning, one for the
+history counts, whatever the number of engines and layers; per layer, one copy of the eligible masks of uniform
+growth to the host, where the generators draw (`choose_uniform` then syncs with nothing). Besides these, a
+selection of one row takes `select_lowest` (which syncs), and criteria that sync themselves do (SET's ranks).
 
 An engine whose update raises (NaN weights, a rule's error) stops where it would have stopped alone, with the
 history rows of the layers it finished; the others update on. The error is returned, not raised, so that a driver
@@ -153,8 +154,9 @@ def _count_lost(updates: list[_Update]) -> None:
 
 # ------------------------------------------------------------------------------------------------- growth
 
-def _grow(u: _Update, layer: _Layer) -> tuple[Tensor | None, list[_Job]]:
-    """Layer's growth: chosen at once (a uniform choice) or the selections that choose it (a rule's scores)."""
+def _grow(u: _Update, layer: _Layer) -> tuple[list[tuple[Tensor, int]], list[_Job]]:
+    """Layer's growth: the uniform choices that make it (eligible, count), where the rule has no scores, or the
+    selections that choose it by the rule's scores."""
     dst, name = u.dst, layer.name
     old, lost, n_lost = dst.masks[name], u.pruned[name], u.n_lost[name]
     weight = layer.param.detach()
@@ -169,15 +171,26 @@ def _grow(u: _Update, layer: _Layer) -> tuple[Tensor | None, list[_Job]]:
         candidates, supply, n_candidates = ~old, min(n_lost, inactive), inactive
     scores = dst._grow_fn(weight, grad, candidates, generator=dst.generator, momentum=momentum)
     if scores is None:
-        grown = choose_uniform(candidates, supply, dst.generator)
-        if n_lost > supply:
-            grown |= choose_uniform(lost, n_lost - supply, dst.generator)
-        return grown, []
+        return [(candidates, supply)] + ([(lost, n_lost - supply)] if n_lost > supply else []), []
     lowest = -scores  # the highest scores (`select_highest`)
     jobs = [_Job(u, name, lowest, candidates, supply, n_candidates)]
     if n_lost > supply:
         jobs.append(_Job(u, name, lowest, lost, n_lost - supply, n_lost))
-    return None, jobs
+    return [], jobs
+
+
+def _choose_for(draws: list[tuple[_Update, Tensor, int]]) -> list[Tensor | None]:
+    """The uniform choices `draws` (engine, eligible, count), each from its engine's generator in the engine's
+    order (None: it failed the engine). They are made on the host, where the generators draw: the eligible masks
+    go there in one copy and the choices come back in one (on a GPU two transfers, not several syncs a choice)."""
+    if not draws:
+        return []
+    host = torch.stack([eligible.reshape(-1) for _, eligible, _ in draws]).cpu()
+    chosen = [_guarded(u, choose_uniform, row, k, u.dst.generator) for (u, _, k), row in zip(draws, host, strict=True)]
+    back = torch.stack([torch.zeros_like(row) if c is None else c for c, row in zip(chosen, host, strict=True)])
+    back = back.to(draws[0][1].device)
+    return [None if c is None else row.reshape(eligible.shape)
+            for c, row, (_, eligible, _) in zip(chosen, back, draws, strict=True)]
 
 
 def _renew(u: _Update, layer: _Layer, grown: Tensor) -> None:
@@ -247,17 +260,20 @@ def update_together(engines: Sequence[DST], fractions: Sequence[float]) -> list[
     _count_lost(_live(updates))
     for name in dict.fromkeys(layer.name for u in updates for layer in u.dst.layers):  # one order: the model's
         growing = [u for u in _live(updates) if name in u.layers]
-        grown: dict[int, Tensor | None] = {}
+        grown: dict[int, Tensor | None] = {id(u): None for u in growing}
+        draws: list[tuple[_Update, Tensor, int]] = []
         jobs: list[_Job] = []
         for u in growing:
-            chosen, more = _guarded(u, _grow, u, u.layers[name]) or (None, [])
-            grown[id(u)] = chosen
+            uniform, more = _guarded(u, _grow, u, u.layers[name]) or ([], [])
+            draws += [(u, eligible, k) for eligible, k in uniform]
             jobs += more
+        chosen = [(u, c) for (u, _, _), c in zip(draws, _choose_for(draws), strict=True)]
         _select_for(jobs)
-        for job in jobs:
-            if job.owner.error is None:
-                before = grown[id(job.owner)]
-                grown[id(job.owner)] = job.chosen if before is None else before | job.chosen
+        chosen += [(job.owner, job.chosen) for job in jobs]
+        for u, part in chosen:
+            if u.error is None:
+                before = grown[id(u)]
+                grown[id(u)] = part if before is None else before | part
         for u in _live(growing):
             _guarded(u, _renew, u, u.layers[name], grown[id(u)])
     _write_history(updates)
