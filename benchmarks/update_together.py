@@ -10,7 +10,10 @@ Each side includes the masking of weights and optimizer state that follows an up
 seed k, prune/grow from the mix (member k takes entry k % len(mix)).
 
 Also counted, once per side: the tensor-to-Python conversions (tolist, item, bool, int, float) and `nonzero` calls
-of one update step: each is a host sync on a GPU (boolean-mask indexing, also a sync there, is not counted).
+of one update step: on a GPU each is a host sync where its tensor is on the device (boolean-mask indexing, also a
+sync there, is not counted). On a CPU every tensor is a host tensor, so the together side's count includes the
+conversions of uniform growth's `choose_uniform`, which there runs on host copies (one copy to the host per layer
+on a GPU, no sync per choice): with random growth the together count overstates a GPU's syncs.
 
     python benchmarks/update_together.py [--ks 8,32,64] [--rounds 7] [--models small_mlp,small_cnn]
                                          [--device cpu] [--out FILE.json]
