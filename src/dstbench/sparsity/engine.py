@@ -19,23 +19,12 @@ from dstbench.sparsity.config import SparsityConfig
 from dstbench.sparsity.criteria import CRITERIA
 from dstbench.sparsity.distributions import exact_counts, layer_densities
 from dstbench.sparsity.growth import GROWTH
-from dstbench.sparsity.layers import (
-    SPARSE_LAYER_TYPES,
-    match_dense_layers,
-    sparse_parameters,
-    verify_masks_match_across_ranks,
-)
-from dstbench.sparsity.masks import (
-    choose_uniform,
-    magnitude_masks,
-    prune_count,
-    random_mask,
-    select_highest,
-    select_lowest,
-)
+from dstbench.sparsity.layers import SPARSE_LAYER_TYPES, match_dense_layers, sparse_parameters
+from dstbench.sparsity.masks import magnitude_masks, random_mask
 from dstbench.sparsity.optimizers import OptimizerState
 from dstbench.sparsity.registry import RuleSpec
 from dstbench.sparsity.schedules import SCHEDULES
+from dstbench.sparsity.together import finite_errors, select_pruned, update_together
 
 
 @dataclass
@@ -191,11 +180,20 @@ class DST:
 
     def step_taken(self) -> None:
         """The step after exactly one optimizer step: what `step()` does once it has checked the order. A driver
-        (``driven=True``) calls it directly; it must have masked the gradients before that optimizer step."""
-        self.steps += 1
-        updated = self._update_next
+        (``driven=True``) calls it directly; it must have masked the gradients before that optimizer step. A
+        driver of many engines may step them together instead (`dstbench.sparsity.together.step_together`)."""
+        updated = self._begin_step()
         if updated:
             self._update(self.prune_fraction())
+        self._end_step(updated)
+
+    def _begin_step(self) -> bool:
+        """`step_taken`'s first half: count the step; whether it updates the topology."""
+        self.steps += 1
+        return self._update_next
+
+    def _end_step(self, updated: bool) -> None:
+        """`step_taken`'s second half, after the update (if `updated`): mask where needed, look ahead."""
         if updated or not self._masks_gradients:
             self.apply_masks()
         self._update_next = self.update_due()
@@ -292,7 +290,7 @@ class DST:
         generator = torch.Generator().set_state(self.generator.get_state())
         self._check_finite(need_grad="grad" in rule.needs)
         use_global = self.config.global_pruning if global_pruning is None else global_pruning
-        return self._select_pruned(rule, fn, fraction, generator, use_global)
+        return select_pruned(self, rule, fn, fraction, generator, use_global)
 
     # ------------------------------------------------------------------------------------------- internals
 
@@ -300,7 +298,9 @@ class DST:
         return [layer for layer in self.layers if layer.updatable]
 
 
-    def _check_finite(self, need_grad: bool) -> None:
+    def _finite_tensors(self, need_grad: bool) -> list[tuple[str, str, Tensor]]:
+        """What must be finite for an update: (layer, "weights" or "gradient", tensor); raises if a gradient a
+        rule needs is missing."""
         tensors = [(layer.name, "weights", layer.param) for layer in self._updatable()]
         if need_grad:
             for layer in self._updatable():
@@ -310,14 +310,12 @@ class DST:
                         "before the step that updates the topology (and don't zero the gradients in between)"
                     )
                 tensors.append((layer.name, "gradient", layer.param.grad))
-        # min and max are finite iff every value is (NaN propagates): one pass, not two
-        flags = torch.stack([torch.isfinite(torch.stack(torch.aminmax(t))).all() for _, _, t in tensors])
-        if not bool(flags.all()):
-            name, what, _ = tensors[int((~flags).nonzero()[0])]
-            raise FloatingPointError(
-                f"NaN or inf in the {what} of {name} at step {self.steps}: the topology update would be "
-                "meaningless (lower the learning rate or check the loss)"
-            )
+        return tensors
+
+    def _check_finite(self, need_grad: bool) -> None:
+        error = finite_errors([self], [need_grad])[0]
+        if error is not None:
+            raise error
 
     def _scores(self, rule, fn, layers: list[_Layer], generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """A criterion's scores over `layers` (one layer as it is, several flattened and concatenated) and the
@@ -334,65 +332,11 @@ class DST:
             extra["momentum"] = cat([self.optimizer_state.momentum(layer.param) for layer in layers])
         return fn(weight, grad, active, generator=generator, **extra), active
 
-    def _select_pruned(self, rule, fn, fraction: float, generator: torch.Generator,
-                       use_global: bool) -> dict[str, Tensor]:
-        layers = self._updatable()
-        pruned = {layer.name: torch.zeros_like(self.masks[layer.name]) for layer in self.layers}
-        if use_global and len(layers) > 1:
-            scores, active = self._scores(rule, fn, layers, generator)
-            k = sum(prune_count(fraction, layer.count) for layer in layers)
-            chosen = select_lowest(scores, active, k)
-            for layer, part in zip(layers, chosen.split([la.param.numel() for la in layers]), strict=True):
-                pruned[layer.name] = part.reshape(layer.param.shape)
-        else:
-            for layer in layers:
-                scores, active = self._scores(rule, fn, [layer], generator)
-                pruned[layer.name] = select_lowest(scores, active, prune_count(fraction, layer.count))
-        return pruned
-
-    @torch.no_grad()
     def _update(self, fraction: float) -> None:
-        self._check_finite(need_grad="grad" in self.prune_rule.needs | self.grow_rule.needs)
-        pruned = self._select_pruned(self.prune_rule, self._prune_fn, fraction, self.generator,
-                                     self.config.global_pruning)
-        for layer in self._updatable():
-            lost = pruned[layer.name]
-            n_lost = int(lost.count_nonzero()) if self.config.global_pruning else prune_count(fraction, layer.count)
-            grown = self._grow(layer, lost, n_lost)
-            old = self.masks[layer.name]
-            new = (old & ~lost) | grown
-            self._init_grown(layer, grown)
-            self.masks[layer.name] = new
-            self.ever_active[layer.name] |= new
-            self.history.append(  # counted from the masks, not restated from n_lost: a check, not an echo
-                dict(step=self.steps, layer=layer.name, prune_fraction=fraction, pruned=int(lost.count_nonzero()),
-                     grown=int(grown.count_nonzero()), active=int(new.count_nonzero()))
-            )
-        verify_masks_match_across_ranks(self.masks, self.steps)
-        self._refresh_float_masks()
-
-    def _grow(self, layer: _Layer, lost: Tensor, n_lost: int) -> Tensor:
-        old = self.masks[layer.name]
-        weight = layer.param.detach()
-        grad = layer.param.grad.detach() if layer.param.grad is not None else None
-        momentum = self.optimizer_state.momentum(layer.param) if "momentum" in self.grow_rule.needs else None
-        # Just-pruned weights may regrow at once; or, if excluded, only a layer too dense to supply n_lost weights
-        # that were inactive before this update takes the remainder from them, so the layer's count stays exact.
-        if self.config.regrow_just_pruned:
-            candidates, supply = ~(old & ~lost), n_lost
-        else:
-            candidates, supply = ~old, min(n_lost, layer.param.numel() - layer.count)
-        scores = self._grow_fn(weight, grad, candidates, generator=self.generator, momentum=momentum)
-
-        def best(eligible: Tensor, k: int) -> Tensor:
-            if scores is None:
-                return choose_uniform(eligible, k, self.generator)
-            return select_highest(scores, eligible, k)
-
-        grown = best(candidates, supply)
-        if n_lost > supply:
-            grown |= best(lost, n_lost - supply)
-        return grown
+        """Prune and regrow every updatable layer (`dstbench.sparsity.together`, with this engine alone)."""
+        error = update_together([self], [fraction])[0]
+        if error is not None:
+            raise error
 
     def _init_grown(self, layer: _Layer, grown: Tensor) -> None:
         """Grown weights start at 0 (or a fresh draw) with zeroed optimizer state."""

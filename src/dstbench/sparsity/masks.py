@@ -37,8 +37,9 @@ def select_lowest(scores: Tensor, eligible: Tensor, k: int) -> Tensor:
     threshold = _kth_smallest(values, k)
     lowest = values < threshold
     missing = k - int(lowest.count_nonzero())
-    if missing > 0:
-        lowest[(values == threshold).nonzero().squeeze(1)[:missing]] = True
+    if missing > 0:  # ties at the threshold; an ineligible entry's +inf is no tie of an eligible +inf score
+        ties = values == threshold if index is not None else (values == threshold) & flat_eligible
+        lowest[ties.nonzero().squeeze(1)[:missing]] = True
     if index is not None:
         lowest = torch.zeros_like(flat_eligible, dtype=torch.bool).index_fill_(0, index[lowest], True)
     return lowest.reshape(scores.shape)
@@ -47,6 +48,45 @@ def select_lowest(scores: Tensor, eligible: Tensor, k: int) -> Tensor:
 def select_highest(scores: Tensor, eligible: Tensor, k: int) -> Tensor:
     """The `k` eligible entries with the highest scores; ties go to the lower flat index."""
     return select_lowest(-scores, eligible, k)
+
+
+def select_lowest_rows(scores: Tensor, eligible: Tensor, ks: list[int],
+                       eligible_counts: list[int] | None = None) -> Tensor:
+    """`select_lowest` of each row of `scores` (R, n) with its own count ``ks[r]``, at once and without a host
+    sync: the same masks (the selection is unique: the k lowest eligible scores, ties to the lower index).
+
+    `eligible_counts`, each row's exact number of eligible entries where the caller knows it: when all rows have
+    the same few (under a quarter: pruning's active weights), they are gathered first, as `select_lowest` does.
+    """
+    rows, n = scores.shape
+    if eligible_counts is not None and len(set(eligible_counts)) == 1 and 4 * eligible_counts[0] < n:
+        few = eligible_counts[0]
+        if few == 0:
+            return torch.zeros_like(eligible)
+        index = torch.nonzero_static(eligible, size=rows * few)[:, 1].reshape(rows, few)  # ascending per row
+        return torch.zeros_like(eligible).scatter_(1, index, _lowest_rows(scores.gather(1, index), None, ks))
+    return _lowest_rows(scores, eligible, ks)
+
+
+def _lowest_rows(scores: Tensor, eligible: Tensor | None, ks: list[int]) -> Tensor:
+    """`select_lowest_rows` in place (`eligible` None: all are). Each row's k-th smallest eligible score
+    (ineligible entries count as +inf) splits it: the entries under it are taken, and of those at it, the
+    eligible ones in index order until the row has k. Rows that share a count share one batched k-th value (a
+    grid's members usually all do)."""
+    values = scores if eligible is None else torch.where(eligible, scores, torch.full_like(scores, float("inf")))
+    k = torch.tensor(ks, device=scores.device).unsqueeze(1)
+    counts = sorted(set(ks))
+    if len(counts) == 1:
+        threshold = torch.kthvalue(values, max(counts[0], 1), dim=1, keepdim=True).values
+    else:
+        threshold = torch.empty((len(ks), 1), dtype=scores.dtype, device=scores.device)
+        for count in counts:
+            rows = torch.tensor([r for r, c in enumerate(ks) if c == count], device=scores.device)
+            threshold[rows] = torch.kthvalue(values[rows], max(count, 1), dim=1, keepdim=True).values
+    lower = values < threshold  # all eligible: an ineligible +inf is under no threshold
+    ties = values == threshold if eligible is None else eligible & (values == threshold)
+    missing = k - lower.sum(1, keepdim=True)
+    return (lower | (ties & (ties.cumsum(1, dtype=torch.int32) <= missing))) & (k > 0)
 
 
 def _kth_smallest(values: Tensor, k: int) -> Tensor:

@@ -1,5 +1,6 @@
 """The training step of the one trainer (`dstbench.train.trainer.Trainer`, which mixes this class in): forward and
-backward over all members, gradient masking, the optimizer step, the epoch's sums, and the captured step.
+backward over all members, gradient masking, the optimizer step, the epoch's sums, the captured step, and the
+members' own work at their events (probes, snapshots, topology updates, several members' together).
 
 A step is one of three kinds (`step_mode`): "eager" (each step launched from Python, today's and the CPU's), or
 "captured" (on CUDA: a step without member events is one CUDA graph replay, `dstbench.train.capture`), or
@@ -10,18 +11,24 @@ Steps at which a member has work of its own (an update, a probe, a snapshot) are
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 
+from dstbench import store
+from dstbench.sparsity.together import step_together
 from dstbench.train.capture import STEP_MODES, uncapturable
 from dstbench.train.grouping import GroupError
 from dstbench.train.layout import correct, member_losses, stacked
+from dstbench.train.members import Member
+from dstbench.train.records import probe, probe_due
 
 
 class Stepping:
     """The step half of `Trainer`: it reads the trainer's layout, members, feed, optimizer, scheduler and shares,
-    and calls back its member events (`_events`, `_engine_step`, `_first_event`)."""
+    and calls back its member events (`_events`, `_engine_steps`, `_first_event`)."""
 
     def _step_mode(self, forced: str | None) -> str:
         """"captured" where the config's `capture` is auto and the step can be captured (on CUDA), else "eager"
@@ -85,8 +92,7 @@ class Stepping:
         self.shares.mask_gradients([m for m in visiting if m.dst.update_due()], len(self.members))
         self.optimizer.step()
         self.scheduler.step()
-        for member in visiting:
-            self._engine_step(member)
+        self._engine_steps(visiting)
         if visiting:
             self._first_event()
         losses = stacked(losses)
@@ -167,6 +173,68 @@ class Stepping:
         zero = torch.zeros((), device=self.device)
         return ([zero if loss is None else loss for loss in losses],
                 torch.stack([torch.zeros_like(some) if o is None else o for o in outs], dim=1))
+
+    # ----------------------------------------------------------------------- members' own work at events
+
+    def _engine_steps(self, visiting: list[Member]) -> None:
+        """Each visiting member's probes and snapshots of the step about to be taken, then its engine's step (the
+        topology update when due, on its own dense gradient). Several members step together (`step_together`: the
+        updates due at this step select once per layer over all of them); a lone one steps itself, as a solo run
+        always has. In a group, an error fails its member alone."""
+        try:
+            ready = [m for m in visiting if self._guarded(m, self._before_step, m)]
+            errors = step_together([m.dst for m in ready]) if len(ready) > 1 else [None] * len(ready)
+            for member, error in zip(ready, errors, strict=True):
+                self._guarded(member, self._after_step, member, error, len(ready) > 1)
+        finally:
+            for member in visiting:
+                self.shares.expose(member, clear=True)
+
+    def _before_step(self, member: Member) -> None:
+        config, dst, step = member.config, member.dst, member.dst.steps + 1
+        if member.update_batches is not None and dst.update_due():
+            self._gradient_on_update_batch(member)
+        if probe_due(config, step):
+            self.shares.expose(member)
+            probed = probe(config, dst, step)
+            if self.dist.is_main:
+                store.save_probe(member.folder.probe_path(step), probed)
+        if step in member.snapshot_steps and self.dist.is_main:
+            member.records.snapshot(step, dst.masks)
+        if dst.update_due():
+            self.shares.expose(member)
+
+    def _after_step(self, member: Member, error: Exception | None, together: bool) -> None:
+        if error is not None:
+            raise error
+        if not together:
+            member.dst.step_taken()
+        member.next_event = member.event_after(member.dst.steps)
+
+    def _guarded(self, member: Member, work: Any, *args: Any) -> bool:
+        """`work(*args)` for member; whether it went through. In a group, an error fails member alone."""
+        try:
+            work(*args)
+            return True
+        except FloatingPointError as exc:
+            self._fail(member, str(exc))
+        except Exception as exc:
+            if self.group_dir is None:
+                raise
+            print(f"dstbench: run {member.config.run_id()} failed in its group:\n{traceback.format_exc()}",
+                  file=sys.stderr)
+            self._fail(member, f"{type(exc).__name__}: {exc}")
+        return False
+
+    def _gradient_on_update_batch(self, member: Member) -> None:
+        """Appendix G: the gradient the update reads comes from one larger batch, not the training batch (a lone
+        member only: the policy keeps such runs out of groups)."""
+        batch = next(iter(member.update_batches), None) or next(iter(member.update_batches))  # epoch wrap-around
+        x, y = (self.dist.shard(t) for t in batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            losses = self._losses(self.layout.outputs(self.net(self.layout.inputs([x]))), self.layout.labels([y]))
+        self._total(losses).backward()
 
     def _autocast(self) -> torch.autocast:
         """bfloat16 autocast when the config asks for AMP: no loss scaling needed, parameters stay float32."""

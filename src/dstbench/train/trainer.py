@@ -30,9 +30,7 @@ the others train on unchanged (members never mix). A solo run lets such an error
 from __future__ import annotations
 
 import math
-import sys
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,7 +54,7 @@ from dstbench.train.grouping import GroupError, check_compatible, group_id
 from dstbench.train.layout import Plain, correct, kernels_for, stacked
 from dstbench.train.members import Member, one_layout
 from dstbench.train.progress import Progress
-from dstbench.train.records import better, epoch_row, probe, probe_due, summary_of
+from dstbench.train.records import better, epoch_row, summary_of
 from dstbench.train.setup import (
     build_for,
     learning_rate,
@@ -308,44 +306,6 @@ class Trainer(Stepping):
         live = [m for m in self.members if m.live]
         self._live_members = len(live)
         self._next_event = min((m.next_event for m in live), default=math.inf)
-
-    def _engine_step(self, member: Member) -> None:
-        """Member's probes and snapshots of the step about to be taken, then its engine's step (the topology
-        update when due, on its own dense gradient). In a group, an error fails this member alone."""
-        config, dst, step = member.config, member.dst, member.dst.steps + 1
-        try:
-            if member.update_batches is not None and dst.update_due():
-                self._gradient_on_update_batch(member)
-            if probe_due(config, step):
-                self.shares.expose(member)
-                probed = probe(config, dst, step)
-                if self.dist.is_main:
-                    store.save_probe(member.folder.probe_path(step), probed)
-            if step in member.snapshot_steps and self.dist.is_main:
-                member.records.snapshot(step, dst.masks)
-            if dst.update_due():
-                self.shares.expose(member)
-            dst.step_taken()
-            member.next_event = member.event_after(step)
-        except FloatingPointError as exc:
-            self._fail(member, str(exc))
-        except Exception as exc:
-            if self.group_dir is None:
-                raise
-            print(f"dstbench: run {config.run_id()} failed in its group:\n{traceback.format_exc()}", file=sys.stderr)
-            self._fail(member, f"{type(exc).__name__}: {exc}")
-        finally:
-            self.shares.expose(member, clear=True)
-
-    def _gradient_on_update_batch(self, member: Member) -> None:
-        """Appendix G: the gradient the update reads comes from one larger batch, not the training batch (a lone
-        member only: the policy keeps such runs out of groups)."""
-        batch = next(iter(member.update_batches), None) or next(iter(member.update_batches))  # epoch wrap-around
-        x, y = (self.dist.shard(t) for t in batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
-            losses = self._losses(self.layout.outputs(self.net(self.layout.inputs([x]))), self.layout.labels([y]))
-        self._total(losses).backward()
 
     # --------------------------------------------------------------------------------------- member state
 
