@@ -71,3 +71,39 @@ def test_cuda_members_track_their_cpu_twins(tmp_path):
         for group, batches in ((cpu, batches_cpu), (gpu, batches_gpu)):
             losses.append(group.train_step(batches)[0].detach().cpu())
         torch.testing.assert_close(losses[1], losses[0], rtol=1e-2, atol=1e-3)  # TF32 convolutions by default
+
+
+def test_a_joint_update_on_cuda_syncs_as_often_for_six_members_as_for_two():
+    """Members that update on one step update together (`dstbench.sparsity.together`): the host syncs of that
+    update step (the finite check, the history counts) do not grow with the members (magnitude pruning, gradient
+    growth; PyTorch warns once per synchronising call under sync debug mode "warn")."""
+    import warnings
+
+    import torch.nn.functional as F
+
+    from dstbench import DST
+    from dstbench.sparsity.together import step_together
+
+    def syncs(size):
+        engines = []
+        for k in range(size):
+            torch.manual_seed(k)
+            model = torch.nn.Sequential(torch.nn.Linear(12, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3)).cuda()
+            opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+            dst = DST(model, opt, driven=True, seed=k, total_steps=4, density=0.3, prune="magnitude",
+                      grow="gradient", update_period=1)
+            x, y = torch.randn(8, 12, device="cuda"), torch.randint(0, 3, (8,), device="cuda")
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            engines.append(dst)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                assert step_together(engines) == [None] * size
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    assert syncs(6) == syncs(2)
