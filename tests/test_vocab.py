@@ -82,3 +82,11 @@ def test_metrics_row_has_exactly_the_schema():
     assert tuple(vocab.metrics_row(**values)) == vocab.METRICS_KEYS
     with pytest.raises(ValueError, match="epoch"):
         vocab.metrics_row(epoch=1)
+
+
+def test_the_run_format_lists_every_execution_field():
+    """docs/run-format.md says which fields leave the run id alone; a new execution field joins that list."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "run-format.md").read_text()
+    assert [name for name in sorted(vocab.EXECUTION_FIELDS) if f"`{name}`" not in text] == []
