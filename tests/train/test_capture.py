@@ -3,13 +3,15 @@ the feed's device counter, the fused optimizer with its rate a tensor, the epoch
 eagerly, equals the eager step bit for bit, solo and grouped; a checkpoint of either resumes in the other; and the
 choice of step follows `capture` with a reason where it falls back."""
 
+from contextlib import nullcontext
+
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from dstbench import store
 from dstbench.config import RunConfig
-from dstbench.train import capture
+from dstbench.train import capture, stepping
 from dstbench.train.capture import STEP_MODES, uncapturable
 from dstbench.train.grouping import CHECKPOINT_ENV, GroupError
 from dstbench.train.loop import write_config
@@ -198,3 +200,98 @@ def test_the_captured_step_reads_nothing_back_from_the_device(tmp_path, monkeypa
     assert {"mm", "addmm", "bmm", "baddbmm", "convolution"} & recorder.ops
     assert recorder.ops & {"_fused_sgd_", "_fused_adamw_"}
     assert not recorder.ops & HOST_SYNCS, sorted(recorder.ops & HOST_SYNCS)
+
+
+# ------------------------------------------------------------------------------ the captured path on a CPU
+
+class _FakeGraph:
+    """A CUDA graph's contract, on a CPU: capturing records the step without running it, and the replay right
+    after the capture runs it (here: the capture runs the step and that first replay does nothing); every later
+    replay runs the recorded step again on the same tensors. Laxer than a real graph in one way: each replay runs
+    the step's Python again, where a graph would repeat the host decisions of its capture."""
+
+    def __init__(self):
+        self.body, self.pending, self.replays = None, False, 0
+
+    def replay(self):
+        if self.pending:
+            self.pending = False
+            return
+        self.replays += 1
+        self.body()
+
+
+class _FakeStream:
+    def wait_stream(self, other):
+        pass
+
+
+@pytest.fixture
+def fake_cuda_graphs(monkeypatch):
+    """The captured step mode on this CPU: torch.cuda's graph and stream calls faked, capture allowed."""
+    graphs = []
+
+    def capture_into(graph, body, stream):
+        graph.body, graph.pending = body, True
+        graphs.append(graph)
+        return body()
+
+    monkeypatch.setattr(capture, "capture_into", capture_into)
+    monkeypatch.setattr(stepping, "uncapturable", lambda **_: None)
+    for name, fake in (("CUDAGraph", _FakeGraph), ("Stream", lambda *_: _FakeStream()),
+                       ("current_stream", lambda *_: _FakeStream()), ("stream", lambda *_: nullcontext()),
+                       ("synchronize", lambda *_: None)):
+        monkeypatch.setattr(torch.cuda, name, fake)
+    return graphs
+
+
+@pytest.mark.parametrize("members,kernels", [(SOLO[:1], "auto"), (MEMBERS[:4], "batched")], ids=["solo", "group"])
+def test_the_captured_path_warms_up_captures_once_and_replays_between_events(tmp_path, fake_cuda_graphs, members,
+                                                                             kernels):
+    """The trainer's captured path (warm-up, one capture, replays; updates, probes, snapshots and the last partial
+    batch eager between them) trains what the eager step trains, bit for bit (the optimizer stays foreach on a
+    CPU: `capture.fused_optimizer`)."""
+    configs = member_configs("small_mlp", members)
+    _train(configs, tmp_path / "eager", "eager", kernels)
+    folders = [store.RunDir(tmp_path / "captured" / c.run_id()) for c in configs]
+    for folder, config in zip(folders, configs, strict=True):
+        write_config(folder, config)
+    trainer = Trainer(configs, folders, tmp_path / "captured" / "c.pt", kernels=kernels, step_mode="captured",
+                      group_dir=tmp_path / "captured" / "group" if len(configs) > 1 else None)
+    trainer.fit()
+    (graph,) = fake_cuda_graphs
+    assert trainer.step_mode == "captured" and trainer._graph.warm == capture.WARMUP_STEPS
+    events = len({r["step"] for c in configs for r in store.RunDir(tmp_path / "eager" / c.run_id()).history()})
+    assert 0 < graph.replays < trainer.total_steps - events - capture.WARMUP_STEPS
+    for config in configs:
+        assert_member_is_solo(tmp_path / "captured" / config.run_id(), tmp_path / "eager" / config.run_id())
+
+
+def test_a_capture_that_fails_goes_on_eagerly_and_says_why(tmp_path, fake_cuda_graphs, monkeypatch, capsys):
+    def fails(graph, body, stream):
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore lines")
+
+    monkeypatch.setattr(capture, "capture_into", fails)
+    (config,) = member_configs("small_mlp", SOLO[:1])
+    _train([config], tmp_path / "eager", "eager")
+    folder = store.RunDir(tmp_path / "captured" / config.run_id())
+    write_config(folder, config)
+    trainer = Trainer([config], [folder], tmp_path / "captured" / "c.pt", step_mode="captured")
+    trainer.fit()
+    assert trainer.step_mode == "eager" and trainer._graph is None
+    err = capsys.readouterr().err
+    assert err.count("runs eagerly") == 1 and "the capture failed (CUDA error: operation not permitted" in err
+    assert "more lines" not in err
+    assert_member_is_solo(folder.path, tmp_path / "eager" / config.run_id())
+
+
+def test_running_out_of_memory_in_the_capture_is_not_a_fallback(tmp_path, fake_cuda_graphs, monkeypatch):
+    """A run group splits on it and tries again (`dstbench.train.group`); eager would hide it."""
+    def oom(graph, body, stream):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(capture, "capture_into", oom)
+    (config,) = member_configs("small_mlp", SOLO[:1])
+    trainer = Trainer([config], [store.RunDir(tmp_path / "r")], tmp_path / "c.pt", step_mode="captured")
+    with pytest.raises(RuntimeError, match="out of memory"):
+        trainer.fit()

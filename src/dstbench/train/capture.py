@@ -85,8 +85,13 @@ class StepGraph:
             return outputs
         graph = torch.cuda.CUDAGraph()
         torch.cuda.synchronize(self.device)  # once: the warm-up's work done before the capture
-        with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):  # trackers own threads
-            self.outputs = self.body()
+        self.outputs = capture_into(graph, self.body, self.stream)
         self.graph = graph
         graph.replay()  # the capture ran nothing: this step's work
         return self.outputs
+
+
+def capture_into(graph: torch.cuda.CUDAGraph, body: Callable[[], Any], stream: torch.cuda.Stream) -> Any:
+    """Record `body`'s kernels into `graph` (running none of them); returns its outputs, static from then on."""
+    with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):  # trackers have own threads
+        return body()
