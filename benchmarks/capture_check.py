@@ -3,7 +3,7 @@ against the eager one, and run groups of K = 1, 2, 4, ... members with the captu
 
 - Captured against eager: a solo DST run (density 0.1, update period 800) with ``capture="auto"`` in chunks
   interleaved with the eager run's (``capture="off"``); step ms of each, the speed-up, the GPU busy share of the
-  captured step, and the step mode the trainer chose (`Trainer.step_mode`; where not captured, the reason).
+  captured step, and the step mode the trainer chose (`Trainer.step_mode`; `capture_reason` says why not).
 - Run groups: K members of mixed criteria (`run_groups.PROFILES`, seed k) with ``capture="auto"``, K doubling
   until the group's estimated memory passes the device's budget, it runs out of memory, `GroupPlan.max_k`, or the
   part's time runs out (the next K is not started when twice the last K's time would not fit). The update period
@@ -41,7 +41,7 @@ from run_groups import DENSITY, MODELS, PROFILES, TimedGroup, _free, _is_oom
 from dstbench.config import RunConfig
 from dstbench.data import DataSplits
 from dstbench.models.fusion import estimated_group_bytes
-from dstbench.train.capture import WARMUP_STEPS, uncapturable
+from dstbench.train.capture import WARMUP_STEPS
 from dstbench.train.grouping import memory_budget
 from dstbench.train.setup import build_for
 from dstbench.train.trainer import Trainer
@@ -63,13 +63,8 @@ class GroupPlan:
 
 def modes(trainer: Trainer) -> dict[str, Any]:
     """The step mode a trainer chose and why an "auto" run on CUDA steps eagerly (None: it is captured, asked to
-    be eager, or not on CUDA): the trainer's own reason (`capture.uncapturable`), or a capture that failed."""
-    reason = None
-    if trainer.step_mode == "eager" and trainer.config.capture == "auto" and trainer.device.type == "cuda":
-        reason = uncapturable(device=trainer.device, distributed=trainer.dist.enabled, fed=trainer.feed is not None,
-                              one_by_one=trainer.one_by_one,
-                              gradient_checkpointing=trainer.config.gradient_checkpointing) or "the capture failed"
-    return dict(step_mode=trainer.step_mode, capture_reason=reason)
+    be eager, or not on CUDA)."""
+    return dict(step_mode=trainer.step_mode, capture_reason=trainer.capture_reason)
 
 
 # ------------------------------------------------------------------------------------------------ solo

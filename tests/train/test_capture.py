@@ -142,6 +142,7 @@ def test_the_step_follows_capture_and_says_why_it_falls_back(tmp_path, capsys):
                                       capture="auto"))
     trainer = Trainer([config], [store.RunDir(tmp_path / "r")], tmp_path / "c.pt")
     assert trainer.step_mode == "eager" and capsys.readouterr().err == ""  # auto on a CPU: eager, nothing said
+    assert trainer.capture_reason is None
     assert set(STEP_MODES) == {"eager", "captured", "capturable"}
     cuda = torch.device("cuda")
     common = dict(device=cuda, distributed=False, fed=True, one_by_one=False, gradient_checkpointing=False)
@@ -279,6 +280,7 @@ def test_a_capture_that_fails_goes_on_eagerly_and_says_why(tmp_path, fake_cuda_g
     trainer = Trainer([config], [folder], tmp_path / "captured" / "c.pt", step_mode="captured")
     trainer.fit()
     assert trainer.step_mode == "eager" and trainer._graph is None
+    assert trainer.capture_reason.startswith("the capture failed (CUDA error")
     err = capsys.readouterr().err
     assert err.count("runs eagerly") == 1 and "the capture failed (CUDA error: operation not permitted" in err
     assert "more lines" not in err

@@ -32,7 +32,9 @@ class Stepping:
 
     def _step_mode(self, forced: str | None) -> str:
         """"captured" where the config's `capture` is auto and the step can be captured (on CUDA), else "eager"
-        (with one line saying why, on CUDA); `forced` as asked, if the step can be captured."""
+        (with one line saying why, on CUDA, kept in `capture_reason`); `forced` as asked, if the step can be
+        captured."""
+        self.capture_reason: str | None = None
         reason = uncapturable(device=self.device if forced != "capturable" else torch.device("cuda"),
                               distributed=self.dist.enabled, fed=self.feed is not None, one_by_one=self.one_by_one,
                               gradient_checkpointing=self.config.gradient_checkpointing)
@@ -50,6 +52,7 @@ class Stepping:
         return "captured"
 
     def _eager_because(self, reason: str) -> None:
+        self.capture_reason = reason
         runs = self.members[0].config.run_id() if len(self.members) == 1 else f"group {self.id}"
         print(f"dstbench: {runs}: the training step runs eagerly, not as a CUDA graph: {reason}", file=sys.stderr)
 
