@@ -24,8 +24,9 @@ def _streams(seeds, samples, batch_size, augmentation, channels_last=False, drop
 @settings(max_examples=25, deadline=None)
 @given(size=st.integers(1, 4), samples=st.integers(5, 40), batch_size=st.integers(1, 12),
        crop=st.sampled_from([0, 2]), hflip=st.booleans(), channels_last=st.booleans(), drop_last=st.booleans(),
-       epochs=st.integers(1, 3))
-def test_fed_batches_are_each_streams_own(size, samples, batch_size, crop, hflip, channels_last, drop_last, epochs):
+       epochs=st.integers(1, 3), by_cursor=st.booleans())
+def test_fed_batches_are_each_streams_own(size, samples, batch_size, crop, hflip, channels_last, drop_last, epochs,
+                                          by_cursor):
     if drop_last and samples < batch_size:
         return
     augmentation = Augmentation(crop_padding=crop, hflip=hflip)
@@ -33,6 +34,7 @@ def test_fed_batches_are_each_streams_own(size, samples, batch_size, crop, hflip
     fed = _streams(seeds, samples, batch_size, augmentation, channels_last, drop_last)
     own = _streams(seeds, samples, batch_size, augmentation, channels_last, drop_last)
     feed = Feed(fed, torch.device("cpu"))
+    feed.by_cursor = by_cursor  # a captured step's device counter, or the host's count
     assert Feed.fits(fed)
     for _ in range(epochs):
         expected = list(zip(*own, strict=True))

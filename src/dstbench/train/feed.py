@@ -3,7 +3,8 @@
 A member's batch stream (`dstbench.data.batches.Batches`) is a function of its seed and the epoch: the epoch's
 permutation and augmentation moves (`epoch_plan`). At the start of an epoch the feed stacks the members' plans once
 into a static (K, full batches, B) tensor of rows; step i's batches are then rows[:, i], picked by a step counter that
-lives on the device (`cursor`), gathered, augmented and normalised for all members in one pass (`Batches.gather`).
+lives on the device (`cursor`; eager steps alone read them by the host's count), gathered, augmented and
+normalised for all members in one pass (`Batches.gather`).
 Nothing in a full batch's step depends on a host value, so the step can be captured in a CUDA graph and replayed
 (`dstbench.train.capture`); the last, partial batch of an epoch is sliced on the host. The values are those of each
 member's own stream, bit for bit: gathering and normalising are elementwise, whatever the number of rows.
@@ -30,6 +31,7 @@ class Feed:
         self.rows = torch.zeros((self.size, self.full, self.batch_size), dtype=torch.long, device=device)
         self.moves = self.rows.clone() if first.augmentation is not None else None
         self.cursor = torch.zeros(1, dtype=torch.long, device=device)  # the next full batch, on the device
+        self.by_cursor = False  # read full batches by the device counter (a captured step's) or by the host's
         self.index = self.steps  # the next batch of the epoch, on the host (at the end: a new epoch starts)
         self._tail: tuple[Tensor, Tensor | None] | None = None
 
@@ -70,10 +72,14 @@ class Feed:
     def take(self) -> tuple[list[Tensor], list[Tensor]]:
         """The next step's batches: each member's inputs and labels. Host work only between epochs."""
         self.ready()
-        if self.index < self.full:
+        if self.index < self.full and self.by_cursor:
             rows = self.rows.index_select(1, self.cursor).reshape(-1)
             moves = None if self.moves is None else self.moves.index_select(1, self.cursor).reshape(-1)
             self.cursor.add_(1)
+            per_member = self.batch_size
+        elif self.index < self.full:  # eager steps only: a view, two tensor operations fewer a step
+            rows = self.rows[:, self.index].reshape(-1)
+            moves = None if self.moves is None else self.moves[:, self.index].reshape(-1)
             per_member = self.batch_size
         else:
             rows, moves = self._tail

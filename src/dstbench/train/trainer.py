@@ -144,6 +144,8 @@ class Trainer(Stepping):
         streams = [m.batches for m in self.members]
         self.feed = Feed(streams, self.device) if Feed.fits(streams) else None
         self.step_mode = self._step_mode(step_mode)
+        if self.feed is not None:
+            self.feed.by_cursor = self.step_mode != "eager"
         self.optimizer = make_optimizer(self.model, self.config)
         self.scheduler = make_scheduler(self.optimizer, self.config, self.steps_per_epoch)
         self._fused = self.step_mode != "eager" and capture.fused_optimizer(self.device)
