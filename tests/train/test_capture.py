@@ -7,7 +7,6 @@ from contextlib import nullcontext
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from dstbench import store
 from dstbench.config import RunConfig
@@ -27,6 +26,7 @@ from .group_helpers import (
     same_masks,
     without_time,
 )
+from .host_syncs import HOST_SYNCS, OpRecorder
 
 SOLO = [  # SGD with Nesterov, gradient growth, probes, label smoothing; Adam; AdamW with bf16 autocast, dropout
     dict(density=0.2, prune="set", grow="gradient", update_period=7, seed=1, label_smoothing=0.1,
@@ -164,22 +164,6 @@ def test_a_step_that_cannot_be_captured_is_refused_when_forced(tmp_path):
                 step_mode="capturable")
 
 
-# What would make a CUDA step wait for the device (a value read back, a shape that depends on the data): none of
-# these may run in the captured step, whose CPU twin records every aten operation it dispatches.
-HOST_SYNCS = {"_local_scalar_dense", "nonzero", "masked_select", "unique_dim", "_unique2", "is_nonzero", "equal",
-              "item", "masked_scatter", "repeat_interleave"}
-
-
-class _Recorder(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.ops = set()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.add(func._schema.name.split("::")[-1])
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("model,size,kernels,extra", [
     ("small_mlp", 1, "auto", dict(label_smoothing=0.1)), ("small_mlp", 3, "batched", {}),
     ("small_cnn", 2, "batched", dict(optimizer="adamw", lr=0.003, momentum=None, nesterov=None)),
@@ -196,7 +180,7 @@ def test_the_captured_step_reads_nothing_back_from_the_device(tmp_path, monkeypa
     trainer._restore_or_start()
     trainer.train_step()  # the first step creates the optimizer's state (eager in a captured run: warm-up)
     assert trainer.steps + 1 < trainer._next_event and trainer.feed.full_next
-    with _Recorder() as recorder:
+    with OpRecorder() as recorder:
         trainer._captured_step()
     assert {"mm", "addmm", "bmm", "baddbmm", "convolution"} & recorder.ops
     assert recorder.ops & {"_fused_sgd_", "_fused_adamw_"}

@@ -11,6 +11,8 @@ from dstbench.data.augment import Augmentation
 from dstbench.data.batches import Batches
 from dstbench.train.feed import Feed
 
+from .host_syncs import HOST_SYNCS, OpRecorder
+
 
 def _streams(seeds, samples, batch_size, augmentation, channels_last=False, drop_last=False):
     g = torch.Generator().manual_seed(0)
@@ -84,22 +86,11 @@ def test_full_and_partial_batches_are_counted(samples, batch_size, full, steps):
 def test_a_gather_by_the_device_counter_reads_nothing_back(padding_mode):
     """What a captured step's feed dispatches (crop, flip, normalise, channels_last) has no value read back from the
     device and no shape that depends on the data: every aten operation is recorded."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Recorder(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.ops = set()
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.ops.add(func._schema.name.split("::")[-1])
-            return func(*args, **(kwargs or {}))
-
     feed = Feed(_streams([0, 1, 2], 50, 8, Augmentation(crop_padding=2, hflip=True, padding_mode=padding_mode),
                          channels_last=True), torch.device("cpu"))
     feed.by_cursor = True
     feed.ready()
-    with Recorder() as recorder:
+    with OpRecorder() as recorder:
         feed.take()
     assert {"index_select", "gather"} <= recorder.ops
-    assert not recorder.ops & {"_local_scalar_dense", "nonzero", "masked_select", "item", "is_nonzero", "equal"}
+    assert not recorder.ops & HOST_SYNCS
