@@ -143,7 +143,10 @@ class Batches:
     def gather(self, rows: torch.Tensor, moves: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch of the data's `rows` with augmentation `moves` (a plan's slices, or several plans' slices
         together: any number of rows), as `__iter__` forms it."""
-        x, y = self._source.index_select(0, rows), self.y.index_select(0, rows)
+        return self._form(self._source.index_select(0, rows), self.y.index_select(0, rows), moves)
+
+    def _form(self, x: torch.Tensor, y: torch.Tensor, moves: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows of the source as a batch: augmented, normalised, in the batch's memory format."""
         if self._augment is not None:
             x = self._augment(x, moves)
         x = self.normalize(x)
@@ -159,13 +162,10 @@ class Batches:
     def _make(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         order, moves = self._epoch_draws()
         start, stop = index * self.batch_size, min((index + 1) * self.batch_size, self.num_samples)
+        moves = None if moves is None else moves[start:stop]
         if order is None:  # unshuffled: the rows are a slice (a view, no gather)
-            x, y = self._source[start:stop], self.y[start:stop]
-            if self._augment is not None:
-                x = self._augment(x, moves[start:stop])
-            x = self.normalize(x)
-            return (x.contiguous(memory_format=torch.channels_last) if self.channels_last else x), y
-        return self.gather(order[start:stop], None if moves is None else moves[start:stop])
+            return self._form(self._source[start:stop], self.y[start:stop], moves)
+        return self.gather(order[start:stop], moves)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         while self.batch < self._num_batches:

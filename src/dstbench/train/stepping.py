@@ -26,6 +26,11 @@ from dstbench.train.members import Member
 from dstbench.train.records import probe, probe_due
 
 
+def next_batch(stream: Any) -> Any:
+    """A batch stream's next batch, on into its next epoch when this one is done."""
+    return next(iter(stream), None) or next(iter(stream))
+
+
 class Stepping:
     """The step half of `Trainer`: it reads the trainer's layout, members, feed, optimizer, scheduler and shares,
     and calls back its member events (`_events`, `_engine_steps`, `_first_event`)."""
@@ -82,7 +87,7 @@ class Stepping:
             self.feed.taken()
         else:
             if batches is None:
-                batches = [next(iter(m.batches), None) or next(iter(m.batches)) for m in self.members]
+                batches = [next_batch(m.batches) for m in self.members]
             xs, ys = [self.dist.shard(x) for x, _ in batches], [self.dist.shard(y) for _, y in batches]
         y = self.layout.labels(ys)
         self.optimizer.zero_grad(set_to_none=True)
@@ -232,7 +237,7 @@ class Stepping:
     def _gradient_on_update_batch(self, member: Member) -> None:
         """Appendix G: the gradient the update reads comes from one larger batch, not the training batch (a lone
         member only: the policy keeps such runs out of groups)."""
-        batch = next(iter(member.update_batches), None) or next(iter(member.update_batches))  # epoch wrap-around
+        batch = next_batch(member.update_batches)
         x, y = (self.dist.shard(t) for t in batch)
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
